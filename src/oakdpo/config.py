@@ -1,0 +1,223 @@
+"""Run configuration: dataclasses loaded from YAML, with `section.key=value` CLI overrides.
+
+One schema serves every config file (configs/tiny.yaml for the CPU default, configs/training.yaml for a
+7-8B checkpoint + LoRA on GPUs). Unknown keys fail with a one-line error naming the file and the key.
+Every field carries help text (`metadata["help"]`), as TRL's configs do.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .io import UserError, write_text
+
+
+def _f(default: Any, help: str):
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda d=default: type(d)(d), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class ModelConfig:
+    name_or_path: str | None = _f(None, "Local HF checkpoint folder (or LoRA adapter folder) of the SFT policy. "
+                                  "None means the built-in tiny model built from the fields below.")
+    hidden_size: int = _f(128, "Tiny model: hidden size.")
+    num_layers: int = _f(4, "Tiny model: number of transformer layers.")
+    num_heads: int = _f(4, "Tiny model: attention heads.")
+    intermediate_size: int = _f(512, "Tiny model: MLP width.")
+    vocab_size: int = _f(1024, "Tiny model: BPE vocabulary size of the locally trained tokenizer.")
+    corpus_problems: int = _f(1000, "Tiny model: generated problems (prompt + gold trace each) the tokenizer "
+                              "is trained on by `oakdpo model init`.")
+    max_position_embeddings: int = _f(1024, "Tiny model: longest sequence (tokens).")
+    dtype: str = _f("float32", "Training/inference dtype: float32, bfloat16 or float16. bf16 needs a GPU.")
+    lora: bool = _f(False, "Train a LoRA adapter (PEFT) instead of all weights.")
+    lora_r: int = _f(16, "LoRA rank.")
+    lora_alpha: int = _f(32, "LoRA alpha.")
+    lora_dropout: float = _f(0.05, "LoRA dropout.")
+    lora_target_modules: list = _f(["q_proj", "k_proj", "v_proj", "o_proj"], "Module names LoRA adapts.")
+    trust_remote_code: bool = _f(False, "Allow custom modelling code from the checkpoint folder. Off unless you ask.")
+
+
+@dataclass
+class DataConfig:
+    dataset: str = _f("prontoqa", "prontoqa or folio.")
+    train_problems: int = _f(4000, "quickstart: number of generated training problems.")
+    val_problems: int = _f(200, "quickstart: number of generated validation problems.")
+    hops: str = _f("1-5", "quickstart: hop range of generated problems, 'H' or 'H1-H2'.")
+    seed: int = _f(0, "Seed of the problem generator.")
+    remove_shortcut: bool = _f(True, "Generator: remove the distractor-polarity label shortcut.")
+    heldout: str | None = _f(None, "quickstart: extra held-out evaluation file in the original PrOntoQA JSON "
+                             "format (e.g. ../shared/data/prontoqa/5hop_0shot_random.json); skipped if absent.")
+
+
+@dataclass
+class SFTConfig:
+    epochs: float = _f(1.0, "SFT epochs over the gold traces.")
+    learning_rate: float = _f(1e-3, "Peak learning rate.")
+    batch_size: int = _f(16, "Per-device batch size.")
+    grad_accum: int = _f(1, "Gradient accumulation steps.")
+    max_length: int = _f(1024, "Longest prompt+trace in tokens; longer examples are truncated.")
+    warmup_ratio: float = _f(0.05, "Fraction of steps of linear warm-up.")
+    weight_decay: float = _f(0.0, "AdamW weight decay.")
+    lr_scheduler: str = _f("cosine", "transformers scheduler name.")
+    activation_checkpointing: bool = _f(False, "Recompute activations to save memory (large models).")
+    group_by_length: bool = _f(True, "Batch examples of similar length together (less padding, faster).")
+    logging_steps: int = _f(20, "Log every N optimizer steps.")
+    report_to: str = _f("none", "Where TRL logs metrics: none, tensorboard, wandb.")
+    seed: int = _f(0, "Training seed.")
+
+
+@dataclass
+class GenerationConfig:
+    backend: str = _f("hf", "hf (transformers generate) or vllm (needs vLLM and a GPU).")
+    batch_size: int = _f(64, "Sequences generated together.")
+    max_new_tokens: int = _f(400, "Longest trace in tokens.")
+    temperature: float = _f(1.0, "Sampling temperature (OaK sampling).")
+    top_p: float = _f(1.0, "Nucleus sampling p.")
+    seed: int = _f(0, "Sampling seed; generation is reproducible for a fixed seed.")
+    vllm_gpu_memory_utilization: float = _f(0.5, "backend=vllm: fraction of GPU memory vLLM may take (the rest "
+                                            "is left to training).")
+
+
+@dataclass
+class PairsConfig:
+    max_pairs_per_problem: int = _f(2, "Cap on preference pairs built from one problem.")
+    min_step_validity_gap: float = _f(0.2, "With no fully valid sample, pair two samples only when their step "
+                                      "validity differs by at least this much.")
+    use_gold: bool = _f(True, "With no valid sample, pair the problem's gold trace (chosen) with an invalid one.")
+
+
+@dataclass
+class DPOConfig:
+    beta: float = _f(0.1, "DPO beta.")
+    loss_type: str = _f("sigmoid", "TRL DPO loss type.")
+    learning_rate: float = _f(5e-5, "Peak learning rate.")
+    epochs: float = _f(1.0, "Epochs over one iteration's pairs.")
+    batch_size: int = _f(8, "Per-device batch size.")
+    grad_accum: int = _f(1, "Gradient accumulation steps.")
+    max_length: int = _f(1024, "Longest prompt+completion in tokens.")
+    warmup_ratio: float = _f(0.0, "Fraction of steps of linear warm-up.")
+    lr_scheduler: str = _f("constant", "transformers scheduler name.")
+    activation_checkpointing: bool = _f(False, "Recompute activations to save memory (large models).")
+    logging_steps: int = _f(5, "Log every N optimizer steps.")
+    report_to: str = _f("none", "Where TRL logs metrics: none, tensorboard, wandb.")
+    seed: int = _f(0, "Training seed.")
+
+
+@dataclass
+class EvalConfig:
+    batch_size: int = _f(64, "Sequences generated together.")
+    max_new_tokens: int = _f(400, "Longest trace in tokens.")
+    do_sample: bool = _f(False, "Sample instead of greedy decoding.")
+    temperature: float = _f(1.0, "Temperature when sampling.")
+    rerank: int = _f(0, "Sample N traces per problem and keep the one q-hat scores highest (0: off).")
+
+
+@dataclass
+class OakConfig:
+    iterations: int = _f(2, "OaK-DPO iterations.")
+    samples: int = _f(4, "Samples per problem per iteration.")
+    train_problems_per_iter: int = _f(0, "Problems used per iteration (0: all training problems).")
+    val_problems: int = _f(0, "Validation problems evaluated after each iteration (0: all).")
+
+
+@dataclass
+class KnowledgeConfig:
+    enabled: bool = _f(True, "Train the option-success predictor q-hat each iteration.")
+    hidden_size: int = _f(64, "q-hat MLP hidden width.")
+    epochs: int = _f(30, "q-hat training epochs.")
+    learning_rate: float = _f(3e-3, "q-hat learning rate.")
+    heldout_fraction: float = _f(0.25, "Fraction of problems held out for calibration metrics.")
+    calibration_fraction: float = _f(0.2, "Fraction of the training problems kept aside to pick the best epoch "
+                                     "and fit a temperature (0: train on all, last epoch, no temperature).")
+    batch_size: int = _f(256, "q-hat training minibatch size (steps).")
+    weight_decay: float = _f(0.01, "q-hat AdamW weight decay.")
+    batch_size_features: int = _f(16, "Sequences per forward pass when reading the policy's hidden states.")
+    max_traces: int = _f(0, "Traces q-hat reads per iteration (0: all). Whole problems are taken in a seeded "
+                         "order until the cap; reading hidden states costs one forward pass per trace.")
+    position: str = _f("action", "Hidden state read at 'action' (the token where the step's Action line "
+                       "begins, before the option is written) or 'action_end' (the line's last token).")
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    sft: SFTConfig = field(default_factory=SFTConfig)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    pairs: PairsConfig = field(default_factory=PairsConfig)
+    dpo: DPOConfig = field(default_factory=DPOConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    oak: OakConfig = field(default_factory=OakConfig)
+    knowledge: KnowledgeConfig = field(default_factory=KnowledgeConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _coerce(value: Any, current: Any, where: str) -> Any:
+    """Check a YAML value against the field's default type (ints accepted for floats)."""
+    if current is None or value is None:
+        return value
+    if isinstance(current, bool):
+        if not isinstance(value, bool):
+            raise UserError(f"{where}: expected true/false, got {value!r}")
+        return value
+    if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(current, (int, float, str, list)) and not isinstance(value, type(current)):
+        raise UserError(f"{where}: expected {type(current).__name__}, got {value!r}")
+    return value
+
+
+def _apply(cfg: Config, data: dict, source: str) -> None:
+    if not isinstance(data, dict):
+        raise UserError(f"{source}: expected a mapping of sections")
+    sections = {f.name for f in dataclasses.fields(Config)}
+    for sec, values in data.items():
+        if sec not in sections:
+            raise UserError(f"{source}: unknown section '{sec}' (known: {', '.join(sorted(sections))})")
+        obj = getattr(cfg, sec)
+        if values is None:
+            continue
+        if not isinstance(values, dict):
+            raise UserError(f"{source}: section '{sec}' must be a mapping")
+        known = {f.name for f in dataclasses.fields(obj)}
+        for key, value in values.items():
+            if key not in known:
+                raise UserError(f"{source}: unknown key '{sec}.{key}'")
+            setattr(obj, key, _coerce(value, getattr(obj, key), f"{source}: {sec}.{key}"))
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Load a YAML config (None: all defaults) and apply `section.key=value` overrides (values parsed as YAML)."""
+    cfg = Config()
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"{path}: config file not found")
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            line = f":{mark.line + 1}" if mark else ""
+            raise UserError(f"{path}{line}: invalid YAML") from None
+        _apply(cfg, data, str(path))
+    for item in overrides or []:
+        if "=" not in item or "." not in item.split("=", 1)[0]:
+            raise UserError(f"override '{item}': expected section.key=value")
+        key, raw = item.split("=", 1)
+        sec, name = key.split(".", 1)
+        _apply(cfg, {sec: {name: yaml.safe_load(raw)}}, "override")
+    return cfg
+
+
+def save_config(cfg: Config, path: str | Path) -> None:
+    """Record the resolved config (YAML) in a run directory."""
+    write_text(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))

@@ -1,0 +1,381 @@
+"""The problem record, the prompt, and the trace format a model writes.
+
+Problem record (one JSON object per line in problems.jsonl):
+    id        unique string
+    premises  list of sentences, numbered 0..P-1 in the prompt
+    query     "True or false: <sentence>." or "Prove: <sentence>."
+    label     TRUE | FALSE | UNKNOWN  (a Prove: query is provable by construction: TRUE)
+    proof     gold proof sentences (PrOntoQA chain-of-thought order), may be empty
+    hops      int or null
+    rule      deduction rule of the gold proof (ModusPonens, AndIntro, ...)
+    source    where it came from (oakdpo-generator, prontoqa-json:<file>, logiclm:<file>, folio:<file>)
+    fol       optional {"premises": [...], "query": "..."} first-order formulas (FOLIO)
+
+Trace (the completion after the prompt):
+    Thought: <words, ending with the step's claimed conclusion as one sentence>
+    Action: <Option type="MODUS_PONENS" args="[3, 7]" />
+    ...
+    Thought: <words>
+    Action: <Option type="CONCLUDE" args="[0]" />      (0 = TRUE, 1 = FALSE, 2 = UNKNOWN)
+    Final Answer: TRUE
+
+The k-th non-CONCLUDE step produces formula P+k. The claim of a step is the last sentence of its thought,
+with leading connectives (So, Thus, Therefore, Hence) and formula tags like "[25]" removed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from itertools import combinations, product
+from typing import Any
+
+from .io import UserError
+from .logic import Fact, Rule, apply_option, negate_fact, parse_sentence, render
+
+LABELS = ("TRUE", "FALSE", "UNKNOWN")
+ANSWER_CODES = {"TRUE": 0, "FALSE": 1, "UNKNOWN": 2}
+
+OPTION_TYPES = (
+    "MODUS_PONENS", "MODUS_TOLLENS", "HYPOTHETICAL_SYLLOGISM", "DISJUNCTIVE_SYLLOGISM",
+    "UNIV_INSTANTIATION", "UNIV_GENERALIZATION", "EXIST_INSTANTIATION", "EXIST_GENERALIZATION",
+    "AND_INTRO", "AND_ELIM", "OR_INTRO", "CASE_SPLIT", "BICONDITIONAL_INTRO", "BICONDITIONAL_ELIM",
+    "CONTRADICTION", "DOUBLE_NEGATION", "CONDITIONAL_PROOF", "CONCLUDE",
+)
+
+PROBLEM_KEYS = ("id", "premises", "query", "label")
+
+
+@dataclass
+class Problem:
+    id: str
+    premises: list[str]
+    query: str
+    label: str
+    proof: list[str] = field(default_factory=list)
+    hops: int | None = None
+    rule: str = "ModusPonens"
+    source: str = ""
+    fol: dict | None = None
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        if d["fol"] is None:
+            del d["fol"]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict, where: str = "problem") -> "Problem":
+        """Build from a JSON record; `where` (e.g. 'problems.jsonl:7') prefixes any error."""
+        for key in PROBLEM_KEYS:
+            if key not in d:
+                raise UserError(f"{where}: missing key '{key}'")
+        if not isinstance(d["premises"], list) or not all(isinstance(p, str) for p in d["premises"]):
+            raise UserError(f"{where}: field 'premises' must be a list of strings")
+        if not isinstance(d["query"], str):
+            raise UserError(f"{where}: field 'query' must be a string")
+        if d["label"] not in LABELS:
+            raise UserError(f"{where}: field 'label' must be one of {', '.join(LABELS)}, got {d['label']!r}")
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def query_statement(query: str) -> str:
+    """'True or false: Max is a cat.' -> 'Max is a cat.'  (also 'Prove: ...')."""
+    q = query.strip()
+    for prefix in ("True or false:", "Prove:", "Is the following statement true or false?"):
+        if q.lower().startswith(prefix.lower()):
+            return q[len(prefix):].strip()
+    return q
+
+
+def build_prompt(problem: Problem) -> str:
+    """The prompt the policy sees; the trace follows it directly. The SFT/DPO/generation code all use this."""
+    lines = ["Premises:"]
+    lines += [f"[{i}] {p}" for i, p in enumerate(problem.premises)]
+    lines.append(f"Query: {problem.query}")
+    lines.append("Proof:")
+    return "\n".join(lines) + "\n"
+
+
+def render_action(option: str, args: list[int]) -> str:
+    return f'Action: <Option type="{option}" args="[{", ".join(str(a) for a in args)}]" />'
+
+
+def render_step(thought: str, option: str, args: list[int]) -> str:
+    return f"Thought: {thought}\n{render_action(option, args)}"
+
+
+def render_trace(steps: list[tuple[str, str, list[int]]], answer: str) -> str:
+    """steps: (thought, option, args) including the CONCLUDE step; answer: TRUE/FALSE/UNKNOWN."""
+    body = "\n".join(render_step(t, o, a) for t, o, a in steps)
+    return f"{body}\nFinal Answer: {answer}"
+
+
+def trace_record(problem_id: str, sample: int, text: str, **extra: Any) -> dict:
+    """One line of traces.jsonl."""
+    return {"problem_id": problem_id, "sample": sample, "text": text, **extra}
+
+
+# ------------------------------------------------------------------------------------------ trace parsing
+
+_ACTION_RE = re.compile(r'^Action:\s*<Option\s+type\s*=\s*"([^"]*)"\s+args\s*=\s*"([^"]*)"\s*/?>\s*$')
+_FINAL_RE = re.compile(r"^\s*Final Answer:\s*(TRUE|FALSE|UNKNOWN)\s*\.?\s*$", re.IGNORECASE)
+_TAG_RE = re.compile(r"\[\s*\d+\s*\]")
+_CONNECTIVE_RE = re.compile(
+    r"^(?:so|thus|therefore|hence|then|consequently|accordingly|finally|"
+    r"(?:and\s+)?(?:so\s+)?we\s+(?:can\s+)?(?:conclude|derive|infer|deduce|get|know|have)(?:\s+that)?|"
+    r"it\s+follows\s+that|this\s+means\s+(?:that)?|which\s+means\s+(?:that)?|that\s+means\s+(?:that)?)"
+    r"(?:\s*,\s*|\s+|$)",
+    re.IGNORECASE)
+_SENTENCE_END_RE = re.compile(r"(?<=[.!?])\s+")
+
+
+@dataclass
+class ParsedStep:
+    """One step of a trace: the text up to and including its Action line.
+
+    index: 0-based position in the trace (CONCLUDE steps included); the i-th step <-> the i-th line that
+    starts with "Action:". span: (start, end) character offsets of that Action line in the trace text.
+    error: None, or why the step is malformed ("missing Thought", "unparsable action", ...).
+    """
+    index: int
+    thought: str
+    option: str | None
+    args: list[int] | None
+    claim: str | None
+    span: tuple[int, int]
+    fol: str | None = None
+    error: str | None = None
+
+    @property
+    def is_conclude(self) -> bool:
+        return self.option == "CONCLUDE"
+
+
+@dataclass
+class ParsedTrace:
+    """A parsed completion. final_answer: TRUE/FALSE/UNKNOWN from the text after the last Action line, or None."""
+    steps: list[ParsedStep]
+    final_answer: str | None
+    text: str = ""
+
+
+def extract_claim(thought: str) -> str | None:
+    """The claim of a step: the last sentence of its thought, without formula tags ("[25]") and leading
+    connectives ("So", "Thus", "Therefore", "Hence", "we conclude that", ...). None when nothing is left."""
+    text = _TAG_RE.sub(" ", thought or "")
+    text = " ".join(text.split())
+    if not text:
+        return None
+    sentences = [s for s in _SENTENCE_END_RE.split(text) if s.strip(" .!?")]
+    if not sentences:
+        return None
+    claim = sentences[-1].strip()
+    body = claim.rstrip(" .!?")
+    end = claim[len(body):].strip()
+    while True:
+        stripped = _CONNECTIVE_RE.sub("", body, count=1).strip()
+        if stripped == body:
+            break
+        body = stripped
+    body = body.strip(" ,;:")
+    if not body:
+        return None
+    return body[:1].upper() + body[1:] + end
+
+
+def parse_action(line: str) -> tuple[str | None, list[int] | None, str | None]:
+    """'Action: <Option type="X" args="[1, 2]" />' -> (option, args, error). Never raises."""
+    m = _ACTION_RE.match(line.rstrip("\r"))
+    if not m:
+        return None, None, "unparsable action"
+    option, raw_args = m.group(1).strip(), m.group(2).strip()
+    if option not in OPTION_TYPES:
+        return option, None, f"unknown option {option!r}"
+    inner = raw_args[1:-1].strip() if raw_args.startswith("[") and raw_args.endswith("]") else None
+    if inner is None:
+        return option, None, f"bad args {raw_args!r}"
+    if not inner:
+        return option, [], None
+    args = []
+    for part in inner.split(","):
+        part = part.strip()
+        if not re.fullmatch(r"-?\d{1,9}", part):
+            return option, None, f"bad args {raw_args!r}"
+        args.append(int(part))
+    return option, args, None
+
+
+def parse_trace(text: str) -> ParsedTrace:
+    """Parse a completion into steps. Total: any string gives a ParsedTrace, never an exception.
+
+    The trace is split at each line (lines end at "\n") that starts with "Action:" (column 0); the text before an Action line
+    (after the previous one) holds the step's "Thought:" line(s) and optionally a "FOL:" line. The text after
+    the last Action line holds "Final Answer: TRUE|FALSE|UNKNOWN".
+    """
+    if not isinstance(text, str):
+        text = "" if text is None else str(text)
+    steps: list[ParsedStep] = []
+    seg_lines: list[str] = []
+    pos = 0
+    for line in text.split("\n"):  # lines end at "\n" only (not at other Unicode line breaks)
+        start, pos = pos, pos + len(line) + 1
+        body = line[:-1] if line.endswith("\r") else line
+        if not body.startswith("Action:"):
+            seg_lines.append(body)
+            continue
+        thought, fol, has_thought = _read_segment(seg_lines)
+        seg_lines = []
+        option, args, error = parse_action(body)
+        if error is None and not has_thought:
+            error = "missing Thought"
+        steps.append(ParsedStep(index=len(steps), thought=thought, option=option, args=args,
+                                claim=extract_claim(thought), span=(start, start + len(body)), fol=fol,
+                                error=error))
+    final = None
+    for body in seg_lines:
+        m = _FINAL_RE.match(body)
+        if m:
+            final = m.group(1).upper()
+            break
+        if body.strip().lower().startswith("final answer"):
+            break  # garbled answer line
+    return ParsedTrace(steps=steps, final_answer=final, text=text)
+
+
+def _read_segment(lines: list[str]) -> tuple[str, str | None, bool]:
+    """Thought text (all Thought: lines and their continuation lines), FOL line, whether a Thought: was seen."""
+    thought: list[str] = []
+    fol = None
+    seen = False
+    in_thought = False
+    for body in lines:
+        s = body.strip()
+        if s.startswith("Thought:"):
+            seen, in_thought = True, True
+            thought.append(s[len("Thought:"):].strip())
+        elif s.startswith("FOL:"):
+            fol = s[len("FOL:"):].strip()
+            in_thought = False
+        elif in_thought and s:
+            thought.append(s)
+    return " ".join(t for t in thought if t), fol, seen
+
+
+# ------------------------------------------------------------------------------------------- gold traces
+
+# Options tried, in order, to derive a proof sentence in one step (ModusPonens first: most common).
+_GOLD_OPTIONS = ("MODUS_PONENS", "AND_INTRO", "AND_ELIM", "OR_INTRO", "CASE_SPLIT", "CONTRADICTION")
+
+
+def _gold_candidates(option: str, avail: list[tuple[int, Any]]):
+    """Argument lists worth trying for `option` over the available (index, formula) pairs, newest facts first."""
+    facts = [(i, f) for i, f in reversed(avail) if isinstance(f, Fact)]
+    rules = [(i, f) for i, f in avail if isinstance(f, Rule)]
+    if option in ("MODUS_PONENS", "CONTRADICTION"):
+        for i, f in facts:
+            for j, r in rules:
+                yield [i, j]
+    elif option in ("AND_ELIM", "OR_INTRO"):
+        for i, f in facts:
+            yield [i]
+    elif option == "AND_INTRO":
+        singles = [(i, f) for i, f in facts if f.op == "atom"]
+        for n in (2, 3):
+            for combo in combinations(sorted(singles), n):
+                yield [i for i, _ in combo]
+    elif option == "CASE_SPLIT":
+        for i, d in facts:
+            if d.op != "or":
+                continue
+            picks = []
+            for lit in d.lits:
+                cands = [j for j, r in rules if r.ante_op == "atom" and r.ante[0] == lit]
+                if not cands:
+                    break
+                picks.append(cands)
+            else:
+                for combo in product(*picks):
+                    yield [i, *combo]
+
+
+def _derive(target, avail: list[tuple[int, Any]]):
+    """One step (option, args) that licenses `target` from the available formulas, or None."""
+    formulas = dict(avail)
+    for option in _GOLD_OPTIONS:
+        for args in _gold_candidates(option, avail):
+            lic, _ = apply_option(option, [formulas[a] for a in args], args)
+            if lic is not None and lic.ok(target):
+                return option, args
+    return None
+
+
+def gold_trace(problem: Problem) -> str | None:
+    """The optionizer: a problem's gold proof (PrOntoQA chain of thought) as a trace in our format.
+
+    Each non-premise proof sentence that follows in one step from the premises and the sentences derived so
+    far becomes a step whose thought restates the cited formulas with their indices, e.g.
+        Thought: [24] Max is a vumpus. [22] Each vumpus is a brimpus. So [25] Max is a brimpus.
+        Action: <Option type="MODUS_PONENS" args="[24, 22]" />
+    Sentences inside an assumption ("Assume ...", OrElim / ProofByContra) do not follow from the premises and
+    are skipped; the case split / contradiction is then one CASE_SPLIT / CONTRADICTION step. The trace ends
+    with a CONCLUDE step naming the supporting formula and the Final Answer line. A query that is itself a
+    premise gives a CONCLUDE-only trace. Pure function; raises UserError when the proof does not reach the
+    answer (a data bug). FOLIO problems (`problem.fol`) go to oakdpo.solvers.folio.folio_gold_trace, which
+    returns None when it finds no proof.
+    """
+    if problem.fol:
+        from .solvers.folio import folio_gold_trace  # lazy: z3 is heavy
+        return folio_gold_trace(problem)
+    statement = query_statement(problem.query)
+    goal = parse_sentence(statement)
+    if not isinstance(goal, Fact):
+        raise UserError(f"problem {problem.id}: query {problem.query!r} does not parse")
+    if problem.label == "FALSE":
+        goal = negate_fact(goal)
+    elif problem.label != "TRUE":
+        raise UserError(f"problem {problem.id}: no gold proof for label {problem.label}")
+    P = len(problem.premises)
+    avail = [(i, parse_sentence(p)) for i, p in enumerate(problem.premises)]
+    avail = [(i, f) for i, f in avail if f is not None]
+    texts = {i: _sentence(p) for i, p in enumerate(problem.premises)}
+    steps: list[tuple[str, str, list[int]]] = []
+
+    def have(f):
+        return next((i for i, g in avail if g == f), None)
+
+    for sentence in problem.proof:
+        f = parse_sentence(sentence)
+        if not isinstance(f, Fact) or have(f) is not None:
+            continue
+        found = _derive(f, avail)
+        if found is None:
+            continue  # a sentence under an assumption: not derivable from the premises
+        option, args = found
+        n = P + len(steps)
+        cited = " ".join(f"[{a}] {texts[a]}" for a in args)
+        steps.append((f"{cited} So [{n}] {_sentence(sentence)}", option, args))
+        avail.append((n, f))
+        texts[n] = _sentence(sentence)
+        if f == goal:
+            break
+    if have(goal) is None:
+        found = _derive(goal, avail)
+        if found is None:
+            raise UserError(f"problem {problem.id}: the gold proof does not reach the answer {problem.label}")
+        option, args = found
+        n = P + len(steps)
+        cited = " ".join(f"[{a}] {texts[a]}" for a in args)
+        steps.append((f"{cited} So [{n}] {render(goal)}", option, args))
+        avail.append((n, goal))
+        texts[n] = render(goal)
+    k = have(goal)
+    word = "true" if problem.label == "TRUE" else "false"
+    steps.append((f"[{k}] {texts[k]} So the query is {word}.", "CONCLUDE", [ANSWER_CODES[problem.label]]))
+    return render_trace(steps, problem.label)
+
+
+def _sentence(s: str) -> str:
+    s = " ".join(s.split())
+    return s if s.endswith((".", "!", "?")) else s + "."

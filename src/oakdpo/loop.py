@@ -1,0 +1,361 @@
+"""The OaK-DPO loop: generate -> verify -> pairs -> DPO -> evaluate, repeated (`oakdpo oak`, `oakdpo quickstart`).
+
+Iteration k (files under OUT/iter_{k}/ unless noted):
+  1. generate `samples` traces per training problem with the current policy (SFT model for k=0, else
+     OUT/dpo/iter_{k-1}); under torchrun/accelerate the problems are split across ranks and every rank's traces
+     are gathered to every rank -> traces.jsonl
+  2. verify strictly -> verdicts.jsonl
+  3. preference pairs -> pairs.jsonl (prompt / chosen / rejected; prompt stripped once)
+  4. q-hat, the option-success predictor, on the verified steps (if knowledge.enabled) -> qhat/
+  5. DPO (TRL) from a fresh copy of the base DPOConfig -> OUT/dpo/iter_{k}/ (one level) with trainer_state.json
+  6. evaluate the new policy on the validation problems -> eval_<set>/ and metrics.json (written last)
+Resume: each stage's output file is written atomically and marks the stage done, so rerunning the same
+command continues at the first incomplete stage. Rank 0 decides what is done and broadcasts it.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import time
+from pathlib import Path
+
+from . import dist
+from .config import Config, load_config, save_config
+from .io import UserError, read_json, read_jsonl, write_json, write_jsonl
+from .formats import Problem
+
+STAGES = ("generate", "verify", "pairs", "knowledge", "dpo", "eval")
+
+
+def load_problem_file(path: str | Path, dataset_type: str = "prontoqa") -> list[Problem]:
+    """problems.jsonl (our record), an original PrOntoQA .json file, or raw FOLIO JSONL."""
+    from . import data
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    if path.suffix == ".json":
+        return data.load_prontoqa_json(path)
+    if dataset_type == "folio":
+        first = next((r for r in read_jsonl(path)[:1]), {})
+        if "id" not in first and ("premises-FOL" in first or "premises_FOL" in first):
+            from .solvers.folio import load_folio
+
+            return load_folio(path)
+    return data.read_problems(path)
+
+
+def _done(path: Path) -> bool:
+    """Rank 0 looks at the file system; every rank gets the same answer."""
+    return bool(dist.broadcast_object(path.exists() if dist.is_main() else None))
+
+
+class Policy:
+    """Loads the policy lazily, once per iteration, and frees it when the iteration ends."""
+
+    def __init__(self, path: str | Path, cfg: Config):
+        self.path, self.cfg = Path(path), cfg
+        self.model = self.tokenizer = None
+
+    def get(self):
+        if self.model is None:
+            from .model import load_policy
+
+            self.model, self.tokenizer = load_policy(self.path, self.cfg.model, for_training=True)
+            self.model.to(dist.device())
+        return self.model, self.tokenizer
+
+    @property
+    def is_adapter(self) -> bool:
+        return (self.path / "adapter_config.json").is_file()
+
+    def release(self):
+        self.model = self.tokenizer = None
+        gc.collect()
+
+
+def generate_distributed(model, tokenizer, problems: list[Problem], samples: int, cfg: Config, *, seed: int,
+                         do_sample: bool = True) -> list[dict]:
+    """Split problems across ranks, generate, gather every rank's traces to every rank."""
+    from .generation import generate_traces
+
+    w = dist.world_size()
+    dist.print0(f"Distributing {len(problems)} problems across {w} GPUs")
+    local = dist.shard(problems)
+    traces = []
+    if local:
+        traces = generate_traces(model, tokenizer, local, samples, cfg.generation, do_sample=do_sample,
+                                 seed=seed + dist.rank(), progress=dist.is_main())
+    traces = dist.gather_lists(traces)
+    dist.print0(f"Generated {len(traces)} total traces")
+    dump = os.environ.get("OAKDPO_TRACE_DUMP")  # debugging/tests: what each rank holds after the gather
+    if dump:
+        write_jsonl(Path(dump) / f"traces_rank{dist.rank()}.jsonl", traces)
+    return traces
+
+
+def evaluate_distributed(model, tokenizer, problems: list[Problem], cfg: Config, out_dir: Path, seed: int) -> dict:
+    """Greedy traces on every rank's shard, gathered; rank 0 verifies and writes out_dir; metrics to all ranks."""
+    from .evaluation import evaluate, evaluate_traces
+    from .generation import generate_traces
+
+    if dist.world_size() == 1:
+        return evaluate(model, tokenizer, problems, cfg.eval, out_dir=out_dir, progress=True)
+    local = dist.shard(problems)
+    traces = generate_traces(model, tokenizer, local, 1, cfg.generation, do_sample=cfg.eval.do_sample,
+                             temperature=cfg.eval.temperature, seed=seed + dist.rank(),
+                             progress=dist.is_main()) if local else []
+    traces = dist.gather_lists(traces)
+    metrics = evaluate_traces(problems, traces, out_dir=out_dir) if dist.is_main() else None
+    return dist.broadcast_object(metrics)
+
+
+def _iteration_problems(train: list[Problem], k: int, n: int) -> list[Problem]:
+    """A rotating slice of the training problems per iteration (n=0: all)."""
+    if n <= 0 or n >= len(train):
+        return train
+    start = (k * n) % len(train)
+    return (train + train)[start:start + n]
+
+
+def run_oak(cfg: Config, *, sft_model: str | Path, train: list[Problem], eval_sets: dict[str, list[Problem]],
+            output_dir: str | Path, iterations: int, samples: int, stop_after: str | None = None) -> list[dict]:
+    """Run (or resume) `iterations` OaK-DPO iterations; returns each iteration's metrics.
+
+    `stop_after` ("iter_0/pairs" etc.) ends the run right after that stage: tests use it to simulate a kill.
+    """
+    from . import verify
+    from .dpo import base_dpo_args, iteration_args, run_dpo
+    from .pairs import build_pairs
+
+    out = Path(output_dir)
+    base_args = base_dpo_args(cfg, out)  # built once; each iteration deep-copies it
+    all_metrics = []
+    for k in range(iterations):
+        it = out / f"iter_{k}"
+        policy_path = Path(sft_model) if k == 0 else out / "dpo" / f"iter_{k - 1}"
+        policy = Policy(policy_path, cfg)
+        problems = _iteration_problems(train, k, cfg.oak.train_problems_per_iter)
+        by_id = {p.id: p for p in problems}
+        progress_file = it / "progress.json"
+        progress = read_json(progress_file) if (dist.is_main() and progress_file.exists()) else {}
+        progress = dist.broadcast_object(progress)
+
+        def stage_done(name: str, start: float, **info):
+            progress[name] = {"wall_s": round(time.time() - start, 2), **info}
+            if dist.is_main():
+                write_json(progress_file, progress)
+            if stop_after == f"iter_{k}/{name}":
+                raise _Stop()
+
+        dist.print0(f"== OaK iteration {k}: policy {policy_path}, {len(problems)} problems x {samples} samples")
+        # 1. generate
+        if _done(it / "traces.jsonl"):
+            traces = read_jsonl(it / "traces.jsonl")
+        else:
+            t0 = time.time()
+            model, tok = policy.get()
+            traces = generate_distributed(model, tok, problems, samples, cfg, seed=cfg.generation.seed + 1000 * k)
+            if dist.is_main():
+                write_jsonl(it / "traces.jsonl", traces)
+            stage_done("generate", t0, traces=len(traces))
+        # 2. verify (rank 0; everyone gets the same verdicts)
+        if _done(it / "verdicts.jsonl"):
+            verdicts = read_jsonl(it / "verdicts.jsonl")
+        else:
+            t0 = time.time()
+            verdicts = verify.verify_traces(problems, traces, progress=True) if dist.is_main() else None
+            verdicts = dist.broadcast_object(verdicts)
+            if dist.is_main():
+                write_jsonl(it / "verdicts.jsonl", verdicts)
+            stage_done("verify", t0, **verify.summarize(verdicts))
+        # 3. pairs
+        if _done(it / "pairs.jsonl"):
+            pairs = read_jsonl(it / "pairs.jsonl")
+        else:
+            t0 = time.time()
+            pairs = build_pairs(problems, traces, verdicts, cfg.pairs)
+            pairs = dist.broadcast_object(pairs)
+            if dist.is_main():
+                write_jsonl(it / "pairs.jsonl", pairs)
+            kinds = {}
+            for p in pairs:
+                kinds[p["kind"]] = kinds.get(p["kind"], 0) + 1
+            stage_done("pairs", t0, pairs=len(pairs), by_kind=kinds)
+            dist.print0(f"Built {len(pairs)} preference pairs {kinds}")
+        # 4. q-hat on the generating policy's hidden states
+        if cfg.knowledge.enabled and "knowledge" not in progress:
+            t0 = time.time()
+            metrics_q = None
+            if dist.is_main():
+                from .knowledge import run_knowledge_stage
+
+                model, tok = policy.get()
+                metrics_q = run_knowledge_stage(model, tok, by_id, traces, verdicts, cfg.knowledge, it,
+                                                seed=cfg.dpo.seed + k)
+            metrics_q = dist.broadcast_object(metrics_q)
+            stage_done("knowledge", t0, **(metrics_q or {}))
+        # 5. DPO
+        dpo_dir = out / "dpo" / f"iter_{k}"
+        trained = None
+        if not _done(dpo_dir / "trainer_state.json"):
+            t0 = time.time()
+            model, tok = policy.get()
+            args = iteration_args(base_args, out, k)
+            dpo_metrics, trained = run_dpo(model, tok, pairs, args, cfg, dataset_dir=it / "pairs_dataset",
+                                           adapter_path=policy_path if policy.is_adapter else None)
+            stage_done("dpo", t0, **dpo_metrics)
+        # 6. evaluate the new policy
+        if not _done(it / "metrics.json"):
+            t0 = time.time()
+            if trained is None:
+                policy.release()
+                policy = Policy(dpo_dir, cfg)
+                trained, tok = policy.get()
+            else:
+                tok = policy.tokenizer
+            evals = {name: evaluate_distributed(trained, tok, probs, cfg, it / f"eval_{name}",
+                                                seed=cfg.generation.seed)
+                     for name, probs in eval_sets.items() if probs}
+            stage_done("eval", t0, **{name: _headline(m) for name, m in evals.items()})
+            metrics = {"iteration": k, "policy": str(policy_path), "output": str(dpo_dir),
+                       "stages": progress, "eval": evals}
+            if dist.is_main():
+                write_json(it / "metrics.json", metrics)  # last: marks the iteration complete
+        metrics = dist.broadcast_object(read_json(it / "metrics.json") if dist.is_main() else None)
+        all_metrics.append(metrics)
+        trained = None
+        policy.release()
+    return all_metrics
+
+
+def _headline(m: dict) -> dict:
+    return {k: m.get(k) for k in ("accuracy", "step_validity", "trace_validity", "conclude_support")}
+
+
+class _Stop(Exception):
+    """Raised by `stop_after` to end a run between stages (tests simulate a kill with it)."""
+
+
+def _resolve_config(path: str | None, overrides: list[str] | None) -> Config:
+    if path is None and Path("configs/tiny.yaml").is_file():
+        path = "configs/tiny.yaml"  # the CPU default when run from the repository root
+    return load_config(path, overrides)
+
+
+def main_oak(args) -> int:
+    """`oakdpo oak` / scripts/run_oak_dpo.py: the loop on a user's SFT checkpoint and problems."""
+    from .report import report_rows, write_report
+
+    cfg = _resolve_config(args.config, args.set)
+    if args.iterations is not None:
+        cfg.oak.iterations = args.iterations
+    if args.samples is not None:
+        cfg.oak.samples = args.samples
+    cfg.data.dataset = args.dataset_type
+    dist.init_distributed()
+    try:
+        train = load_problem_file(args.train_data, args.dataset_type)
+        val = load_problem_file(args.val_data, args.dataset_type) if args.val_data else []
+        if cfg.oak.val_problems:
+            val = val[:cfg.oak.val_problems]
+        out = Path(args.output_dir)
+        if dist.is_main():
+            save_config(cfg, out / "config.yaml")
+        metrics = run_oak(cfg, sft_model=args.sft_model, train=train, eval_sets={"val": val}, output_dir=out,
+                          iterations=cfg.oak.iterations, samples=cfg.oak.samples)
+        if dist.is_main():
+            write_report(report_rows(None, None, metrics), out)
+            dist.print0(f"Done: {out}/report.md")
+    finally:
+        dist.barrier()
+        dist.cleanup()
+    return 0
+
+
+def quickstart(out: str | Path, cfg: Config) -> list[dict]:
+    """The whole system on the built-in tiny model (what `make demo` runs); resumes stage by stage.
+
+    generate data -> init the tiny model -> SFT (OUT/sft) -> OaK iterations (OUT/dpo/iter_k) -> evaluate SFT and
+    each iteration on held-out problems -> OUT/report.md + OUT/report.png.
+    """
+    from . import data
+    from .model import build_corpus, init_tiny_model, load_policy
+    from .report import report_rows, write_report
+    from .training import run_sft
+
+    out = Path(out)
+    t_start = time.time()
+    save_config(cfg, out / "config.yaml")
+    d = cfg.data
+    lo, _, hi = d.hops.partition("-")
+    hops = (int(lo), int(hi or lo))
+    if not (out / "data" / "val.jsonl").exists():
+        train = data.generate_problems(d.train_problems, hops=hops, seed=d.seed, remove_shortcut=d.remove_shortcut)
+        val = data.generate_problems(d.val_problems, hops=hops, seed=d.seed + 1, remove_shortcut=d.remove_shortcut)
+        data.write_problems(out / "data" / "train.jsonl", train)
+        data.write_problems(out / "data" / "val.jsonl", val)
+    train = data.read_problems(out / "data" / "train.jsonl")
+    val = data.read_problems(out / "data" / "val.jsonl")
+    eval_sets = {"val": val}
+    if d.heldout and Path(d.heldout).is_file():
+        eval_sets["heldout"] = load_problem_file(d.heldout)
+    elif d.heldout:
+        print(f"note: held-out file {d.heldout} not found; evaluating on generated validation problems only")
+    print(f"data: {len(train)} train, " + ", ".join(f"{len(v)} {k}" for k, v in eval_sets.items()))
+
+    if not (out / "init" / "config.json").exists():
+        init_tiny_model(cfg.model, build_corpus(train), out / "init", seed=cfg.sft.seed)
+    sft_dir = out / "sft"
+    timing_file = out / "timing.json"
+    timing = read_json(timing_file) if timing_file.exists() else {}
+    if not (sft_dir / "trainer_state.json").exists():
+        t0 = time.time()
+        run_sft(cfg, train, out / "init", sft_dir)
+        timing["sft_wall_s"] = round(time.time() - t0, 1)
+        write_json(timing_file, timing)
+    sft_eval = {}
+    model = tok = None
+    for name, probs in eval_sets.items():
+        mfile = out / "eval_sft" / name / "metrics.json"
+        if mfile.exists():
+            sft_eval[name] = read_json(mfile)
+            continue
+        if model is None:
+            model, tok = load_policy(sft_dir, cfg.model)
+        sft_eval[name] = evaluate_distributed(model, tok, probs, cfg, out / "eval_sft" / name, seed=cfg.generation.seed)
+    model = tok = None
+    gc.collect()
+    iters = run_oak(cfg, sft_model=sft_dir, train=train, eval_sets=eval_sets, output_dir=out,
+                    iterations=cfg.oak.iterations, samples=cfg.oak.samples)
+    rows = report_rows(sft_eval, timing.get("sft_wall_s"), iters)
+    write_report(rows, out, title="oakdpo quickstart: tiny model, PrOntoQA")
+    print((out / "report.md").read_text())
+    print(f"quickstart finished in {time.time() - t_start:.0f} s (this invocation); report: {out}/report.md")
+    return rows
+
+
+def add_cli(sub) -> None:
+    p = sub.add_parser("oak", help="Run the OaK-DPO loop (generate -> verify -> pairs -> DPO -> evaluate).")
+    add_oak_arguments(p)
+    p.set_defaults(func=main_oak)
+
+    q = sub.add_parser("quickstart", help="The whole loop on the built-in tiny model (what `make demo` runs).")
+    q.add_argument("-o", "--output-dir", default="runs/demo", help="Run directory (reruns resume).")
+    q.add_argument("--config", default=None, help="Config YAML (default: configs/tiny.yaml if present).")
+    q.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="Config override.")
+    q.set_defaults(func=lambda a: quickstart(a.output_dir, _resolve_config(a.config, a.set)) and 0)
+
+
+def add_oak_arguments(p) -> None:
+    """The loop's flags (shared by `oakdpo oak` and scripts/run_oak_dpo.py)."""
+    p.add_argument("--config", default=None, help="Config YAML (configs/training.yaml, configs/tiny.yaml).")
+    p.add_argument("--sft-model", required=True, help="Local HF checkpoint or LoRA adapter folder to start from.")
+    p.add_argument("--train-data", required=True, help="problems.jsonl, an original PrOntoQA .json, or FOLIO JSONL.")
+    p.add_argument("--val-data", default=None, help="Validation problems evaluated after each iteration.")
+    p.add_argument("--dataset-type", choices=("prontoqa", "folio"), default="prontoqa")
+    p.add_argument("--iterations", type=int, default=None, help="OaK iterations (default: config oak.iterations).")
+    p.add_argument("--samples", type=int, default=None, help="Samples per problem (default: config oak.samples).")
+    p.add_argument("--output-dir", default="runs/oak", help="Run directory (reruns resume).")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="Config override.")

@@ -1,0 +1,85 @@
+"""Preference pairs from verified traces (stage 3 of an OaK iteration).
+
+chosen = a fully valid trace, rejected = an invalid one. Where a problem has no valid sample: pair its gold
+trace (chosen) with an invalid sample when the problem carries a gold proof (so even `--samples 1` trains),
+else rank its samples by step validity and pair the best with the worst when they differ by at least
+`min_step_validity_gap`. At most `max_pairs_per_problem` pairs per problem.
+"""
+
+from __future__ import annotations
+
+from .config import PairsConfig
+from .formats import Problem, build_prompt
+
+
+def strip_prompt(prompt: str, text: str) -> str:
+    """Remove the prompt from the front of a trace exactly once (prefix check + slice).
+
+    Never `text.replace(prompt, "")`: prompt-like text later in a trace is the model's output and stays.
+    """
+    return text[len(prompt):] if text.startswith(prompt) else text
+
+
+def _gold_text(problem: Problem) -> str | None:
+    if not problem.proof:
+        return None
+    from .formats import gold_trace  # the optionizer
+
+    try:
+        return gold_trace(problem)
+    except Exception:  # a proof the optionizer cannot express gives no gold pair, not a crash
+        return None
+
+
+def build_pairs(problems: list[Problem], traces: list[dict], verdicts: list[dict], cfg: PairsConfig) -> list[dict]:
+    """One record per pair: {problem_id, prompt, chosen, rejected, kind, chosen_sample, rejected_sample,
+    chosen_step_validity, rejected_step_validity}. Deterministic for the same inputs (all ranks agree)."""
+    by_problem: dict[str, list[tuple[dict, dict]]] = {}
+    for trace, verdict in zip(traces, verdicts):
+        by_problem.setdefault(trace["problem_id"], []).append((trace, verdict))
+
+    pairs: list[dict] = []
+    for problem in problems:
+        samples = sorted(by_problem.get(problem.id, []), key=lambda tv: tv[0]["sample"])
+        if not samples:
+            continue
+        prompt = build_prompt(problem)
+
+        def completion(trace: dict) -> str:
+            return strip_prompt(prompt, trace["text"])
+
+        valid = [tv for tv in samples if tv[1]["trace_valid"]]
+        # Hardest negatives first: invalid traces that got most steps right.
+        invalid = sorted((tv for tv in samples if not tv[1]["trace_valid"]),
+                         key=lambda tv: (-tv[1]["step_validity"], tv[0]["sample"]))
+        candidates: list[tuple[str, str, dict | None, dict, str]] = []  # chosen, rejected, cv, rv, kind
+        if valid and invalid:
+            for i, (rt, rv) in enumerate(invalid):
+                ct, cv = valid[i % len(valid)]
+                candidates.append((completion(ct), completion(rt), cv | {"sample": ct["sample"]},
+                                   rv | {"sample": rt["sample"]}, "valid_vs_invalid"))
+        elif invalid:
+            gold = _gold_text(problem) if cfg.use_gold else None
+            if gold is not None:
+                for rt, rv in invalid:
+                    candidates.append((gold, completion(rt), None, rv | {"sample": rt["sample"]}, "gold_vs_invalid"))
+            else:
+                best_t, best_v = invalid[0]
+                for rt, rv in reversed(invalid[1:]):
+                    if best_v["step_validity"] - rv["step_validity"] >= cfg.min_step_validity_gap:
+                        candidates.append((completion(best_t), completion(rt), best_v | {"sample": best_t["sample"]},
+                                           rv | {"sample": rt["sample"]}, "step_validity"))
+        seen = set()
+        for chosen, rejected, cv, rv, kind in candidates:
+            if chosen == rejected or (chosen, rejected) in seen:
+                continue
+            seen.add((chosen, rejected))
+            pairs.append({
+                "problem_id": problem.id, "prompt": prompt, "chosen": chosen, "rejected": rejected, "kind": kind,
+                "chosen_sample": cv["sample"] if cv else None, "rejected_sample": rv["sample"],
+                "chosen_step_validity": cv["step_validity"] if cv else 1.0,
+                "rejected_step_validity": rv["step_validity"],
+            })
+            if len(seen) >= cfg.max_pairs_per_problem:
+                break
+    return pairs

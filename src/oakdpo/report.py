@@ -1,0 +1,101 @@
+"""Run report (OUT/report.md + OUT/report.png) and `oakdpo inspect pairs`."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+from .io import atomic_path, read_jsonl, write_text
+
+METRICS = ("accuracy", "step_validity", "trace_validity")
+
+
+def _fmt(v, pct=True) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{100 * v:.1f}%" if pct else f"{v:.3f}"
+    return str(v)
+
+
+def report_rows(sft_eval: dict | None, sft_wall_s: float | None, iterations: list[dict]) -> list[dict]:
+    """Flatten SFT + per-iteration metrics into one row per (stage, eval set)."""
+    rows = []
+    if sft_eval:
+        for name, m in sft_eval.items():
+            rows.append({"stage": "sft", "set": name, **{k: m.get(k) for k in METRICS},
+                         "pairs": None, "wall_s": sft_wall_s})
+    for it in iterations:
+        stages = it.get("stages", {})
+        wall = sum(s.get("wall_s", 0.0) for s in stages.values())
+        pairs = stages.get("pairs", {}).get("pairs")
+        q = stages.get("knowledge", {})
+        for name, m in it.get("eval", {}).items():
+            rows.append({"stage": f"iter_{it['iteration']}", "set": name, **{k: m.get(k) for k in METRICS},
+                         "pairs": pairs, "wall_s": wall, "qhat_ece": q.get("ece"), "qhat_auroc": q.get("auroc")})
+    return rows
+
+
+def write_report(rows: list[dict], out_dir: str | Path, title: str = "OaK-DPO run") -> None:
+    """OUT/report.md (a row per stage and eval set) and OUT/report.png (the same as a plot)."""
+    out = Path(out_dir)
+    lines = [f"# {title}", "", "Strict verification of greedy traces on held-out problems.", "",
+             "| stage | eval set | accuracy | step validity | trace validity | pairs | wall time (s) | q-hat ECE | q-hat AUROC |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        wall = f"{r['wall_s']:.0f}" if isinstance(r.get("wall_s"), (int, float)) else "-"
+        lines.append(f"| {r['stage']} | {r['set']} | {_fmt(r['accuracy'])} | {_fmt(r['step_validity'])} | "
+                     f"{_fmt(r['trace_validity'])} | {_fmt(r['pairs'])} | {wall} | "
+                     f"{_fmt(r.get('qhat_ece'), pct=False)} | {_fmt(r.get('qhat_auroc'), pct=False)} |")
+    lines += ["", "![metrics per stage](report.png)", ""]
+    write_text(out / "report.md", "\n".join(lines))
+    _plot(rows, out / "report.png")
+
+
+def _plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sets = sorted({r["set"] for r in rows})
+    fig, axes = plt.subplots(1, max(1, len(sets)), figsize=(5 * max(1, len(sets)), 3.6), squeeze=False)
+    for ax, name in zip(axes[0], sets):
+        sub = [r for r in rows if r["set"] == name]
+        xs = [r["stage"] for r in sub]
+        for key in METRICS:
+            ax.plot(xs, [100 * (r[key] or 0.0) for r in sub], marker="o", label=key.replace("_", " "))
+        ax.set_title(f"eval set: {name}")
+        ax.set_ylim(0, 102)
+        ax.set_ylabel("%")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+
+
+def inspect_pairs(path: str | Path, n: int = 3, width: int = 100) -> str:
+    """A readable view of the first n pairs of a pairs.jsonl."""
+    pairs = read_jsonl(path, required=("prompt", "chosen", "rejected"))
+    out = [f"{path}: {len(pairs)} pairs"]
+    for i, p in enumerate(pairs[:n]):
+        out.append("=" * width)
+        out.append(f"pair {i}  problem {p.get('problem_id')}  kind {p.get('kind')}  "
+                   f"step validity chosen {p.get('chosen_step_validity')} / rejected {p.get('rejected_step_validity')}")
+        out.append("-- prompt " + "-" * (width - 10))
+        out.append(p["prompt"].rstrip())
+        for key in ("chosen", "rejected"):
+            out.append(f"-- {key} " + "-" * (width - 4 - len(key)))
+            out += [textwrap.shorten(line, width=width * 2, placeholder=" ...") for line in p[key].splitlines()]
+    return "\n".join(out)
+
+
+def add_cli(sub) -> None:
+    p = sub.add_parser("inspect", help="Look at run artifacts.")
+    isub = p.add_subparsers(dest="what", required=True)
+    q = isub.add_parser("pairs", help="Print a few preference pairs readably.")
+    q.add_argument("path", help="OUT/iter_{k}/pairs.jsonl")
+    q.add_argument("-n", type=int, default=3, help="How many pairs to print.")
+    q.set_defaults(func=lambda a: print(inspect_pairs(a.path, a.n)))

@@ -1,0 +1,36 @@
+"""Shared fixtures: a tiny policy built locally (no hub), generated problems, the shared reference data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED.is_dir():
+        pytest.skip("../shared/data is absent")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def small_problems():
+    from oakdpo.data import generate_problems
+
+    return generate_problems(40, hops=(1, 3), seed=123)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, small_problems) -> Path:
+    """A randomly initialised ~50k-parameter Llama + BPE tokenizer trained on a small generated corpus."""
+    from oakdpo.config import ModelConfig
+    from oakdpo.model import build_corpus, init_tiny_model
+
+    out = tmp_path_factory.mktemp("tiny") / "model"
+    cfg = ModelConfig(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, vocab_size=400,
+                      max_position_embeddings=1024)
+    init_tiny_model(cfg, build_corpus(small_problems), out, seed=0)
+    return out

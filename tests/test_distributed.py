@@ -1,0 +1,69 @@
+"""The distributed path on CPU: `torchrun --nproc_per_node=2 scripts/run_oak_dpo.py ...` with gloo."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _run(tmp: Path, model_dir: Path, problems, extra_cfg: dict) -> tuple[subprocess.CompletedProcess, Path]:
+    from oakdpo.data import write_problems
+
+    write_problems(tmp / "train.jsonl", problems)
+    cfg = {"generation": {"max_new_tokens": 40, "batch_size": 8}, "eval": {"max_new_tokens": 40},
+           "dpo": {"batch_size": 2, "max_length": 512, "logging_steps": 1}, "knowledge": {"enabled": False}}
+    for sec, vals in extra_cfg.items():
+        cfg.setdefault(sec, {}).update(vals)
+    (tmp / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    out = tmp / "out"
+    env = {**os.environ, "OAKDPO_TRACE_DUMP": str(tmp / "dump"), "OMP_NUM_THREADS": "1",
+           "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
+           str(ROOT / "scripts" / "run_oak_dpo.py"), "--samples", "1", "--iterations", "1",
+           "--config", str(tmp / "cfg.yaml"), "--train-data", str(tmp / "train.jsonl"),
+           "--sft-model", str(model_dir), "--dataset-type", "prontoqa", "--output-dir", str(out)]
+    proc = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc, out
+
+
+def test_torchrun_two_ranks_gather_and_train(tmp_path, tiny_model_dir, small_problems):
+    proc, out = _run(tmp_path, tiny_model_dir, small_problems[:5], {})
+    log = proc.stdout + proc.stderr
+    assert "Distributing 5 problems across 2 GPUs" in log
+    assert "Generated 5 total traces" in log
+    assert log.count("Distributing 5 problems") == 1  # rank 0 logs, once
+    r0 = (tmp_path / "dump" / "traces_rank0.jsonl").read_text()
+    r1 = (tmp_path / "dump" / "traces_rank1.jsonl").read_text()
+    assert r0 == r1 and len(r0.splitlines()) == 5
+    assert sorted(json.loads(line)["problem_id"] for line in r0.splitlines()) == sorted(p.id for p in small_problems[:5])
+    state = json.loads((out / "dpo" / "iter_0" / "trainer_state.json").read_text())
+    assert state["global_step"] > 0 and state["log_history"]
+    assert sorted(p.name for p in (out / "dpo").iterdir()) == ["iter_0"]
+    assert not list((out / "dpo" / "iter_0").rglob("iter_*"))
+    assert (out / "iter_0" / "pairs.jsonl").read_text().count("\n") == 5  # gold vs invalid, every problem
+
+
+def test_torchrun_fewer_problems_than_ranks_and_no_pairs(tmp_path, tiny_model_dir, small_problems):
+    proc, out = _run(tmp_path, tiny_model_dir, small_problems[:1],
+                     {"pairs": {"use_gold": False, "min_step_validity_gap": 2.0}})
+    log = proc.stdout + proc.stderr
+    assert "Distributing 1 problems across 2 GPUs" in log and "Generated 1 total traces" in log
+    assert (out / "iter_0" / "pairs.jsonl").read_text() == ""
+    state = json.loads((out / "dpo" / "iter_0" / "trainer_state.json").read_text())
+    assert state["global_step"] == 0 and state["note"] == "no preference pairs in this iteration"
+    assert (out / "iter_0" / "metrics.json").is_file()

@@ -1,0 +1,128 @@
+"""The OaK-DPO loop's runtime guarantees: fresh DPO config per iteration, one-level output folders, explicit
+reference, no torch.distributed with WORLD_SIZE=1, prompt ids a prefix of prompt+chosen, and resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from oakdpo import dist
+from oakdpo.config import Config
+from oakdpo.dpo import base_dpo_args, iteration_args
+
+
+def loop_config(**knowledge) -> Config:
+    cfg = Config()
+    cfg.generation.max_new_tokens = 40
+    cfg.generation.batch_size = 16
+    cfg.eval.max_new_tokens = 40
+    cfg.dpo.batch_size = 4
+    cfg.dpo.max_length = 512
+    cfg.dpo.learning_rate = 1e-3
+    cfg.dpo.logging_steps = 1
+    cfg.knowledge.enabled = knowledge.get("enabled", False)
+    return cfg
+
+
+def test_iteration_args_are_fresh_copies(tmp_path):
+    base = base_dpo_args(Config(), tmp_path)
+    before = base.to_dict()
+    a0, a1 = iteration_args(base, tmp_path, 0), iteration_args(base, tmp_path, 1)
+    assert base.to_dict() == before
+    assert (a0.output_dir, a1.output_dir) == (str(tmp_path / "dpo" / "iter_0"), str(tmp_path / "dpo" / "iter_1"))
+    assert a0 is not base and a0.loss_type is not base.loss_type
+    assert base.precompute_ref_log_probs is True  # the reference is the generating policy, precomputed
+
+
+def test_world_size_one_never_initialises_distributed(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert dist.init_distributed() is False
+    assert not torch.distributed.is_initialized()
+    assert dist.gather_lists([1, 2]) == [1, 2]
+    assert dist.shard(list(range(5)), r=1, w=2) == [3, 4] and dist.shard([7], r=1, w=2) == []
+
+
+def test_prompt_ids_are_a_prefix_of_prompt_plus_chosen(tiny_model_dir, small_problems):
+    from transformers import AutoTokenizer
+
+    from oakdpo.formats import build_prompt, gold_trace
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir, local_files_only=True)
+    for p in small_problems:
+        prompt = build_prompt(p)
+        ids, full = tok(prompt)["input_ids"], tok(prompt + gold_trace(p) + tok.eos_token)["input_ids"]
+        assert full[:len(ids)] == ids and len(full) > len(ids)
+
+
+def _files(root: Path) -> dict[str, str]:
+    """Artifact contents keyed by relative path, without wall-clock fields (they differ run to run)."""
+    out = {}
+    for f in sorted(root.rglob("*")):
+        rel = str(f.relative_to(root))
+        if f.suffix == ".jsonl":
+            out[rel] = f.read_text()
+        elif f.name in ("metrics.json", "progress.json"):
+            out[rel] = json.dumps(_drop_times(json.loads(f.read_text())), sort_keys=True)
+    return out
+
+
+def _drop_times(obj):
+    if isinstance(obj, dict):
+        return {k: _drop_times(v) for k, v in obj.items()
+                if not (k.endswith("wall_s") or k.endswith("runtime_s") or k in ("policy", "output"))}
+    if isinstance(obj, list):
+        return [_drop_times(v) for v in obj]
+    return obj
+
+
+@pytest.mark.parametrize("stops", [["iter_0/generate", "iter_0/dpo", "iter_1/pairs"]])
+def test_two_iterations_layout_base_config_and_resume(tmp_path, tiny_model_dir, small_problems, monkeypatch, stops):
+    import oakdpo.dpo as dpo_mod
+    from oakdpo.loop import _Stop, run_oak
+    from oakdpo.model import load_policy
+
+    train, val = small_problems[:4], small_problems[4:7]
+    made = []
+    real_base = dpo_mod.base_dpo_args
+
+    def spy_base(cfg, out):
+        base = real_base(cfg, out)
+        made.append((base, base.to_dict()))
+        return base
+
+    monkeypatch.setattr(dpo_mod, "base_dpo_args", spy_base)
+    cfg = loop_config()
+    kw = dict(sft_model=tiny_model_dir, train=train, eval_sets={"val": val}, iterations=2, samples=2)
+    full = tmp_path / "full"
+    metrics = run_oak(cfg, output_dir=full, **kw)
+
+    # The base DPO config is unchanged after two iterations; each iteration wrote to its own folder, one level.
+    base, snapshot = made[0]
+    assert base.to_dict() == snapshot and base.output_dir == str(full / "dpo")
+    assert sorted(p.name for p in (full / "dpo").iterdir()) == ["iter_0", "iter_1"]
+    for k in (0, 1):
+        d = full / "dpo" / f"iter_{k}"
+        state = json.loads((d / "trainer_state.json").read_text())
+        assert state["global_step"] > 0 and state["log_history"]
+        assert (d / "model.safetensors").is_file()
+        assert not list(d.rglob("iter_*")), "nested iteration folder"
+        assert metrics[k]["stages"]["pairs"]["pairs"] > 0
+        assert metrics[k]["eval"]["val"]["trace_validity"] is not None
+    # Training changed the parameters.
+    m0, _ = load_policy(tiny_model_dir)
+    m1, _ = load_policy(full / "dpo" / "iter_1")
+    assert any(not torch.equal(a, b) for a, b in zip(m0.state_dict().values(), m1.state_dict().values()))
+
+    # Killed between stages, then rerun: the same final files as the uninterrupted run.
+    resumed = tmp_path / "resumed"
+    for stop in stops:
+        with pytest.raises(_Stop):
+            run_oak(cfg, output_dir=resumed, stop_after=stop, **kw)
+    run_oak(cfg, output_dir=resumed, **kw)
+    a, b = _files(full), _files(resumed)
+    assert set(a) == set(b) and len(a) >= 10
+    for rel in a:
+        assert a[rel] == b[rel], rel

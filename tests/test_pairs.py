@@ -1,0 +1,63 @@
+"""Preference pairs: selection rules and prompt stripping (exactly once, by prefix)."""
+
+from oakdpo.config import PairsConfig
+from oakdpo.formats import Problem, build_prompt
+from oakdpo.pairs import build_pairs, strip_prompt
+
+
+def _problem(pid="p0", proof=True):
+    return Problem(id=pid, premises=["Every wumpus is a tumpus.", "Max is a wumpus."],
+                   query="True or false: Max is a tumpus.", label="TRUE",
+                   proof=["Max is a wumpus.", "Every wumpus is a tumpus.", "Max is a tumpus."] if proof else [],
+                   hops=1)
+
+
+def _tv(pid, sample, text, valid, sv):
+    return ({"problem_id": pid, "sample": sample, "text": text},
+            {"problem_id": pid, "sample": sample, "trace_valid": valid, "step_validity": sv})
+
+
+def test_strip_prompt_once_keeps_later_prompt_text():
+    prompt = "Premises:\n[0] A.\nProof:\n"
+    trace = "Thought: Premises:\n[0] A.\nProof:\nAction: x"
+    assert strip_prompt(prompt, prompt + trace) == trace  # the repeat inside the trace stays
+    assert strip_prompt(prompt, trace) == trace  # no prefix: untouched
+    assert strip_prompt(prompt, prompt + prompt) == prompt  # removed once, not twice
+
+
+def test_valid_vs_invalid_pairs_hardest_negative_first():
+    p = _problem()
+    prompt = build_prompt(p)
+    tvs = [_tv("p0", 0, "bad-a", False, 0.0), _tv("p0", 1, prompt + "good", True, 1.0),
+           _tv("p0", 2, "bad-b", False, 0.5), _tv("p0", 3, "bad-c", False, 0.25)]
+    pairs = build_pairs([p], [t for t, _ in tvs], [v for _, v in tvs], PairsConfig(max_pairs_per_problem=2))
+    assert [(x["chosen"], x["rejected"], x["kind"]) for x in pairs] == [
+        ("good", "bad-b", "valid_vs_invalid"), ("good", "bad-c", "valid_vs_invalid")]
+    assert pairs[0]["prompt"] == prompt and pairs[0]["chosen_sample"] == 1 and pairs[0]["rejected_sample"] == 2
+
+
+def test_gold_pairs_when_no_valid_sample(monkeypatch):
+    import oakdpo.pairs as pairs_mod
+
+    monkeypatch.setattr(pairs_mod, "_gold_text", lambda problem: "GOLD")
+    p = _problem()
+    tvs = [_tv("p0", 0, "bad", False, 0.0)]
+    pairs = build_pairs([p], [t for t, _ in tvs], [v for _, v in tvs], PairsConfig())
+    assert [(x["chosen"], x["rejected"], x["kind"], x["chosen_sample"]) for x in pairs] == [
+        ("GOLD", "bad", "gold_vs_invalid", None)]
+
+
+def test_step_validity_ranking_needs_gap_without_gold():
+    p = _problem(proof=False)
+    tvs = [_tv("p0", 0, "a", False, 0.9), _tv("p0", 1, "b", False, 0.8), _tv("p0", 2, "c", False, 0.1)]
+    pairs = build_pairs([p], [t for t, _ in tvs], [v for _, v in tvs],
+                        PairsConfig(min_step_validity_gap=0.5, max_pairs_per_problem=5))
+    assert [(x["chosen"], x["rejected"], x["kind"]) for x in pairs] == [("a", "c", "step_validity")]
+    none = build_pairs([p], [t for t, _ in tvs], [v for _, v in tvs], PairsConfig(min_step_validity_gap=0.95))
+    assert none == []
+
+
+def test_all_valid_or_no_samples_gives_no_pairs():
+    p, q = _problem("p0"), _problem("p1")
+    tvs = [_tv("p0", 0, "x", True, 1.0), _tv("p0", 1, "y", True, 1.0)]
+    assert build_pairs([p, q], [t for t, _ in tvs], [v for _, v in tvs], PairsConfig()) == []
