@@ -5,9 +5,10 @@ What it does and assumes:
   (`iteration_args`) with `output_dir=<output>/dpo/iter_{k}`: one level, never nested, base never mutated.
 - The reference for iteration k is the policy that generated iteration k's traces, chosen explicitly:
   full fine-tuning precomputes the reference log-probs with the policy before its first update
-  (`precompute_ref_log_probs=True`, no second model in memory); a LoRA policy loaded from an adapter folder gets
-  the same adapter loaded again, frozen, as adapter "ref" (TRL switches to it for the reference pass); a fresh
-  LoRA on a full checkpoint uses the adapter-disabled base, which is that checkpoint.
+  (`precompute_ref_log_probs=True`, no second model in memory); for a LoRA policy loaded from an adapter folder,
+  TRL copies the loaded adapter into a frozen adapter "ref" and switches to it for the reference pass (that copy
+  is deleted before saving); a fresh LoRA on a full checkpoint uses the adapter-disabled base, which is that
+  checkpoint.
 - Pairs travel to the trainer through `save_to_disk`/`load_from_disk`, which precomputed reference log-probs
   need under DDP (every rank must see the same cache file).
 - The model is saved with `save_pretrained` (safetensors) and `trainer_state.json` is written last: its
@@ -112,7 +113,7 @@ def run_dpo(model, tokenizer, pairs: list[dict], args, cfg: Config, dataset_dir:
     """Train `model` on `pairs` with args (from `iteration_args`); save to args.output_dir.
 
     Returns (metrics, trained model). `adapter_path`: the model is a PeftModel loaded (trainable) from this
-    adapter folder; its reference is the same adapter loaded again as the frozen adapter "ref". With no pairs,
+    adapter folder; TRL makes its reference, the frozen copy "ref" of that adapter. With no pairs,
     the policy is saved unchanged and trainer_state.json records zero steps, so the next iteration still starts
     from `dpo/iter_{k}`.
     """
@@ -133,10 +134,7 @@ def run_dpo(model, tokenizer, pairs: list[dict], args, cfg: Config, dataset_dir:
         return {"steps": 0, "pairs": 0, "skipped": "no pairs"}, model
 
     peft_config = None
-    if adapter_path is not None:
-        model.load_adapter(str(adapter_path), adapter_name="ref", is_trainable=False)
-        model.set_adapter("default")
-    elif cfg.model.lora:
+    if adapter_path is None and cfg.model.lora:
         peft_config = _lora_config(cfg)
 
     dataset = _pairs_dataset(pairs, Path(dataset_dir))

@@ -1,0 +1,185 @@
+"""Acceptance 6: malformed input gives one line naming file:line and the field, exit code 2, no output file."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from oakdpo import cli
+from oakdpo.data import generate_problems, write_problems
+
+
+def run_error(argv: list[str], capsys) -> str:
+    """Run the CLI, expect exit code 2 and exactly one stderr line; return that line."""
+    rc = cli.main(argv)
+    captured = capsys.readouterr()
+    assert rc == 2
+    assert captured.out == ""
+    lines = captured.err.splitlines()
+    assert len(lines) == 1, captured.err
+    return lines[0]
+
+
+def no_outputs(folder: Path, keep: set[str]) -> None:
+    """Nothing but the inputs in the folder: no output and no leftover temp file."""
+    assert {p.name for p in folder.iterdir()} == keep
+
+
+@pytest.fixture
+def problems_lines():
+    return [json.dumps(p.to_dict()) for p in generate_problems(3, (1, 2), seed=0)]
+
+
+def test_bad_json_line(tmp_path, capsys, problems_lines):
+    bad = tmp_path / "problems.jsonl"
+    bad.write_text("\n".join([problems_lines[0], problems_lines[1], '{"id": "x", "premises": [']) + "\n")
+    out = tmp_path / "traces.jsonl"
+    line = run_error(["data", "gold", "--problems", str(bad), "-o", str(out)], capsys)
+    assert line.startswith(f"error: {bad}:3: invalid JSON (")
+    no_outputs(tmp_path, {"problems.jsonl"})
+
+
+def test_missing_key(tmp_path, capsys, problems_lines):
+    rec = json.loads(problems_lines[1])
+    del rec["query"]
+    bad = tmp_path / "problems.jsonl"
+    bad.write_text("\n".join([problems_lines[0], json.dumps(rec)]) + "\n")
+    out = tmp_path / "traces.jsonl"
+    line = run_error(["data", "gold", "--problems", str(bad), "-o", str(out)], capsys)
+    assert line == f"error: {bad}:2: missing key 'query'"
+    no_outputs(tmp_path, {"problems.jsonl"})
+
+
+def test_wrong_label_and_field_types(tmp_path, capsys, problems_lines):
+    out = tmp_path / "traces.jsonl"
+    bad = tmp_path / "problems.jsonl"
+    for field, value, message in [
+        ("label", "yes", "field 'label' must be one of TRUE, FALSE, UNKNOWN, got 'yes'"),
+        ("premises", "Max is a cat.", "field 'premises' must be a list of strings"),
+        ("proof", [1, 2], "field 'proof' must be a list of strings"),
+        ("hops", "3", "field 'hops' must be an integer or null, got '3'"),
+    ]:
+        rec = json.loads(problems_lines[2])
+        rec[field] = value
+        bad.write_text("\n".join(problems_lines[:2] + ["", json.dumps(rec)]) + "\n")  # blank line 3 is skipped
+        line = run_error(["data", "gold", "--problems", str(bad), "-o", str(out)], capsys)
+        assert line == f"error: {bad}:4: {message}"
+        no_outputs(tmp_path, {"problems.jsonl"})
+
+
+def test_duplicate_id(tmp_path, capsys, problems_lines):
+    bad = tmp_path / "problems.jsonl"
+    bad.write_text("\n".join([problems_lines[0], problems_lines[1], problems_lines[0]]) + "\n")
+    line = run_error(["data", "gold", "--problems", str(bad), "-o", str(tmp_path / "t.jsonl")], capsys)
+    assert line == f"error: {bad}:3: field 'id': duplicate id 'gen-s0-000000' (first on line 1)"
+
+
+def test_missing_input_file(tmp_path, capsys):
+    line = run_error(["data", "gold", "--problems", str(tmp_path / "nope.jsonl"), "-o", str(tmp_path / "t.jsonl")],
+                     capsys)
+    assert line == f"error: {tmp_path / 'nope.jsonl'}: no such file"
+    no_outputs(tmp_path, set())
+
+
+def test_unknown_format(tmp_path, capsys):
+    inp = tmp_path / "in.json"
+    inp.write_text("{}")
+    line = run_error(["data", "import", "--format", "xml", str(inp), "-o", str(tmp_path / "p.jsonl")], capsys)
+    assert line == "error: --format: unknown format 'xml' (known: prontoqa-json, logiclm, folio)"
+    no_outputs(tmp_path, {"in.json"})
+
+
+def test_bad_generate_arguments(tmp_path, capsys):
+    out = str(tmp_path / "p.jsonl")
+    assert run_error(["data", "generate", "--num", "3", "--hops", "0-9", "-o", out], capsys) == \
+        "error: --hops: need 1 <= H1 <= H2 <= 5, got 0-9"
+    assert run_error(["data", "generate", "--num", "3", "--hops", "two", "-o", out], capsys) == \
+        "error: --hops: expected H or H1-H2 (e.g. 1-5), got 'two'"
+    assert run_error(["data", "generate", "--dataset", "folio", "--num", "3", "-o", out], capsys) == \
+        "error: --dataset: only 'prontoqa' can be generated, got 'folio'"
+    assert run_error(["data", "generate", "--num", "3", "--context-order", "inorder", "-o", out], capsys) == \
+        "error: --context-order: expected one of random, postorder, preorder, got 'inorder'"
+    no_outputs(tmp_path, set())
+
+
+PRONTOQA_EXAMPLE = {"test_example": {"question": "Every wumpus is a yumpus. Rex is a wumpus.",
+                                     "query": "True or false: Rex is a yumpus.",
+                                     "chain_of_thought": ["Rex is a wumpus.", "Every wumpus is a yumpus.",
+                                                          "Rex is a yumpus."],
+                                     "answer": "True"}}
+
+
+def test_prontoqa_json_errors(tmp_path, capsys):
+    out = tmp_path / "p.jsonl"
+    inp = tmp_path / "1hop_0shot.json"
+    # invalid JSON: line of the parse error
+    inp.write_text('{\n "example1": {\n  "test_example": {,\n}')
+    line = run_error(["data", "import", "--format", "prontoqa-json", str(inp), "-o", str(out)], capsys)
+    assert line.startswith(f"error: {inp}:3: invalid JSON (")
+    # missing key: line of the example's key
+    ex2 = json.loads(json.dumps(PRONTOQA_EXAMPLE))
+    del ex2["test_example"]["chain_of_thought"]
+    inp.write_text(json.dumps({"example1": PRONTOQA_EXAMPLE, "example2": ex2}, indent=1))
+    line = run_error(["data", "import", "--format", "prontoqa-json", str(inp), "-o", str(out)], capsys)
+    expected_line = inp.read_text().splitlines().index(' "example2": {') + 1
+    assert line == f"error: {inp}:{expected_line}: example 'example2': missing key 'chain_of_thought'"
+    # wrong answer value
+    ex2 = json.loads(json.dumps(PRONTOQA_EXAMPLE))
+    ex2["test_example"]["answer"] = "Maybe"
+    inp.write_text(json.dumps({"example1": PRONTOQA_EXAMPLE, "example2": ex2}, indent=1))
+    line = run_error(["data", "import", "--format", "prontoqa-json", str(inp), "-o", str(out)], capsys)
+    assert line == f"error: {inp}:{expected_line}: example 'example2': field 'answer' must be \"True\" or " \
+                   f"\"False\", got 'Maybe'"
+    no_outputs(tmp_path, {"1hop_0shot.json"})
+
+
+def test_logiclm_errors(tmp_path, capsys):
+    out = tmp_path / "p.jsonl"
+    inp = tmp_path / "dev.json"
+    good = {"id": "ProntoQA_1", "context": "Every wumpus is a yumpus. Rex is a wumpus.",
+            "question": "Is the following statement true or false? Rex is a yumpus.",
+            "options": ["A) True", "B) False"], "answer": "A", "explanation": []}
+    bad = dict(good, id="ProntoQA_2", answer="C")
+    inp.write_text(json.dumps([good, bad], indent=2))
+    line = run_error(["data", "import", "--format", "logiclm", str(inp), "-o", str(out)], capsys)
+    lineno = inp.read_text().splitlines().index('    "id": "ProntoQA_2",') + 1
+    assert line == f"error: {inp}:{lineno}: field 'answer' must be one of A, B, got 'C'"
+    bad = {k: v for k, v in good.items() if k != "context"}
+    bad["id"] = "ProntoQA_2"
+    inp.write_text(json.dumps([good, bad], indent=2))
+    line = run_error(["data", "import", "--format", "logiclm", str(inp), "-o", str(out)], capsys)
+    assert line == f"error: {inp}:{lineno}: missing key 'context'"
+    no_outputs(tmp_path, {"dev.json"})
+
+
+def test_existing_output_is_left_alone(tmp_path, capsys, problems_lines):
+    bad = tmp_path / "problems.jsonl"
+    bad.write_text(problems_lines[0] + "\nnot json\n")
+    out = tmp_path / "traces.jsonl"
+    out.write_text("old\n")
+    run_error(["data", "gold", "--problems", str(bad), "-o", str(out)], capsys)
+    assert out.read_text() == "old\n"
+    no_outputs(tmp_path, {"problems.jsonl", "traces.jsonl"})
+
+
+def test_console_script_exit_code(tmp_path):
+    """One run through the installed `oakdpo` console script (falls back to `python -m oakdpo.cli`)."""
+    bad = tmp_path / "problems.jsonl"
+    write_problems(bad, generate_problems(2, 1, seed=0))
+    with open(bad, "a") as f:
+        f.write('{"id": "z", "premises": [], "query": "True or false: Rex is red.", "label": "MAYBE"}\n')
+    exe = shutil.which("oakdpo")
+    cmd = [exe] if exe else [sys.executable, "-m", "oakdpo.cli"]
+    res = subprocess.run(cmd + ["data", "gold", "--problems", str(bad), "-o", str(tmp_path / "traces.jsonl")],
+                         capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert res.returncode == 2
+    assert res.stdout == ""
+    assert res.stderr.splitlines() == [
+        f"error: {bad}:3: field 'label' must be one of TRUE, FALSE, UNKNOWN, got 'MAYBE'"]
+    no_outputs(tmp_path, {"problems.jsonl"})

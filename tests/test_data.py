@@ -1,0 +1,393 @@
+"""PrOntoQA data: our generator against the original generator's data, the loaders, and `oakdpo data`."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from oakdpo import cli, data, formats
+from oakdpo.data import (ADJECTIVES, CONCEPTS, NAMES, generate_problems, load_logiclm, load_prontoqa_json,
+                         label_heuristics, parse_simple, read_problems, shortcut_prediction,
+                         write_problems)
+from oakdpo.formats import Problem, query_statement
+
+SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+PRONTOQA = SHARED / "prontoqa"
+FILES = ["1hop_0shot.json", "1hop_0shot_random.json", "2hop_0shot_random.json", "3hop_0shot.json",
+         "3hop_0shot_random.json", "4hop_0shot_random.json", "5hop_0shot.json", "5hop_0shot_random.json"]
+
+
+@pytest.fixture(scope="module")
+def original() -> list[Problem]:
+    if not PRONTOQA.is_dir():
+        pytest.skip("shared PrOntoQA data absent")
+    return [p for f in FILES for p in load_prontoqa_json(PRONTOQA / f)]
+
+
+@pytest.fixture(scope="module")
+def generated() -> list[Problem]:
+    return generate_problems(2000, (1, 5), seed=0)
+
+
+# ---------------------------------------------------------------------------------------------- templates
+
+FUNCTION_WORDS = {"is", "are", "not", "each", "every", "true", "or", "false:"}
+
+
+def abstract(sentence: str, vocab: dict[str, set]) -> str:
+    """Sentence -> template with slots; records the slot fillers in `vocab`. Independent of data.py's lists:
+    concepts are the fictional '-pus' words, names are other capitalised words, adjectives the rest."""
+    out = []
+    for tok in sentence.rstrip(".").split():
+        low = tok.lower()
+        if low in ("a", "an"):
+            out.append("A")
+        elif low in FUNCTION_WORDS:
+            out.append(tok)
+        elif low.endswith("puses"):
+            vocab["concept"].add(low[:-2])
+            out.append("Cs")
+        elif low.endswith("pus"):
+            vocab["concept"].add(low)
+            out.append("C")
+        elif tok[0].isupper():
+            vocab["name"].add(tok)
+            out.append("NAME")
+        else:
+            vocab["adjective"].add(low)
+            out.append("ADJ")
+    return " ".join(out) + "."
+
+
+def templates(problems: list[Problem]) -> tuple[Counter, dict[str, set]]:
+    vocab: dict[str, set] = {"concept": set(), "name": set(), "adjective": set()}
+    t: Counter = Counter()
+    for p in problems:
+        for s in p.premises + p.proof + [p.query]:
+            t[abstract(s, vocab)] += 1
+    return t, vocab
+
+
+EXPECTED_TEMPLATES = {
+    "Cs are ADJ.", "Cs are not ADJ.", "Cs are Cs.",
+    "Each C is A C.", "Each C is ADJ.", "Each C is not ADJ.",
+    "Every C is A C.", "Every C is ADJ.", "Every C is not ADJ.",
+    "NAME is A C.", "NAME is ADJ.", "NAME is not ADJ.",
+    "True or false: NAME is ADJ.", "True or false: NAME is not ADJ.",
+}
+
+
+def test_templates_and_vocabulary_equal_the_original(original, generated):
+    t_orig, v_orig = templates(original)
+    t_gen, v_gen = templates(generated)
+    print(f"\ntemplates: original {len(t_orig)}, generated {len(t_gen)}, differences {set(t_orig) ^ set(t_gen)}")
+    assert set(t_orig) == EXPECTED_TEMPLATES
+    assert set(t_gen) == EXPECTED_TEMPLATES
+    for kind in ("concept", "name", "adjective"):
+        print(f"{kind}: original {len(v_orig[kind])}, generated {len(v_gen[kind])}, "
+              f"differences {v_orig[kind] ^ v_gen[kind]}")
+        assert v_gen[kind] == v_orig[kind]
+    assert v_gen["concept"] == set(CONCEPTS) and len(CONCEPTS) == 17
+    assert v_gen["name"] == set(NAMES) and len(NAMES) == 9
+    assert v_gen["adjective"] == set(ADJECTIVES) and len(ADJECTIVES) == 45
+
+
+def test_articles_follow_the_original(original, generated):
+    for problems in (original, generated):
+        pairs = Counter(m.group(1) + " " + m.group(2)[0] for p in problems for s in p.premises + p.proof
+                        for m in re.finditer(r"\b(an?) ([a-z]+pus)\b", s))
+        assert {k.split()[0] for k in pairs if k.endswith(" i")} == {"an"}  # 'an impus'
+        assert {k.split()[0] for k in pairs if not k.endswith(" i")} == {"a"}
+
+
+def test_sentence_counts_per_hop_match_the_original(original, generated):
+    def counts(problems):
+        out: dict[int, set] = {}
+        for p in problems:
+            out.setdefault(p.hops, set()).add(len(p.premises))
+        return out
+
+    orig, gen = counts(original), counts(generated)
+    for hops in orig:
+        assert gen[hops] == orig[hops] == {4 * depth + 5 for depth in range(hops, 6)}
+    assert set(gen) == {1, 2, 3, 4, 5}
+
+
+def _check_gold(p: Problem, n_facts: int = 2) -> None:
+    """Gold proof: fact, then (rule in the context, derived fact) per hop; it ends in the query (TRUE) or its
+    negation (FALSE); the entity facts (two: the real one and the distractor) come last, one starts the proof."""
+    assert len(p.proof) == 2 * p.hops + 1
+    assert p.proof[0] in p.premises[-n_facts:]
+    facts = [parse_simple(s) for s in p.premises[-n_facts:]]
+    assert all(f is not None and f[0] == "fact" and not f[3] for f in facts)
+    cur = parse_simple(p.proof[0])
+    for rule_s, concl_s in zip(p.proof[1::2], p.proof[2::2]):
+        assert rule_s in p.premises[:-n_facts]
+        rule, concl = parse_simple(rule_s), parse_simple(concl_s)
+        assert rule[0] == "rule" and rule[1] == cur[2] and not cur[3]
+        assert concl == ("fact", cur[1], rule[2], rule[3])
+        cur = concl
+    q = parse_simple(query_statement(p.query))
+    assert q[:3] == cur[:3]
+    assert (q[3] == cur[3]) == (p.label == "TRUE")
+
+
+def test_gold_proofs_have_the_original_shape(original, generated):
+    for p in original + generated:
+        _check_gold(p)
+
+
+def test_postorder_puts_the_proof_rules_in_proof_order(original):
+    gen = generate_problems(300, (1, 5), seed=5, context_order="postorder")
+    orig = [p for p in original if "random" not in p.id]
+    for p in gen + orig:
+        idx = [p.premises.index(s) for s in p.proof[1::2]]
+        assert idx == sorted(idx)
+
+
+def test_deterministic_per_seed():
+    a = [p.to_dict() for p in generate_problems(40, (1, 5), seed=3)]
+    b = [p.to_dict() for p in generate_problems(40, (1, 5), seed=3)]
+    c = [p.to_dict() for p in generate_problems(40, (1, 5), seed=4)]
+    assert a == b
+    assert a[:10] == [p.to_dict() for p in generate_problems(10, (1, 5), seed=3)]  # a prefix of a longer run
+    assert sum(x["premises"] == y["premises"] for x, y in zip(a, c)) == 0
+    assert a[0]["id"] == "gen-s3-000000" and c[39]["id"] == "gen-s4-000039"
+    assert {p.hops for p in generate_problems(30, 2, seed=0)} == {2}
+    assert {p.hops for p in generate_problems(60, (2, 3), seed=0)} == {2, 3}
+
+
+def test_labels_are_balanced(generated):
+    frac = sum(p.label == "TRUE" for p in generated) / len(generated)
+    print(f"\nTRUE fraction over {len(generated)} generated problems: {frac:.4f}")
+    assert 0.45 <= frac <= 0.55
+    for hops in range(1, 6):
+        sub = [p for p in generated if p.hops == hops]
+        assert 0.40 <= sum(p.label == "TRUE" for p in sub) / len(sub) <= 0.60
+    assert all(p.source == "oakdpo-generator" and p.rule == "ModusPonens" for p in generated)
+
+
+def heuristic_accuracy(problems: list[Problem]) -> dict[str, tuple[float, int]]:
+    """Per label heuristic: (accuracy, counting a non-applicable heuristic as a coin flip; times not applicable)."""
+    out = {}
+    for name in ("singleton_rule", "majority_polarity", "ontology_rule"):
+        preds = [label_heuristics(p)[name] for p in problems]
+        score = sum(0.5 if pr is None else float(pr == p.label) for pr, p in zip(preds, problems))
+        out[name] = (score / len(problems), preds.count(None))
+    return out
+
+
+def test_shortcut_removed_by_default(original, generated):
+    orig = heuristic_accuracy(original)
+    kept = heuristic_accuracy(generate_problems(2000, (1, 5), seed=0, remove_shortcut=False))
+    removed = heuristic_accuracy(generated)
+    print(f"\nlabel heuristics (accuracy, not applicable): original {orig}\n  generator with shortcut {kept}\n"
+          f"  generator default (removed) {removed}")
+    # the README's shortcut: always right on the original data and with the shortcut kept
+    assert orig["singleton_rule"] == (1.0, 0) and kept["singleton_rule"] == (1.0, 0)
+    assert shortcut_prediction(original[0]) == original[0].label
+    # removed: the distractor rule is still there in the same form (always applies) but predicts at chance
+    acc, not_applicable = removed["singleton_rule"]
+    assert not_applicable == 0 and acc <= 0.60
+    # The price, measured: with one distractor rule of random polarity, the two rules about the query's
+    # adjective agree half of the time, and then their common polarity is the answer (the original's
+    # opposite polarities always tie). With one distractor rule no polarity rule keeps both at chance.
+    assert orig["majority_polarity"] == (0.5, len(original)) and kept["majority_polarity"] == (0.5, 2000)
+    assert 0.70 <= removed["majority_polarity"][0] <= 0.80
+    # Inherent to PrOntoQA: the other rule about the adjective (the ontology's) gives the answer, everywhere.
+    assert orig["ontology_rule"] == kept["ontology_rule"] == removed["ontology_rule"] == (1.0, 0)
+
+
+# ---------------------------------------------------------------------------------------------- loaders
+
+LABEL_COUNTS = {"1hop_0shot.json": (155, 145), "3hop_0shot.json": (152, 148), "5hop_0shot.json": (160, 140),
+                "5hop_0shot_random.json": (146, 154)}
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_load_shared_prontoqa(name):
+    if not PRONTOQA.is_dir():
+        pytest.skip("shared PrOntoQA data absent")
+    problems = load_prontoqa_json(PRONTOQA / name)
+    hops = int(name[0])
+    stem = name[:-5]
+    assert len(problems) == 300
+    assert problems[0].id == f"{stem}/example1" and problems[299].id == f"{stem}/example300"
+    assert {p.hops for p in problems} == {hops}
+    assert {p.rule for p in problems} == {"ModusPonens"}
+    assert {p.source for p in problems} == {f"prontoqa-json:{name}"}
+    assert {p.label for p in problems} == {"TRUE", "FALSE"}
+    assert all(p.query.startswith("True or false: ") and len(p.proof) == 2 * hops + 1 for p in problems)
+    if name in LABEL_COUNTS:
+        c = Counter(p.label for p in problems)
+        assert (c["TRUE"], c["FALSE"]) == LABEL_COUNTS[name]
+    raw = json.loads((PRONTOQA / name).read_text())["example1"]["test_example"]
+    assert " ".join(problems[0].premises) == raw["question"]
+    assert problems[0].proof == raw["chain_of_thought"]
+
+
+LOGICLM = [
+    {"id": "ProntoQA_1",
+     "context": "Jompuses are not shy. Jompuses are yumpuses. Each yumpus is aggressive. Each yumpus is a dumpus. "
+                "Dumpuses are not wooden. Numpuses are sour. Dumpuses are not sour. Max is a yumpus.",
+     "question": "Is the following statement true or false? Max is sour.",
+     "options": ["A) True", "B) False"], "answer": "B",
+     "explanation": ["Max is a yumpus.", "Each yumpus is a dumpus.", "Max is a dumpus.", "Dumpuses are not sour.",
+                     "Max is not sour."]},
+    {"id": "ProntoQA_2",
+     "context": "Every tumpus is not angry. Tumpuses are rompuses. Rompuses are bright. Stella is a tumpus.",
+     "question": "Is the following statement true or false? Stella is bright.",
+     "options": ["A) True", "B) False"], "answer": "A",
+     "explanation": ["Stella is a tumpus.", "Tumpuses are rompuses.", "Stella is a rompus.", "Rompuses are bright.",
+                     "Stella is bright."]},
+]
+
+
+def test_load_logiclm(tmp_path):
+    path = tmp_path / "dev.json"
+    path.write_text(json.dumps(LOGICLM, indent=2))
+    a, b = load_logiclm(path)
+    assert a.to_dict() == {
+        "id": "ProntoQA_1",
+        "premises": ["Jompuses are not shy.", "Jompuses are yumpuses.", "Each yumpus is aggressive.",
+                     "Each yumpus is a dumpus.", "Dumpuses are not wooden.", "Numpuses are sour.",
+                     "Dumpuses are not sour.", "Max is a yumpus."],
+        "query": "True or false: Max is sour.", "label": "FALSE", "proof": LOGICLM[0]["explanation"],
+        "hops": 2, "rule": "ModusPonens", "source": "logiclm:dev.json"}
+    assert (b.id, b.label, b.query, b.hops) == ("ProntoQA_2", "TRUE", "True or false: Stella is bright.", 2)
+    _check_gold(a, n_facts=1)  # Logic-LM's ProntoQA has no distractor fact
+    _check_gold(b, n_facts=1)
+
+
+def proofs_only_example(question: str, query: str, cot: list[str]) -> dict:
+    # the original's --proofs-only JSON: no 'answer'; sentences after a contradiction carry "\n\n"
+    return {"test_example": {"question": question, "query": query, "chain_of_thought": cot}}
+
+
+PROOFS_ONLY = {
+    "AndIntro": proofs_only_example(
+        "Each bright wumpus is a yumpus. Every yumpus is a dumpus. Zumpuses are red. Alex is a wumpus. Alex is bright.",
+        "Prove: Alex is a dumpus.",
+        ["Alex is a wumpus.", "Alex is bright.", "Alex is a bright wumpus.", "Each bright wumpus is a yumpus.",
+         "Alex is a yumpus.", "Every yumpus is a dumpus.", "Alex is a dumpus."]),
+    "AndElim": proofs_only_example(
+        "Every wumpus is a yumpus. Each rompus is a vumpus. Sam is a wumpus and a rompus.",
+        "Prove: Sam is a yumpus.",
+        ["Sam is a wumpus and a rompus.", "Sam is a wumpus.", "Every wumpus is a yumpus.", "Sam is a yumpus."]),
+    "OrIntro": proofs_only_example(
+        "Everything that is a wumpus or a rompus is a yumpus. Tumpuses are dull. Fae is a wumpus.",
+        "Prove: Fae is a yumpus.",
+        ["Fae is a wumpus.", "Fae is a wumpus or a rompus.", "Everything that is a wumpus or a rompus is a yumpus.",
+         "Fae is a yumpus."]),
+    "OrElim": proofs_only_example(
+        "Every wumpus is a zumpus. Every rompus is a zumpus. Each impus is a numpus. Rex is a wumpus or a rompus.",
+        "Prove: Rex is a zumpus.",
+        ["Assume Rex is a wumpus.", "Every wumpus is a zumpus.", "Rex is a zumpus.\n\n", "Assume Rex is a rompus.",
+         "Every rompus is a zumpus.", "Rex is a zumpus.\n\n", "Since Rex is a wumpus or a rompus, Rex is a zumpus."]),
+    "ProofByContra": proofs_only_example(
+        "Everything that is a wumpus or a rompus is a zumpus. Polly is not a zumpus.",
+        "Prove: Polly is not a wumpus.",
+        ["Assume Polly is a wumpus.", "Polly is a wumpus or a rompus.",
+         "Everything that is a wumpus or a rompus is a zumpus.", "Polly is a zumpus.",
+         "This contradicts with Polly is not a zumpus.\n\n", "Polly is not a wumpus."]),
+}
+
+
+@pytest.mark.parametrize("rule", sorted(PROOFS_ONLY))
+def test_load_proofs_only(tmp_path, rule):
+    ex = PROOFS_ONLY[rule]
+    named = tmp_path / f"2hop_{rule}_0shot.json"  # the original's file name for --deduction-rule R --proofs-only
+    named.write_text(json.dumps({"example1": ex}, indent=1))
+    (p,) = load_prontoqa_json(named)
+    t = ex["test_example"]
+    assert (p.id, p.label, p.query, p.rule, p.hops) == (f"2hop_{rule}_0shot/example1", "TRUE", t["query"], rule, 2)
+    assert p.proof == [s.strip() for s in t["chain_of_thought"]]
+    assert p.premises == data.split_sentences(t["question"])
+    # without the rule in the file name it is told from the sentence forms; no hop count in the name either
+    unnamed = tmp_path / "examples.json"
+    unnamed.write_text(json.dumps({"example7": ex}))
+    (q,) = load_prontoqa_json(unnamed)
+    assert (q.id, q.rule, q.hops) == ("examples/example7", rule, None)
+
+
+def test_proofs_only_modus_ponens_file_name(tmp_path):
+    ex = proofs_only_example("Every wumpus is a yumpus. Rex is a wumpus.", "Prove: Rex is a yumpus.",
+                             ["Rex is a wumpus.", "Every wumpus is a yumpus.", "Rex is a yumpus."])
+    path = tmp_path / "1hop_ProofsOnly_0shot.json"
+    path.write_text(json.dumps({"example1": ex}))
+    (p,) = load_prontoqa_json(path)
+    assert (p.rule, p.hops, p.label) == ("ModusPonens", 1, "TRUE")
+
+
+def test_problems_round_trip(tmp_path, generated):
+    path = tmp_path / "p.jsonl"
+    assert write_problems(path, generated[:50]) == 50
+    assert [p.to_dict() for p in read_problems(path)] == [p.to_dict() for p in generated[:50]]
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+
+def test_cli_generate(tmp_path, capsys):
+    out = tmp_path / "problems.jsonl"
+    rc = cli.main(["data", "generate", "--dataset", "prontoqa", "--num", "40", "--hops", "2-3", "--seed", "7",
+                   "-o", str(out)])
+    assert rc == 0
+    problems = read_problems(out)
+    assert [p.to_dict() for p in problems] == [p.to_dict() for p in generate_problems(40, (2, 3), seed=7)]
+    n_true = sum(p.label == "TRUE" for p in problems)
+    assert capsys.readouterr().out == (
+        f"generated 40 problems (prontoqa, hops 2-3, seed 7, random context, shortcut removed): "
+        f"TRUE {n_true} / FALSE {40 - n_true} ({100 * n_true / 40:.1f}% TRUE) -> {out}\n")
+    rc = cli.main(["data", "generate", "--num", "5", "--hops", "4", "--context-order", "postorder",
+                   "--no-remove-shortcut", "-o", str(out)])
+    assert rc == 0
+    assert [p.to_dict() for p in read_problems(out)] == [
+        p.to_dict() for p in generate_problems(5, 4, seed=0, context_order="postorder", remove_shortcut=False)]
+
+
+def test_cli_import(tmp_path, capsys):
+    if not PRONTOQA.is_dir():
+        pytest.skip("shared PrOntoQA data absent")
+    out = tmp_path / "problems.jsonl"
+    rc = cli.main(["data", "import", "--format", "prontoqa-json", str(PRONTOQA / "1hop_0shot.json"),
+                   str(PRONTOQA / "3hop_0shot.json"), "-o", str(out)])
+    assert rc == 0
+    problems = read_problems(out)
+    assert len(problems) == 600
+    assert problems[300].id == "3hop_0shot/example1"
+    assert capsys.readouterr().out == (
+        f"imported 600 problems from 2 file(s) (prontoqa-json; ModusPonens 600): TRUE 307 / FALSE 293 "
+        f"(51.2% TRUE) -> {out}\n")
+    logiclm = tmp_path / "dev.json"
+    logiclm.write_text(json.dumps(LOGICLM))
+    assert cli.main(["data", "import", "--format", "logiclm", str(logiclm), "-o", str(out)]) == 0
+    assert [p.id for p in read_problems(out)] == ["ProntoQA_1", "ProntoQA_2"]
+
+
+def test_cli_gold(tmp_path, capsys):
+    if not hasattr(formats, "gold_trace"):
+        pytest.skip("formats.gold_trace (the optionizer) not available yet")
+    problems = generate_problems(5, (1, 3), seed=2)
+    pfile, tfile = tmp_path / "problems.jsonl", tmp_path / "traces.jsonl"
+    write_problems(pfile, problems)
+    assert cli.main(["data", "gold", "--problems", str(pfile), "-o", str(tfile)]) == 0
+    recs = [json.loads(line) for line in tfile.read_text().splitlines()]
+    assert recs == [{"problem_id": p.id, "sample": 0, "text": formats.gold_trace(p)} for p in problems]
+    assert capsys.readouterr().out.startswith("wrote 5 gold traces for 5 problems: ")
+
+
+def test_cli_import_folio(tmp_path, capsys):
+    pytest.importorskip("oakdpo.solvers.folio")
+    path = SHARED / "folio" / "folio-v0.0-train.jsonl"
+    if not path.is_file():
+        pytest.skip("shared FOLIO data absent")
+    out = tmp_path / "folio.jsonl"
+    assert cli.main(["data", "import", "--format", "folio", str(path), "-o", str(out)]) == 0
+    problems = read_problems(out)
+    assert len(problems) == 1004  # every example of the train split (README)
+    assert {p.label for p in problems} <= {"TRUE", "FALSE", "UNKNOWN"}
+    assert capsys.readouterr().out.startswith("imported 1004 problems from 1 file(s) (folio; ")

@@ -1,0 +1,66 @@
+"""DPO iterations: the reference is the policy that generated the iteration's traces (full model and LoRA)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from oakdpo.config import Config
+from oakdpo.dpo import base_dpo_args, iteration_args, run_dpo
+from oakdpo.formats import build_prompt, gold_trace
+from oakdpo.model import load_policy
+
+
+def _pairs(problems):
+    out = []
+    for p in problems:
+        gold = gold_trace(p)
+        out.append({"prompt": build_prompt(p), "chosen": gold, "rejected": gold.replace("TRUE", "FALSE")
+                    if "Final Answer: TRUE" in gold else gold.replace("FALSE", "TRUE")})
+    return out
+
+
+def _cfg(lora: bool) -> Config:
+    cfg = Config()
+    cfg.model.lora = lora
+    cfg.model.lora_r = 4
+    cfg.model.lora_alpha = 8
+    cfg.dpo.batch_size = 4
+    cfg.dpo.max_length = 512
+    cfg.dpo.learning_rate = 5e-3
+    cfg.dpo.logging_steps = 1
+    return cfg
+
+
+def _first_loss(out_dir) -> float:
+    state = json.loads((out_dir / "trainer_state.json").read_text())
+    return next(h["loss"] for h in state["log_history"] if "loss" in h)
+
+
+@pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
+def test_reference_is_the_generating_policy(tmp_path, tiny_model_dir, small_problems, lora):
+    cfg = _cfg(lora)
+    pairs = _pairs(small_problems[:8])
+    base = base_dpo_args(cfg, tmp_path)
+    # Iteration 0 from the full checkpoint (LoRA: a fresh adapter, reference = adapter disabled = checkpoint).
+    model, tok = load_policy(tiny_model_dir, cfg.model, for_training=True)
+    m0, _ = run_dpo(model, tok, pairs, iteration_args(base, tmp_path, 0), cfg, dataset_dir=tmp_path / "ds0")
+    it0 = tmp_path / "dpo" / "iter_0"
+    assert (it0 / "adapter_config.json").is_file() == lora
+    # Iteration 1 from iteration 0's output. Before the first update policy == reference, so the first logged
+    # loss is exactly ln 2; a stale reference (the SFT model / the adapter-free base) would give another value.
+    model, tok = load_policy(it0, cfg.model, for_training=True)
+    run_dpo(model, tok, pairs, iteration_args(base, tmp_path, 1), cfg, dataset_dir=tmp_path / "ds1",
+            adapter_path=it0 if lora else None)
+    it1 = tmp_path / "dpo" / "iter_1"
+    assert _first_loss(it0) == pytest.approx(math.log(2), abs=1e-3)
+    assert _first_loss(it1) == pytest.approx(math.log(2), abs=1e-3)
+    assert m0["steps"] == 2 and m0["rewards_margins_last"] > 0
+    if lora:
+        assert not (it1 / "ref").exists()  # the frozen reference adapter is not saved with the policy
+        a = load_policy(it0, cfg.model)[0].state_dict()
+        b = load_policy(it1, cfg.model)[0].state_dict()
+        assert any(not torch.equal(a[k], b[k]) for k in a)
