@@ -21,6 +21,9 @@ Trace (the completion after the prompt):
 
 The k-th non-CONCLUDE step produces formula P+k. The claim of a step is the last sentence of its thought,
 with leading connectives (So, Thus, Therefore, Hence) and formula tags like "[25]" removed.
+
+parse_trace(text) reads a completion into steps (total: never raises; malformed parts become steps with an
+`error`); gold_trace(problem) is the optionizer that writes a problem's gold proof in this format.
 """
 
 from __future__ import annotations
