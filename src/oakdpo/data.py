@@ -581,10 +581,14 @@ def _cmd_import(args) -> int:
 def _cmd_gold(args) -> int:
     from . import formats  # gold_trace lives with the trace format (optionizer)
     problems = read_problems(args.problems)
-    records = [trace_record(p.id, 0, formats.gold_trace(p)) for p in problems]
+    golds = [(p, formats.gold_trace(p)) for p in problems]
+    # A FOLIO problem whose proof the optionizer cannot find has no gold trace: it is skipped, and counted.
+    records = [trace_record(p.id, 0, text) for p, text in golds if text is not None]
     write_jsonl(args.output, records)
-    print(f"wrote {len(records)} gold traces for {len(problems)} problems: {label_summary(problems)} "
-          f"-> {args.output}")
+    skipped = len(problems) - len(records)
+    print(f"wrote {len(records)} gold traces for {len(problems)} problems"
+          + (f" ({skipped} without a gold proof skipped)" if skipped else "")
+          + f": {label_summary(problems)} -> {args.output}")
     return 0
 
 

@@ -93,7 +93,14 @@ def query_statement(query: str) -> str:
 
 
 def build_prompt(problem: Problem) -> str:
-    """The prompt the policy sees; the trace follows it directly. The SFT/DPO/generation code all use this."""
+    """The prompt the policy sees; the trace follows it directly. The SFT/DPO/generation code all use this.
+
+    FOLIO problems (with `fol`) get the FOLIO prompt, which also shows each premise's first-order formula.
+    """
+    if problem.fol:
+        from .solvers.folio import build_folio_prompt
+
+        return build_folio_prompt(problem)
     lines = ["Premises:"]
     lines += [f"[{i}] {p}" for i, p in enumerate(problem.premises)]
     lines.append(f"Query: {problem.query}")

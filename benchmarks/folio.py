@@ -1,0 +1,134 @@
+"""FOLIO + Z3 figures: parsing and repairs, premise-set satisfiability, label agreement, time per problem.
+
+    python benchmarks/folio.py                                   # shared train split + handwritten conclusions
+    python benchmarks/folio.py --validation /tmp/folio-validation.jsonl [--gold]
+
+The train split (../shared/data/folio) has no conclusion-FOL, so label agreement there is measured on the
+handwritten conclusions of tests/data/folio_handwritten.json. --validation takes FOLIO JSONL with
+conclusion-FOL (the real v0.0 validation split; not shipped, never commit it) and reports agreement with the
+gold labels, the statuses, the median / p90 time per problem, and with --gold how many problems get a
+verified gold trace from the optionizer. Prints one JSON object per section; the last line sums them up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from oakdpo.solvers.fol import Z3Builder, parse_fol  # noqa: E402
+from oakdpo.solvers.folio import (_check, _parse, folio_gold_trace, load_folio, solve,  # noqa: E402
+                                  solve_problems, verify_folio_trace)
+
+TRAIN = ROOT / ".." / "shared" / "data" / "folio" / "folio-v0.0-train.jsonl"
+HANDWRITTEN = ROOT / "tests" / "data" / "folio_handwritten.json"
+
+
+def pct(xs, q):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(q * len(xs)))] if xs else 0.0
+
+
+def train_figures() -> dict:
+    rows = [json.loads(line) for line in TRAIN.read_text(encoding="utf-8").splitlines() if line.strip()]
+    formulas = [f for r in rows for f in r["premises-FOL"]]
+    distinct = sorted(set(formulas))
+    results = {f: parse_fol(f, allow_empty=True) for f in distinct}
+    repairs = collections.Counter(x for r in results.values() for x in r.repairs)
+    sets = {tuple(r["premises-FOL"]) for r in rows}
+    sat, times = {}, []
+    for s in sets:
+        t0 = time.perf_counter()
+        b = Z3Builder()
+        sat[s] = _check(b, [b.build(_parse(f, True).formula) for f in s], None, 5000)
+        times.append((time.perf_counter() - t0) * 1000)
+    sat_rows = sum(sat[tuple(r["premises-FOL"])] == "sat" for r in rows)
+    return {
+        "section": "train premises",
+        "rows": len(rows),
+        "premise_formulas": len(formulas),
+        "distinct_formulas": len(distinct),
+        "parse_failures": sum(not r.ok for r in results.values()),
+        "formulas_repaired": sum(bool(r.repairs) for r in results.values()),
+        "repairs": dict(repairs.most_common()),
+        "premise_sets": len(sets),
+        "premise_sets_sat": sum(v == "sat" for v in sat.values()),
+        "premise_set_verdicts": dict(collections.Counter(sat.values())),
+        "rows_with_sat_premises": sat_rows,
+        "rows_sat_fraction": round(sat_rows / len(rows), 4),
+        "sat_check_median_ms": round(statistics.median(times), 2),
+    }
+
+
+def handwritten_figures() -> dict:
+    rows = [json.loads(line) for line in TRAIN.read_text(encoding="utf-8").splitlines() if line.strip()]
+    premises = {}
+    for r in rows:
+        premises.setdefault(r["story_id"], r["premises-FOL"])
+    cases = json.loads(HANDWRITTEN.read_text(encoding="utf-8"))["conclusions"]
+    agree, times = 0, []
+    for c in cases:
+        r = solve(premises[c["story_id"]], c["fol"])
+        agree += r.predicted == c["label"]
+        times.append(r.ms)
+    return {"section": "handwritten conclusions", "problems": len(cases), "agreement": round(agree / len(cases), 4),
+            "median_ms": round(statistics.median(times), 2), "p90_ms": round(pct(times, 0.9), 2)}
+
+
+def validation_figures(path: str, gold: bool) -> dict:
+    problems = load_folio(path)
+    t0 = time.perf_counter()
+    records, summary = solve_problems(problems, progress=False)
+    wall = time.perf_counter() - t0
+    times = [r["ms"] for r in records if r["status"] != "no_query"]
+    confusion = collections.Counter(f"{r['label']}->{r['predicted']}" for r in records)
+    out = {"section": f"validation {Path(path).name}", **summary, "p90_ms": round(pct(times, 0.9), 2),
+           "wall_s": round(wall, 2), "confusion": dict(sorted(confusion.items()))}
+    if gold:
+        found = collections.Counter()
+        valid = 0
+        for p in problems:
+            g = folio_gold_trace(p)
+            if g is not None:
+                found[p.label] += 1
+                valid += verify_folio_trace(p, g)["trace_valid"]
+        out["gold_traces"] = dict(found)
+        out["gold_traces_valid"] = valid
+        out["labels"] = dict(collections.Counter(p.label for p in problems))
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--validation", help="FOLIO JSONL with conclusion-FOL (e.g. the v0.0 validation split)")
+    ap.add_argument("--gold", action="store_true", help="also count verified gold traces (optionizer) on it")
+    args = ap.parse_args()
+    sections = []
+    if TRAIN.is_file():
+        sections.append(train_figures())
+        sections.append(handwritten_figures())
+    else:
+        print(json.dumps({"skipped": f"{TRAIN} not found"}))
+    if args.validation:
+        sections.append(validation_figures(args.validation, args.gold))
+    for s in sections:
+        print(json.dumps(s, ensure_ascii=False))
+    final = {}
+    for s in sections:
+        name = s["section"].split()[0]
+        for k in ("parse_failures", "rows_sat_fraction", "agreement", "median_ms"):
+            if k in s:
+                final[f"{name}_{k}"] = s[k]
+    print(json.dumps(final))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
