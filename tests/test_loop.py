@@ -72,7 +72,7 @@ def _files(root: Path) -> dict[str, str]:
 def _drop_times(obj):
     if isinstance(obj, dict):
         return {k: _drop_times(v) for k, v in obj.items()
-                if not (k.endswith("wall_s") or k.endswith("runtime_s") or k in ("policy", "output"))}
+                if not (k.endswith(("wall_s", "runtime_s", "_per_s")) or k in ("policy", "output"))}
     if isinstance(obj, list):
         return [_drop_times(v) for v in obj]
     return obj

@@ -116,6 +116,7 @@ class EvalConfig:
     max_new_tokens: int = _f(400, "Longest trace in tokens.")
     do_sample: bool = _f(False, "Sample instead of greedy decoding.")
     temperature: float = _f(1.0, "Temperature when sampling.")
+    seed: int = _f(0, "Sampling seed when do_sample is on.")
     rerank: int = _f(0, "Sample N traces per problem and keep the one q-hat scores highest (0: off).")
 
 

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from . import dist
+from .evaluation import evaluate
 from .config import Config, load_config, save_config
 from .io import UserError, read_json, read_jsonl, write_json, write_jsonl
 from .formats import Problem
@@ -93,22 +94,6 @@ def generate_distributed(model, tokenizer, problems: list[Problem], samples: int
     if dump:
         write_jsonl(Path(dump) / f"traces_rank{dist.rank()}.jsonl", traces)
     return traces
-
-
-def evaluate_distributed(model, tokenizer, problems: list[Problem], cfg: Config, out_dir: Path, seed: int) -> dict:
-    """Greedy traces on every rank's shard, gathered; rank 0 verifies and writes out_dir; metrics to all ranks."""
-    from .evaluation import evaluate, evaluate_traces
-    from .generation import generate_traces
-
-    if dist.world_size() == 1:
-        return evaluate(model, tokenizer, problems, cfg.eval, out_dir=out_dir, progress=True)
-    local = dist.shard(problems)
-    traces = generate_traces(model, tokenizer, local, 1, cfg.generation, do_sample=cfg.eval.do_sample,
-                             temperature=cfg.eval.temperature, seed=seed + dist.rank(),
-                             progress=dist.is_main()) if local else []
-    traces = dist.gather_lists(traces)
-    metrics = evaluate_traces(problems, traces, out_dir=out_dir) if dist.is_main() else None
-    return dist.broadcast_object(metrics)
 
 
 def _iteration_problems(train: list[Problem], k: int, n: int) -> list[Problem]:
@@ -215,8 +200,8 @@ def run_oak(cfg: Config, *, sft_model: str | Path, train: list[Problem], eval_se
                 trained, tok = policy.get()
             else:
                 tok = policy.tokenizer
-            evals = {name: evaluate_distributed(trained, tok, probs, cfg, it / f"eval_{name}",
-                                                seed=cfg.generation.seed)
+            evals = {name: evaluate(trained, tok, probs, cfg.eval, out_dir=it / f"eval_{name}",
+                                    progress=dist.is_main())
                      for name, probs in eval_sets.items() if probs}
             stage_done("eval", t0, **{name: _headline(m) for name, m in evals.items()})
             metrics = {"iteration": k, "policy": str(policy_path), "output": str(dpo_dir),
@@ -254,6 +239,13 @@ def main_oak(args) -> int:
     if args.samples is not None:
         cfg.oak.samples = args.samples
     cfg.data.dataset = args.dataset_type
+    sft_model = args.sft_model or cfg.model.name_or_path
+    if not sft_model:
+        raise UserError("oak: no policy to start from; pass --sft-model DIR or set model.name_or_path in the config")
+    cfg.model.name_or_path = str(sft_model)
+    from .model import resolve_model_path
+
+    resolve_model_path(sft_model)  # fail fast, in one line, on a missing or non-local model path
     dist.init_distributed()
     try:
         train = load_problem_file(args.train_data, args.dataset_type)
@@ -263,7 +255,7 @@ def main_oak(args) -> int:
         out = Path(args.output_dir)
         if dist.is_main():
             save_config(cfg, out / "config.yaml")
-        metrics = run_oak(cfg, sft_model=args.sft_model, train=train, eval_sets={"val": val}, output_dir=out,
+        metrics = run_oak(cfg, sft_model=sft_model, train=train, eval_sets={"val": val}, output_dir=out,
                           iterations=cfg.oak.iterations, samples=cfg.oak.samples)
         if dist.is_main():
             write_report(report_rows(None, None, metrics), out)
@@ -324,7 +316,7 @@ def quickstart(out: str | Path, cfg: Config) -> list[dict]:
             continue
         if model is None:
             model, tok = load_policy(sft_dir, cfg.model)
-        sft_eval[name] = evaluate_distributed(model, tok, probs, cfg, out / "eval_sft" / name, seed=cfg.generation.seed)
+        sft_eval[name] = evaluate(model, tok, probs, cfg.eval, out_dir=out / "eval_sft" / name)
     model = tok = None
     gc.collect()
     iters = run_oak(cfg, sft_model=sft_dir, train=train, eval_sets=eval_sets, output_dir=out,
@@ -351,7 +343,8 @@ def add_cli(sub) -> None:
 def add_oak_arguments(p) -> None:
     """The loop's flags (shared by `oakdpo oak` and scripts/run_oak_dpo.py)."""
     p.add_argument("--config", default=None, help="Config YAML (configs/training.yaml, configs/tiny.yaml).")
-    p.add_argument("--sft-model", required=True, help="Local HF checkpoint or LoRA adapter folder to start from.")
+    p.add_argument("--sft-model", default=None,
+                   help="Local HF checkpoint or LoRA adapter folder to start from (default: config model.name_or_path).")
     p.add_argument("--train-data", required=True, help="problems.jsonl, an original PrOntoQA .json, or FOLIO JSONL.")
     p.add_argument("--val-data", default=None, help="Validation problems evaluated after each iteration.")
     p.add_argument("--dataset-type", choices=("prontoqa", "folio"), default="prontoqa")

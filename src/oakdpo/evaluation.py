@@ -1,0 +1,148 @@
+"""Evaluation: greedy traces (sampling optional), strict verification, metrics overall and by hop count.
+
+`evaluate` writes, when given an output folder (each file atomically):
+    metrics.json     {accuracy, step_validity, trace_validity, conclude_support, traces, reasoning_steps,
+                      problems, by_hops: {"1": {...same keys...}, ...}, generation: {...}}
+    traces.jsonl     {problem_id, sample, text, num_tokens}
+    verdicts.jsonl   one strict verdict per trace (verify.verify_traces)
+    summary.md       the same figures as a table
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from .config import EvalConfig, GenerationConfig
+from .formats import Problem
+from .io import UserError, write_json, write_jsonl, write_text
+
+METRIC_KEYS = ("accuracy", "step_validity", "trace_validity", "conclude_support")
+
+
+def read_problem_file(path: str | Path) -> list[Problem]:
+    """problems.jsonl, or an original PrOntoQA .json file (told apart by the extension)."""
+    from .data import load_prontoqa_json, read_problems
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    if path.suffix == ".json":
+        return load_prontoqa_json(path)
+    return read_problems(path)
+
+
+def metrics_by_hops(problems: list[Problem], verdicts: list[dict]) -> dict:
+    """verify.summarize per hop count ("unknown" when a problem has no hops), keys sorted numerically."""
+    from .verify import summarize
+
+    hops = {p.id: p.hops for p in problems}
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for v in verdicts:
+        h = hops.get(v["problem_id"])
+        groups["unknown" if h is None else str(h)].append(v)
+    order = sorted(groups, key=lambda k: (k == "unknown", int(k) if k != "unknown" else 0))
+    return {k: summarize(groups[k]) for k in order}
+
+
+def summary_markdown(metrics: dict) -> str:
+    """A small markdown table: overall and per hop count."""
+    cols = ("traces", *METRIC_KEYS)
+    lines = ["# Evaluation", "", "| hops | " + " | ".join(cols) + " |", "|" + "---|" * (len(cols) + 1)]
+
+    def row(name, m):
+        cells = [str(m["traces"])] + [f"{100 * m[k]:.1f}%" for k in METRIC_KEYS]
+        return f"| {name} | " + " | ".join(cells) + " |"
+
+    lines.append(row("all", metrics))
+    for h, m in metrics["by_hops"].items():
+        lines.append(row(h, m))
+    g = metrics.get("generation", {})
+    if g:
+        lines += ["", f"Generation: {g['traces']} traces in {g['wall_s']:.1f} s "
+                  f"({g['traces_per_s']:.2f} traces/s, {g['tokens_per_s']:.1f} tokens/s), "
+                  f"{'sampled' if g['do_sample'] else 'greedy'}."]
+    return "\n".join(lines) + "\n"
+
+
+def evaluate(model, tokenizer, problems: list[Problem], eval_cfg: EvalConfig, out_dir: str | Path | None = None,
+             progress: bool = True) -> dict:
+    """Generate one trace per problem (greedy unless eval_cfg.do_sample), verify strictly and return metrics.
+
+    The metrics dict has accuracy, step_validity, trace_validity, conclude_support, traces, reasoning_steps
+    (verify.summarize), problems, by_hops and generation (timing). With out_dir, writes the four files above.
+    Under torch.distributed each rank generates a shard of the problems; rank 0 verifies and writes, and every
+    rank returns the same metrics.
+    """
+    from . import dist
+    from .generation import generate_traces
+
+    if not problems:
+        raise UserError("eval: no problems to evaluate")
+    gen_cfg = GenerationConfig(batch_size=eval_cfg.batch_size, max_new_tokens=eval_cfg.max_new_tokens,
+                               temperature=eval_cfg.temperature, seed=eval_cfg.seed)
+    t0 = time.time()
+    local = dist.shard(problems)
+    traces = generate_traces(model, tokenizer, local, 1, gen_cfg, do_sample=eval_cfg.do_sample,
+                             seed=eval_cfg.seed + dist.rank(), progress=progress) if local else []
+    traces = dist.gather_lists(traces)
+    metrics = None
+    if dist.is_main():
+        metrics = evaluate_traces(problems, traces, time.time() - t0, eval_cfg.do_sample, out_dir,
+                                  progress=progress)
+    return dist.broadcast_object(metrics)
+
+
+def evaluate_traces(problems: list[Problem], traces: list[dict], wall: float, do_sample: bool,
+                    out_dir: str | Path | None = None, progress: bool = True) -> dict:
+    """Verify `traces` strictly, compute the metrics (overall, by hops, generation timing) and, with out_dir,
+    write metrics.json, traces.jsonl, verdicts.jsonl and summary.md."""
+    from .verify import summarize, verify_traces
+
+    verdicts = verify_traces(problems, traces, progress=progress)
+    tokens = sum(t.get("num_tokens", 0) for t in traces)
+    metrics = {
+        **summarize(verdicts),
+        "problems": len(problems),
+        "by_hops": metrics_by_hops(problems, verdicts),
+        "generation": {"traces": len(traces), "tokens": tokens, "wall_s": round(wall, 3),
+                       "traces_per_s": len(traces) / wall if wall else 0.0,
+                       "tokens_per_s": tokens / wall if wall else 0.0, "do_sample": do_sample},
+    }
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        write_jsonl(out_dir / "traces.jsonl", traces)
+        write_jsonl(out_dir / "verdicts.jsonl", verdicts)
+        write_text(out_dir / "summary.md", summary_markdown(metrics))
+        write_json(out_dir / "metrics.json", metrics)  # last: its presence marks a finished evaluation
+    return metrics
+
+
+def cmd_eval(args) -> int:
+    from .config import load_config
+    from .model import load_policy
+
+    cfg = load_config(args.config, args.set)
+    problems = read_problem_file(args.problems)
+    if args.limit:
+        problems = problems[: args.limit]
+    model, tokenizer = load_policy(args.model, cfg.model)
+    metrics = evaluate(model, tokenizer, problems, cfg.eval, args.output)
+    print(summary_markdown(metrics), file=sys.stderr)
+    print(json.dumps({k: metrics[k] for k in ("traces", *METRIC_KEYS)}))
+    return 0
+
+
+def add_cli(sub) -> None:
+    p = sub.add_parser("eval", help="Greedy traces + strict verification; metrics overall and by hop count.")
+    p.add_argument("--model", required=True, help="Local HF checkpoint folder or LoRA adapter folder.")
+    p.add_argument("--problems", required=True, help="problems.jsonl or an original PrOntoQA .json file.")
+    p.add_argument("-o", "--output", required=True, help="Output folder (metrics.json, traces.jsonl, "
+                   "verdicts.jsonl, summary.md).")
+    p.add_argument("--config", default=None, help="YAML config (eval section).")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="Config override.")
+    p.add_argument("--limit", type=int, default=0, help="Only the first N problems (0: all).")
+    p.set_defaults(func=cmd_eval)

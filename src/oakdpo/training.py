@@ -1,0 +1,170 @@
+"""Training stages built on TRL: supervised fine-tuning on gold traces (SFT) and, below it, DPO.
+
+SFT: TRL's SFTTrainer on a prompt-completion dataset (prompt = formats.build_prompt(problem), completion = the
+problem's gold trace + EOS). TRL masks the prompt tokens (labels -100), so the loss is on the completion only.
+LoRA (PEFT) is optional (model.lora). The output folder is a standard HF folder (safetensors + tokenizer; an
+adapter folder with LoRA) with trainer_state.json and the resolved config.yaml next to it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from .config import Config, save_config
+from .formats import Problem, build_prompt
+from .io import UserError, write_json
+
+
+def is_main() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# SFT
+# ----------------------------------------------------------------------------------------------------------------
+
+def sft_rows(problems: list[Problem], eos_token: str) -> list[dict]:
+    """{"prompt", "completion"} per problem: its prompt and its gold trace + EOS. Problems without a gold trace
+    (gold_trace returns None, e.g. a FOLIO problem the solver cannot prove) are skipped."""
+    from .formats import gold_trace
+
+    rows = []
+    for p in problems:
+        trace = gold_trace(p)
+        if trace is not None:
+            rows.append({"prompt": build_prompt(p), "completion": trace + eos_token})
+    return rows
+
+
+def sft_dataset(problems: list[Problem], eos_token: str):
+    """datasets.Dataset of sft_rows(problems, eos_token)."""
+    from datasets import Dataset
+
+    return Dataset.from_list(sft_rows(problems, eos_token))
+
+
+def lora_config(model_cfg):
+    """PEFT LoraConfig from the model section."""
+    from peft import LoraConfig
+
+    return LoraConfig(r=model_cfg.lora_r, lora_alpha=model_cfg.lora_alpha, lora_dropout=model_cfg.lora_dropout,
+                      target_modules=list(model_cfg.lora_target_modules), task_type="CAUSAL_LM")
+
+
+def sft_args(cfg: Config, out_dir: str | os.PathLike):
+    """TRL SFTConfig from our config: completion-only loss, no checkpoints (the final folder is the output),
+    CPU when there is no GPU, bf16 only on a GPU that supports it."""
+    from trl import SFTConfig
+
+    s = cfg.sft
+    cuda = torch.cuda.is_available()
+    return SFTConfig(
+        output_dir=str(out_dir),
+        num_train_epochs=s.epochs,
+        learning_rate=s.learning_rate,
+        per_device_train_batch_size=s.batch_size,
+        gradient_accumulation_steps=s.grad_accum,
+        max_length=s.max_length,
+        warmup_steps=s.warmup_ratio,  # a float in [0, 1) is a ratio of the total steps
+        weight_decay=s.weight_decay,
+        lr_scheduler_type=s.lr_scheduler,
+        gradient_checkpointing=s.activation_checkpointing,
+        logging_steps=s.logging_steps,
+        report_to=s.report_to,
+        seed=s.seed,
+        data_seed=s.seed,
+        completion_only_loss=True,
+        train_sampling_strategy="group_by_length" if s.group_by_length else "random",
+        save_strategy="no",
+        use_cpu=not cuda,
+        bf16=cuda and cfg.model.dtype == "bfloat16" and torch.cuda.is_bf16_supported(),
+        fp16=cuda and cfg.model.dtype == "float16",
+        disable_tqdm=not is_main(),
+        dataloader_num_workers=0,
+    )
+
+
+def run_sft(cfg: Config, problems: list[Problem], model_path: str | os.PathLike, out_dir: str | os.PathLike) -> dict:
+    """Fine-tune the policy at `model_path` on the gold traces of `problems`; write the result to `out_dir`.
+
+    Writes out_dir/{model + tokenizer files, trainer_state.json, config.yaml, sft_metrics.json}; trainer_state.json
+    is written last, so its presence marks a finished run. Returns the metrics dict (train loss, steps, runtime,
+    tokens, examples, parameters). Problems without a gold trace are skipped.
+    """
+    from trl import SFTTrainer
+
+    from .model import load_policy, save_folder
+
+    t0 = time.time()
+    model, tokenizer = load_policy(model_path, cfg.model, for_training=True)
+    dataset = sft_dataset(problems, tokenizer.eos_token)
+    if len(dataset) == 0:
+        raise UserError("sft: no training problem has a gold trace")
+    peft_config = None
+    if cfg.model.lora and not hasattr(model, "peft_config"):  # an adapter folder is already a PeftModel
+        peft_config = lora_config(cfg.model)
+    out_dir = Path(out_dir)
+    trainer = SFTTrainer(model=model, args=sft_args(cfg, out_dir), train_dataset=dataset,
+                         processing_class=tokenizer, peft_config=peft_config)
+    result = trainer.train()
+    tokens = sum(len(x) for x in trainer.train_dataset["input_ids"])
+    trained = trainer.model
+    if is_main():
+        save_folder(out_dir, trained, tokenizer)
+        save_config(cfg, out_dir / "config.yaml")
+    logs = [h for h in trainer.state.log_history if "loss" in h]
+    metrics = {
+        "train_loss": result.training_loss,
+        "final_loss": logs[-1]["loss"] if logs else None,
+        "final_token_accuracy": logs[-1].get("mean_token_accuracy") if logs else None,
+        "steps": trainer.state.global_step,
+        "examples": len(dataset),
+        "epochs": cfg.sft.epochs,
+        "tokens_per_epoch": tokens,
+        "parameters": sum(p.numel() for p in trained.parameters()),
+        "trainable_parameters": sum(p.numel() for p in trained.parameters() if p.requires_grad),
+        "train_runtime_s": result.metrics.get("train_runtime"),
+        "wall_s": round(time.time() - t0, 2),
+    }
+    if is_main():
+        write_json(out_dir / "sft_metrics.json", metrics)
+        trainer.state.save_to_json(str(out_dir / "trainer_state.json"))
+    return metrics
+
+
+def cmd_sft(args) -> int:
+    from .config import load_config
+    from .data import read_problems
+
+    cfg = load_config(args.config, args.set)
+    problems = read_problems(args.train_data)
+    if args.limit:
+        problems = problems[: args.limit]
+    metrics = run_sft(cfg, problems, args.model, args.output)
+    if is_main():
+        print(json.dumps(metrics))
+    return 0
+
+
+def _add_sft_cli(sub) -> None:
+    p = sub.add_parser("sft", help="Supervised fine-tuning on gold traces (TRL SFTTrainer).")
+    p.add_argument("--config", default=None, help="YAML config (model and sft sections).")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="Config override.")
+    p.add_argument("--train-data", required=True, help="problems.jsonl with gold proofs.")
+    p.add_argument("--model", required=True, help="Local HF checkpoint folder (e.g. from `oakdpo model init`).")
+    p.add_argument("-o", "--output", required=True, help="Output folder.")
+    p.add_argument("--limit", type=int, default=0, help="Only the first N problems (0: all).")
+    p.set_defaults(func=cmd_sft)
+
+
+def add_cli(sub) -> None:
+    _add_sft_cli(sub)
+    # DPO section (below) registers its own subcommands here.
+
+# ------------------------------------------------------------------ end of the SFT section (helper H4) ----------

@@ -1,0 +1,171 @@
+"""The built-in tiny model: HF folder layout, tokenizer round trip, loading rules (local only, LoRA adapters)."""
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
+
+from oakdpo import cli
+from oakdpo.config import ModelConfig, load_config
+from oakdpo.data import generate_problems
+from oakdpo.formats import build_prompt, gold_trace
+from oakdpo.io import UserError
+from oakdpo.model import build_corpus, init_tiny_model, load_policy
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ModelConfig(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, vocab_size=600,
+                   max_position_embeddings=1024)
+
+
+@pytest.fixture(scope="module")
+def problems():
+    return generate_problems(30, (1, 3), seed=1)
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory, problems):
+    out = tmp_path_factory.mktemp("tiny") / "model"
+    init_tiny_model(TINY, build_corpus(problems), out)
+    return out
+
+
+def test_init_writes_a_standard_hf_folder(tiny_dir):
+    names = sorted(p.name for p in tiny_dir.iterdir())
+    assert names == ["config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
+                     "tokenizer_config.json"]
+    model = AutoModelForCausalLM.from_pretrained(tiny_dir, local_files_only=True)
+    tok = AutoTokenizer.from_pretrained(tiny_dir, local_files_only=True)
+    assert isinstance(model, LlamaForCausalLM)
+    c = model.config
+    assert (c.hidden_size, c.num_hidden_layers, c.num_attention_heads, c.intermediate_size) == (32, 2, 2, 64)
+    assert c.vocab_size == len(tok) <= 600
+    assert (tok.pad_token_id, tok.bos_token_id, tok.eos_token_id) == (0, 1, 2)
+    assert (c.pad_token_id, c.bos_token_id, c.eos_token_id) == (0, 1, 2)
+    n = sum(p.numel() for p in model.parameters())
+    assert n == len(tok) * 32 + 2 * (4 * 32 * 32 + 3 * 32 * 64 + 2 * 32) + 32  # tied embeddings, RMSNorms
+
+
+def test_init_is_deterministic(tmp_path, problems, tiny_dir):
+    init_tiny_model(TINY, build_corpus(problems), tmp_path / "again")
+    assert (tmp_path / "again" / "tokenizer.json").read_text() == (tiny_dir / "tokenizer.json").read_text()
+    a, b = load_file(tiny_dir / "model.safetensors"), load_file(tmp_path / "again" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_tokenizer_round_trips_exactly(tiny_dir, problems):
+    tok = AutoTokenizer.from_pretrained(tiny_dir)
+    rng = random.Random(0)
+    texts = [build_prompt(p) + gold_trace(p) for p in problems[:5]]
+    texts += ["héllo  wörld\t\n\n  🙂 ", "", " ", "Final Answer: maybe\r\n", "[999] Zzz is a qqq."]
+    texts += ["".join(chr(rng.randint(1, 0x2FFF)) for _ in range(200)) for _ in range(20)]
+    for t in texts:
+        ids = tok(t)["input_ids"]
+        assert ids[0] == tok.bos_token_id
+        assert tok.decode(ids, skip_special_tokens=True) == t
+    assert tok("x</s>")["input_ids"][-1] == tok.eos_token_id  # the special token's text is the token itself
+
+
+def test_tokenizer_makes_words_and_tags_single_tokens(tiny_dir, problems):
+    tok = AutoTokenizer.from_pretrained(tiny_dir)
+    p = problems[0]
+    line = f"[3] {p.premises[3]}"
+    words = p.premises[3].rstrip(".").split()
+    assert tok.tokenize(line) == ["[3]"] + ["Ġ" + w for w in words] + ["."]
+    assert tok.tokenize(' <Option type="MODUS_PONENS" args="[') == ['Ġ<OptionĠtype="', "MODUS_PONENS", '"Ġargs="[']
+    assert tok.tokenize(']" />') == [']"Ġ/>']
+
+
+def test_load_policy_for_generation_and_training(tiny_dir):
+    model, tok = load_policy(tiny_dir)
+    assert tok.padding_side == "left" and not model.training
+    model, tok = load_policy(tiny_dir, for_training=True)
+    assert tok.padding_side == "right"
+
+
+@pytest.mark.parametrize("kind", ["missing", "no_config", "hub_id"])
+def test_bad_model_paths_are_user_errors(tmp_path, kind, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    if kind == "missing":
+        path, expected = "nope/model", "nope/model: not a local model folder; expected a local Hugging Face"
+    elif kind == "no_config":
+        (tmp_path / "empty").mkdir()
+        (tmp_path / "empty" / "weights.bin").write_bytes(b"x")
+        path, expected = "empty", "empty: no config.json or adapter_config.json; expected a local Hugging Face"
+    else:
+        path, expected = "meta-llama/Llama-3-8B", "meta-llama/Llama-3-8B: not a local model folder; expected"
+    with pytest.raises(UserError) as e:
+        load_policy(path)
+    assert str(e.value).startswith(expected)
+    assert "\n" not in str(e.value)
+
+
+def test_bad_model_path_cli_exit_code_2(tmp_path, capsys, problems):
+    from oakdpo.data import write_problems
+
+    write_problems(tmp_path / "p.jsonl", problems[:2])
+    rc = cli.main(["generate", "--model", "meta-llama/Llama-3-8B", "--problems", str(tmp_path / "p.jsonl"),
+                   "--samples", "1", "-o", str(tmp_path / "t.jsonl")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2
+    assert err == ["error: meta-llama/Llama-3-8B: not a local model folder; expected a local Hugging Face "
+                   "checkpoint folder (config.json) or LoRA adapter folder (adapter_config.json) — hub ids are "
+                   "not downloaded"]
+    assert not (tmp_path / "t.jsonl").exists()
+
+
+def _adapter(tiny_dir, out):
+    from peft import LoraConfig, get_peft_model
+
+    base = AutoModelForCausalLM.from_pretrained(tiny_dir)
+    torch.manual_seed(0)
+    peft = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
+                                           init_lora_weights=False, task_type="CAUSAL_LM"))
+    peft.save_pretrained(out)
+    return peft
+
+
+def test_lora_adapter_folder_loads_via_peft(tiny_dir, tmp_path):
+    peft = _adapter(tiny_dir, tmp_path / "adapter")
+    assert json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())["base_model_name_or_path"] == \
+        str(tiny_dir)
+    ids = torch.tensor([[1, 5, 6, 7, 8]])
+    peft.eval()
+    with torch.no_grad():
+        want = peft(ids).logits
+        base_logits = AutoModelForCausalLM.from_pretrained(tiny_dir)(ids).logits
+    model, tok = load_policy(tmp_path / "adapter")
+    with torch.no_grad():
+        got = model(ids).logits
+    assert torch.allclose(got, want, atol=1e-5)
+    assert not torch.allclose(got, base_logits, atol=1e-3)
+    assert tok.eos_token_id == 2  # adapter folder has no tokenizer: the base's is used
+    trainable, _ = load_policy(tmp_path / "adapter", for_training=True)
+    names = [n for n, p in trainable.named_parameters() if p.requires_grad]
+    assert names and all("lora_" in n for n in names)
+
+
+def test_adapter_with_missing_base_is_a_user_error(tmp_path):
+    (tmp_path / "adapter").mkdir()
+    (tmp_path / "adapter" / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "org/base"}))
+    with pytest.raises(UserError, match=r"base model 'org/base' is not a local model folder"):
+        load_policy(tmp_path / "adapter")
+
+
+def test_cli_model_init(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("model:\n  hidden_size: 16\n  num_layers: 1\n  num_heads: 2\n  intermediate_size: 32\n"
+                   "  vocab_size: 400\n  corpus_problems: 20\n")
+    assert cli.main(["model", "init", "--config", str(cfg), "-o", str(tmp_path / "m")]) == 0
+    model, tok = load_policy(tmp_path / "m")
+    assert model.config.hidden_size == 16 and model.config.num_hidden_layers == 1
+    assert model.config.vocab_size == len(tok)
+
+
+def test_tiny_config_loads():
+    cfg = load_config(ROOT / "configs" / "tiny.yaml")
+    assert cfg.model.name_or_path is None
+    assert cfg.model.lora is False
