@@ -147,6 +147,9 @@ def run_dpo(model, tokenizer, pairs: list[dict], args, cfg: Config, dataset_dir:
     trainer.save_model(str(out))
     if dist.is_main():
         tokenizer.save_pretrained(out)
+        # Trainer pickles its arguments next to the weights; the run records config.yaml instead, and
+        # artifacts a user opens should never need unpickling.
+        (out / "training_args.bin").unlink(missing_ok=True)
         trainer.state.save_to_json(str(out / "trainer_state.json"))  # last: marks the stage complete
     dist.barrier()
     metrics = _summarize_logs(trainer.state.log_history)

@@ -121,18 +121,68 @@ def evaluate_traces(problems: list[Problem], traces: list[dict], wall: float, do
     return metrics
 
 
+def evaluate_rerank(model, tokenizer, problems: list[Problem], eval_cfg: EvalConfig, qhat_dir: str | Path,
+                    out_dir: str | Path, batch_size: int = 16) -> dict:
+    """Sample `eval_cfg.rerank` traces per problem and keep the one q-hat predicts most likely valid.
+
+    Returns {"n", "reranked": metrics, "first_sample": metrics of sample 0 (the same sampling without q-hat),
+    "oracle_trace_validity": share of problems with at least one valid sample}; writes out_dir/rerank/ and
+    out_dir/first_sample/ (traces, verdicts, metrics).
+    """
+    from .generation import generate_traces
+    from .knowledge import load_qhat, rerank
+
+    n = eval_cfg.rerank
+    head = load_qhat(qhat_dir)
+    gen_cfg = GenerationConfig(batch_size=eval_cfg.batch_size, max_new_tokens=eval_cfg.max_new_tokens,
+                               temperature=eval_cfg.temperature, seed=eval_cfg.seed)
+    t0 = time.time()
+    samples = generate_traces(model, tokenizer, problems, n, gen_cfg, do_sample=True)
+    wall = time.time() - t0
+    chosen = rerank(model, tokenizer, head, problems, samples, batch_size=batch_size)
+    out_dir = Path(out_dir)
+    reranked = evaluate_traces(problems, chosen, wall, True, out_dir / "rerank", progress=False)
+    first = evaluate_traces(problems, [t for t in samples if t["sample"] == 0], wall, True,
+                            out_dir / "first_sample", progress=False)
+    from .verify import verify_traces
+
+    valid_any = {v["problem_id"] for v in verify_traces(problems, samples, progress=False) if v["trace_valid"]}
+    return {"n": n, "reranked": reranked, "first_sample": first,
+            "oracle_trace_validity": len(valid_any) / len(problems)}
+
+
 def cmd_eval(args) -> int:
     from .config import load_config
     from .model import load_policy
 
     cfg = load_config(args.config, args.set)
+    if args.rerank is not None:
+        cfg.eval.rerank = args.rerank
+    if cfg.eval.rerank and not args.qhat:
+        raise UserError("eval --rerank: pass --qhat DIR (a q-hat folder such as OUT/iter_0/qhat)")
     problems = read_problem_file(args.problems)
     if args.limit:
         problems = problems[: args.limit]
     model, tokenizer = load_policy(args.model, cfg.model)
     metrics = evaluate(model, tokenizer, problems, cfg.eval, args.output)
+    headline = {k: metrics[k] for k in ("traces", *METRIC_KEYS)}
+    if cfg.eval.rerank:
+        rr = evaluate_rerank(model, tokenizer, problems, cfg.eval, args.qhat, args.output,
+                             batch_size=cfg.knowledge.batch_size_features)
+        metrics["rerank"] = rr
+        write_json(Path(args.output) / "metrics.json", metrics)
+        rows = [("greedy", metrics), (f"first of {rr['n']} samples", rr["first_sample"]),
+                (f"q-hat rerank of {rr['n']}", rr["reranked"])]
+        lines = ["| decoding | " + " | ".join(METRIC_KEYS) + " |", "|---" * (len(METRIC_KEYS) + 1) + "|"]
+        lines += [f"| {name} | " + " | ".join(f"{100 * m[k]:.1f}%" for k in METRIC_KEYS) + " |" for name, m in rows]
+        lines.append(f"\nAt least one valid sample (oracle): {100 * rr['oracle_trace_validity']:.1f}%")
+        write_text(Path(args.output) / "rerank.md", "\n".join(lines) + "\n")
+        print("\n".join(lines), file=sys.stderr)
+        headline["rerank"] = {k: rr["reranked"][k] for k in METRIC_KEYS}
+        headline["first_sample"] = {k: rr["first_sample"][k] for k in METRIC_KEYS}
+        headline["oracle_trace_validity"] = rr["oracle_trace_validity"]
     print(summary_markdown(metrics), file=sys.stderr)
-    print(json.dumps({k: metrics[k] for k in ("traces", *METRIC_KEYS)}))
+    print(json.dumps(headline))
     return 0
 
 
@@ -145,4 +195,7 @@ def add_cli(sub) -> None:
     p.add_argument("--config", default=None, help="YAML config (eval section).")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="Config override.")
     p.add_argument("--limit", type=int, default=0, help="Only the first N problems (0: all).")
+    p.add_argument("--rerank", type=int, default=None, metavar="N",
+                   help="Also sample N traces per problem and keep the one q-hat scores highest (eval.rerank).")
+    p.add_argument("--qhat", default=None, help="q-hat folder for --rerank, e.g. OUT/iter_0/qhat.")
     p.set_defaults(func=cmd_eval)

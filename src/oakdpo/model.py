@@ -117,25 +117,28 @@ def _not_local(path: str) -> UserError:
 
 
 def resolve_model_path(path: str | os.PathLike) -> tuple[Path, Path | None]:
-    """Check a policy path. Returns (folder, base folder of a LoRA adapter or None); UserError when not local."""
-    p = Path(path)
-    if not p.is_dir():
+    """Check a policy path. Returns (folder, base folder of a LoRA adapter or None), both absolute (so an adapter
+    trained from here records a base path that works from anywhere); UserError when not a local model folder."""
+    given = Path(path)
+    if not given.is_dir():
         raise _not_local(str(path))
+    p = given.resolve()
     if (p / "adapter_config.json").is_file():
+        where = given / "adapter_config.json"
         try:
             base = json.loads((p / "adapter_config.json").read_text(encoding="utf-8"))["base_model_name_or_path"]
-        except (json.JSONDecodeError, KeyError, TypeError):
-            raise UserError(f"{p / 'adapter_config.json'}: missing or unreadable 'base_model_name_or_path'") from None
-        base_path = Path(base)
+            base_path = Path(base)
+        except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError):
+            raise UserError(f"{where}: missing or unreadable 'base_model_name_or_path'") from None
         # A relative base may be written relative to where training ran or to the adapter folder itself.
         if not base_path.is_absolute() and not base_path.is_dir() and (p / base_path).is_dir():
             base_path = p / base_path
         if not (base_path / "config.json").is_file():
-            raise UserError(f"{p / 'adapter_config.json'}: base model '{base}' is not a local model folder with "
-                            "config.json (hub ids are not downloaded)")
-        return p, base_path
+            raise UserError(f"{where}: base model '{base}' is not a local model folder with config.json "
+                            "(hub ids are not downloaded)")
+        return p, base_path.resolve()
     if not (p / "config.json").is_file():
-        raise UserError(f"{p}: no config.json or adapter_config.json; expected a local Hugging Face checkpoint "
+        raise UserError(f"{given}: no config.json or adapter_config.json; expected a local Hugging Face checkpoint "
                         "folder or LoRA adapter folder")
     return p, None
 
@@ -167,7 +170,7 @@ def load_policy(path: str | os.PathLike, model_cfg: ModelConfig | None = None, *
                 model = model.merge_and_unload()
     except (OSError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"{folder}: could not load the model ({first})") from None
+        raise UserError(f"{path}: could not load the model ({first})") from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     # Where the weights came from, for backends that load from disk (vLLM).
