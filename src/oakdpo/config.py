@@ -35,6 +35,8 @@ class ModelConfig:
     corpus_problems: int = _f(1000, "Tiny model: generated problems (prompt + gold trace each) the tokenizer "
                               "is trained on by `oakdpo model init`.")
     max_position_embeddings: int = _f(1024, "Tiny model: longest sequence (tokens).")
+    initializer_range: float = _f(0.08, "Tiny model: std of the random initial weights. Larger than HF's 0.02: "
+                                  "a 128-wide model trained briefly from scratch learns to attend much sooner.")
     dtype: str = _f("float32", "Training/inference dtype: float32, bfloat16 or float16. bf16 needs a GPU.")
     lora: bool = _f(False, "Train a LoRA adapter (PEFT) instead of all weights.")
     lora_r: int = _f(16, "LoRA rank.")

@@ -27,9 +27,11 @@ from .io import UserError
 PAD, BOS, EOS = "<pad>", "<s>", "</s>"
 
 # Pre-tokenization: GPT-2's pattern, plus pieces that keep our formats short (one token each once BPE merges
-# them): premise tags like " [12]", words with underscores (MODUS_PONENS) and the fixed parts of an Action line.
-# Every character lands in exactly one piece and ByteLevel maps bytes 1:1, so decoding round-trips exactly.
-PRETOKENIZE_PATTERN = (r' ?<Option type="|" args="\[|\]" />| ?\[\d+\]| ?[\p{L}_]+| ?\p{N}+| ?[^\s\p{L}\p{N}]+'
+# them): formula tags "[12]" (never glued to a space, so a tag is the same token in the prompt, where it starts
+# a line, and in a thought, where it follows a space: copying it is copying one token), words with underscores
+# (MODUS_PONENS) and the fixed parts of an Action line. Every character lands in exactly one piece and ByteLevel
+# maps bytes 1:1, so decoding round-trips exactly.
+PRETOKENIZE_PATTERN = (r'\[\d+\]| ?<Option type="|" args="\[|\]" />| ?[\p{L}_]+| ?\p{N}+| ?(?!\[\d)[^\s\p{L}\p{N}]+'
                        r"|\s+(?!\S)|\s+")
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -68,6 +70,7 @@ def tiny_llama_config(model_cfg: ModelConfig, tokenizer) -> LlamaConfig:
         intermediate_size=model_cfg.intermediate_size,
         max_position_embeddings=model_cfg.max_position_embeddings,
         tie_word_embeddings=True,  # a third of a tiny model's weights would otherwise be the output matrix
+        initializer_range=model_cfg.initializer_range,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
