@@ -74,7 +74,7 @@ def sft_args(cfg: Config, out_dir: str | os.PathLike):
         warmup_steps=s.warmup_ratio,  # a float in [0, 1) is a ratio of the total steps
         weight_decay=s.weight_decay,
         lr_scheduler_type=s.lr_scheduler,
-        gradient_checkpointing=s.activation_checkpointing,
+        activation_checkpointing=s.activation_checkpointing,
         logging_steps=s.logging_steps,
         report_to=s.report_to,
         seed=s.seed,
