@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Iterable
 
 from .formats import LABELS, Problem, query_statement, trace_record
-from .io import UserError, read_json, write_jsonl
+from .io import UserError, read_json, read_jsonl_lines, write_jsonl
 
 # ----------------------------------------------------------------------------------------------------------
 # Vocabulary of the original generator (fictional ontology)
@@ -485,33 +485,11 @@ def load_problems(path: str | Path, fmt: str) -> list[Problem]:
 # ----------------------------------------------------------------------------------------------------------
 # problems.jsonl
 
-def _jsonl_records(path: Path) -> list[tuple[int, dict]]:
-    """(line number, record) for each non-blank line; errors name file:line."""
-    if not path.is_file():
-        raise UserError(f"{path}: no such file")
-    out = []
-    try:
-        with open(path, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise UserError(f"{path}:{lineno}: invalid JSON ({e.msg})") from None
-                if not isinstance(rec, dict):
-                    raise UserError(f"{path}:{lineno}: expected a JSON object, got {type(rec).__name__}")
-                out.append((lineno, rec))
-    except UnicodeDecodeError:
-        raise UserError(f"{path}: not UTF-8 text") from None
-    return out
-
-
 def read_problems(path: str | Path) -> list[Problem]:
     """Read problems.jsonl. Any bad line raises UserError naming 'file:line' and the field."""
     path = Path(path)
     out, seen = [], {}
-    for lineno, rec in _jsonl_records(path):
+    for lineno, rec in read_jsonl_lines(path):
         where = f"{path}:{lineno}"
         p = Problem.from_dict(rec, where=where)
         if not isinstance(p.id, str) or not p.id:

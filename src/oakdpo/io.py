@@ -70,15 +70,11 @@ def read_json(path: str | os.PathLike) -> Any:
         raise UserError(f"{path}: not UTF-8 text") from None
 
 
-def read_jsonl(path: str | os.PathLike, required: Iterable[str] = ()) -> list[dict]:
-    """Read a JSONL file. Blank lines are skipped. Errors name `file:line` and the field.
-
-    `required` lists keys every record must have.
-    """
+def read_jsonl_lines(path: str | os.PathLike) -> list[tuple[int, dict]]:
+    """(line number, record) for each non-blank line of a JSONL file; errors name `file:line`."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such file")
-    required = list(required)
     out = []
     try:
         with open(path, encoding="utf-8") as f:
@@ -91,10 +87,22 @@ def read_jsonl(path: str | os.PathLike, required: Iterable[str] = ()) -> list[di
                     raise UserError(f"{path}:{lineno}: invalid JSON ({e.msg})") from None
                 if not isinstance(rec, dict):
                     raise UserError(f"{path}:{lineno}: expected a JSON object, got {type(rec).__name__}")
-                for key in required:
-                    if key not in rec:
-                        raise UserError(f"{path}:{lineno}: missing key '{key}'")
-                out.append(rec)
+                out.append((lineno, rec))
     except UnicodeDecodeError:
         raise UserError(f"{path}: not UTF-8 text") from None
+    return out
+
+
+def read_jsonl(path: str | os.PathLike, required: Iterable[str] = ()) -> list[dict]:
+    """Read a JSONL file. Blank lines are skipped. Errors name `file:line` and the field.
+
+    `required` lists keys every record must have.
+    """
+    required = list(required)
+    out = []
+    for lineno, rec in read_jsonl_lines(path):
+        for key in required:
+            if key not in rec:
+                raise UserError(f"{path}:{lineno}: missing key '{key}'")
+        out.append(rec)
     return out

@@ -38,7 +38,7 @@ from pathlib import Path
 import z3
 
 from ..formats import ANSWER_CODES, LABELS, OPTION_TYPES, Problem, ParsedStep, parse_trace, render_action
-from ..io import UserError, write_jsonl
+from ..io import UserError, read_jsonl_lines, write_jsonl
 from .fol import Formula, ParseResult, Term, Z3Builder, atoms, parse_fol, substitute, to_text
 
 DEFAULT_TIMEOUT_MS = 5000  # whole-problem budget of solve()
@@ -105,24 +105,9 @@ def load_folio(path: str | os.PathLike) -> list[Problem]:
     When the NL and FOL premise lists differ in length after dropping empty pairs, both are kept as they are:
     formula indices in traces always refer to fol['premises'] (build_folio_prompt shows the NL as context)."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: no such file")
     out = []
-    try:
-        with open(path, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                where = f"{path}:{lineno}"
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise UserError(f"{where}: invalid JSON ({e.msg})") from None
-                if not isinstance(rec, dict):
-                    raise UserError(f"{where}: expected a JSON object, got {type(rec).__name__}")
-                out.append(folio_record_to_problem(rec, where, f"folio:{path.name}", f"{path.name}:{lineno}"))
-    except UnicodeDecodeError:
-        raise UserError(f"{path}: not UTF-8 text") from None
+    for lineno, rec in read_jsonl_lines(path):
+        out.append(folio_record_to_problem(rec, f"{path}:{lineno}", f"folio:{path.name}", f"{path.name}:{lineno}"))
     return out
 
 
@@ -928,7 +913,6 @@ def folio_gold_trace(problem: Problem, timeout_ms: float = DEFAULT_TIMEOUT_MS) -
     rules while searching, and the finished trace is returned only if verify_folio_trace finds it valid.
     None when the label disagrees with the solver, the problem has no query FOL, or no proof is found within
     16 steps."""
-    fol = problem.fol or {}
     r = solve_problem(problem, timeout_ms)
     if r.status != "ok" or r.predicted != problem.label:
         return None
