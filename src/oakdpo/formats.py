@@ -389,3 +389,21 @@ def gold_trace(problem: Problem) -> str | None:
 def _sentence(s: str) -> str:
     s = " ".join(s.split())
     return s if s.endswith((".", "!", "?")) else s + "."
+
+
+def make_verdict(steps: list, step_verdicts: list[dict], answer: str | None, label: str,
+                 conclude_supported: bool, trace_reason: str) -> dict:
+    """The verdict of one trace, shared by the PrOntoQA and FOLIO verifiers: per-step results plus the trace's
+    answer, correctness, validity ("ok" reason), step validity over reasoning steps, and CONCLUDE support."""
+    reasoning = [v for s, v in zip(steps, step_verdicts) if not s.is_conclude]
+    return {
+        "steps": step_verdicts,
+        "answer": answer,
+        "correct": answer == label,
+        "trace_valid": trace_reason == "ok",
+        "step_validity": sum(v["valid"] for v in reasoning) / len(reasoning) if reasoning else 0.0,
+        "num_reasoning_steps": len(reasoning),
+        "conclude_supported": conclude_supported,
+        "trace_reason": trace_reason,
+    }
+

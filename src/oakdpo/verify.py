@@ -25,7 +25,7 @@ import os
 import re
 from pathlib import Path
 
-from .formats import (LABELS, OPTION_TYPES, ParsedStep, ParsedTrace, Problem, extract_claim,
+from .formats import (LABELS, OPTION_TYPES, ParsedStep, ParsedTrace, Problem, extract_claim, make_verdict,
                       parse_trace, query_statement)
 from .io import UserError, read_jsonl, write_jsonl
 from .logic import Fact, apply_option, negate_fact, parse_sentence, render
@@ -88,19 +88,9 @@ def verify_parsed(problem: Problem, parsed: ParsedTrace) -> dict:
         out.append({"index": s.index, "option": s.option, "args": s.args, "claim": s.claim,
                     "valid": valid, "reason": reason})
 
-    valid_reasoning = sum(1 for s, v in zip(steps, out) if not s.is_conclude and v["valid"])
     answer = parsed.final_answer
     trace_reason = _trace_reason(problem, steps, out, conclude_positions, n_reasoning, answer)
-    return {
-        "steps": out,
-        "answer": answer,
-        "correct": answer == problem.label,
-        "trace_valid": trace_reason == "ok",
-        "step_validity": valid_reasoning / n_reasoning if n_reasoning else 0.0,
-        "num_reasoning_steps": n_reasoning,
-        "conclude_supported": conclude_supported,
-        "trace_reason": trace_reason,
-    }
+    return make_verdict(steps, out, answer, problem.label, conclude_supported, trace_reason)
 
 
 def _check_step(s: ParsedStep, n: int, n_formulas: int, P: int, known: dict, invalid: set):

@@ -37,7 +37,8 @@ from pathlib import Path
 
 import z3
 
-from ..formats import ANSWER_CODES, LABELS, OPTION_TYPES, Problem, ParsedStep, parse_trace, render_action
+from ..formats import (ANSWER_CODES, LABELS, OPTION_TYPES, ParsedStep, Problem, make_verdict, parse_trace,
+                       render_action)
 from ..io import UserError, read_jsonl_lines, write_jsonl
 from .fol import Formula, ParseResult, Term, Z3Builder, atoms, parse_fol, substitute, to_text
 
@@ -582,19 +583,9 @@ def verify_folio_trace(problem: Problem, text: str, step_timeout_ms: float = STE
                 invalid.add(n)
         out.append({"index": s.index, "option": s.option, "args": s.args,
                     "claim": s.fol if s.fol else s.claim, "valid": valid, "reason": reason})
-    valid_reasoning = sum(1 for s, v in zip(steps, out) if not s.is_conclude and v["valid"])
     answer = parsed.final_answer
     trace_reason = _trace_reason(ctx, steps, out, conclude_positions, n_reasoning, answer)
-    return {
-        "steps": out,
-        "answer": answer,
-        "correct": answer == problem.label,
-        "trace_valid": trace_reason == "ok",
-        "step_validity": valid_reasoning / n_reasoning if n_reasoning else 0.0,
-        "num_reasoning_steps": n_reasoning,
-        "conclude_supported": conclude_supported,
-        "trace_reason": trace_reason,
-    }
+    return make_verdict(steps, out, answer, problem.label, conclude_supported, trace_reason)
 
 
 def _trace_reason(ctx: _Context, steps, out, conclude_positions, n_reasoning, answer) -> str:
