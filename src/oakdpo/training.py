@@ -1,4 +1,4 @@
-"""Training stages built on TRL: supervised fine-tuning on gold traces (SFT) and, below it, DPO.
+"""Supervised fine-tuning on gold traces (SFT) with TRL; DPO lives in oakdpo.dpo.
 
 SFT: TRL's SFTTrainer on a prompt-completion dataset (prompt = formats.build_prompt(problem), completion = the
 problem's gold trace + EOS). TRL masks the prompt tokens (labels -100), so the loss is on the completion only.
@@ -164,6 +164,3 @@ def _add_sft_cli(sub) -> None:
 
 def add_cli(sub) -> None:
     _add_sft_cli(sub)
-    # DPO section (below) registers its own subcommands here.
-
-# ------------------------------------------------------------------ end of the SFT section (helper H4) ----------

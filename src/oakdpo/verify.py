@@ -38,7 +38,7 @@ SUMMARY_KEYS = ("traces", "reasoning_steps", "step_validity", "trace_validity", 
 def verify_trace(problem: Problem, text: str) -> dict:
     """Verdict for one completion (without problem_id / sample). Never raises on any text."""
     if problem.fol:
-        from .solvers.folio import verify_folio_trace  # H3's FOLIO/Z3 verifier; imported lazily (z3 is heavy)
+        from .solvers.folio import verify_folio_trace  # imported lazily: z3 is heavy
         return verify_folio_trace(problem, text)
     return verify_parsed(problem, parse_trace(text))
 
