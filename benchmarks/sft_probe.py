@@ -1,0 +1,98 @@
+"""Where a trained policy fails inside a proof: teacher-forced accuracy per token role of the gold traces.
+
+Feeds each problem's prompt + gold trace to the model once and counts, for every completion token, whether the
+model's argmax prediction at the previous position is that token. Tokens are grouped by their role in a
+MODUS_PONENS step of the current trace format
+
+    Thought: [fact_tag] fact_text [rule_tag] rule_text So [new_tag] claim
+    Action: <Option type="MODUS_PONENS" args="[args]" />
+
+with the first step of a trace reported apart (`*_first`: it must choose among the entity's facts; later steps
+cite the previous step's claim). `rule_tag` is the premise lookup a step needs (find the rule whose subject is
+the fact's concept, on the branch that reaches the query); chance is about 1 / (number of premises).
+
+    python benchmarks/sft_probe.py --model runs/demo/sft [--problems N] [--hops 3-5]
+    python benchmarks/sft_probe.py --model runs/demo/sft --prontoqa ../shared/data/prontoqa/5hop_0shot_random.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+import torch  # noqa: E402
+
+from oakdpo.data import generate_problems, load_prontoqa_json  # noqa: E402
+from oakdpo.formats import build_prompt, gold_trace  # noqa: E402
+from oakdpo.model import load_policy  # noqa: E402
+
+STEP = re.compile(
+    r"Thought: (?P<fact_tag>\[\d+\]) (?P<fact_text>[^\[\n]*?\.) (?P<rule_tag>\[\d+\]) (?P<rule_text>[^\[\n]*?\.) "
+    r"So (?P<new_tag>\[\d+\]) (?P<claim>[^\n]*?\.)\n"
+    r"Action: <Option type=\"MODUS_PONENS\" args=\"\[(?P<args>\d+, \d+)\]\" />")
+
+
+def roles_of(tok, prompt: str, completion: str) -> tuple[list[int], list[str | None]]:
+    """Token ids of prompt + completion and, per token, its role (None for prompt tokens)."""
+    char_role: dict[int, str] = {}
+    for k, m in enumerate(STEP.finditer(completion)):
+        for name in STEP.groupindex:
+            a, b = m.span(name)
+            for c in range(a, b):
+                char_role[len(prompt) + c] = name + ("_first" if k == 0 else "")
+    enc = tok(prompt + completion, return_offsets_mapping=True)
+    roles: list[str | None] = []
+    for a, b in enc["offset_mapping"]:
+        if b <= len(prompt):
+            roles.append(None)
+        else:
+            roles.append(char_role.get(b - 1, "other"))
+    return enc["input_ids"], roles
+
+
+def probe(model, tok, problems) -> dict[str, tuple[int, int]]:
+    hit: Counter = Counter()
+    total: Counter = Counter()
+    with torch.no_grad():
+        for p in problems:
+            completion = gold_trace(p)
+            if not completion:
+                continue
+            ids, roles = roles_of(tok, build_prompt(p), completion)
+            pred = model(torch.tensor([ids])).logits[0].argmax(-1).tolist()
+            for t in range(1, len(ids)):
+                if roles[t] is not None:
+                    total[roles[t]] += 1
+                    hit[roles[t]] += pred[t - 1] == ids[t]
+    return {r: (hit[r], total[r]) for r in sorted(total)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", required=True, help="Trained policy folder (e.g. runs/demo/sft).")
+    ap.add_argument("--problems", type=int, default=60, help="Generated problems to probe (seed 77).")
+    ap.add_argument("--hops", default="3-5")
+    ap.add_argument("--prontoqa", default=None, help="Probe an original PrOntoQA json file instead.")
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    model, tok = load_policy(args.model)
+    if args.prontoqa:
+        problems = load_prontoqa_json(args.prontoqa)[: args.problems]
+    else:
+        lo, _, hi = args.hops.partition("-")
+        problems = generate_problems(args.problems, (int(lo), int(hi or lo)), seed=77)
+    premises = sum(len(p.premises) for p in problems) / len(problems)
+    print(f"{len(problems)} problems, {premises:.1f} premises on average (chance for rule_tag ~{1 / premises:.3f})")
+    print(f"{'role':18s} {'accuracy':>9s} {'tokens':>7s}")
+    for role, (h, n) in probe(model, tok, problems).items():
+        print(f"{role:18s} {h / n:9.3f} {n:7d}")
+
+
+if __name__ == "__main__":
+    main()
