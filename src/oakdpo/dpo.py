@@ -23,10 +23,9 @@ import math
 import shutil
 from pathlib import Path
 
-import torch
-
 from . import dist
 from .config import Config
+from .training import device_args
 
 
 def base_dpo_args(cfg: Config, output_dir: str | Path):
@@ -34,7 +33,6 @@ def base_dpo_args(cfg: Config, output_dir: str | Path):
     from trl import DPOConfig
 
     d = cfg.dpo
-    cuda = torch.cuda.is_available()
     return DPOConfig(
         output_dir=str(Path(output_dir) / "dpo"),
         beta=d.beta,
@@ -52,9 +50,7 @@ def base_dpo_args(cfg: Config, output_dir: str | Path):
         seed=d.seed,
         precompute_ref_log_probs=True,
         save_strategy="no",
-        use_cpu=not cuda,
-        bf16=cuda and cfg.model.dtype == "bfloat16",
-        fp16=cuda and cfg.model.dtype == "float16",
+        **device_args(cfg.model),
         disable_tqdm=not dist.is_main(),
         dataset_num_proc=None,
     )

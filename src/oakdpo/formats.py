@@ -355,6 +355,13 @@ def gold_trace(problem: Problem) -> str | None:
     def have(f):
         return next((i for i, g in avail if g == f), None)
 
+    def add_step(f, text: str, option: str, args: list[int]) -> None:
+        n = P + len(steps)
+        cited = " ".join(f"[{a}] {texts[a]}" for a in args)
+        steps.append((f"{cited} So [{n}] {text}", option, args))
+        avail.append((n, f))
+        texts[n] = text
+
     for sentence in problem.proof:
         f = parse_sentence(sentence)
         if not isinstance(f, Fact) or have(f) is not None:
@@ -362,24 +369,14 @@ def gold_trace(problem: Problem) -> str | None:
         found = _derive(f, avail)
         if found is None:
             continue  # a sentence under an assumption: not derivable from the premises
-        option, args = found
-        n = P + len(steps)
-        cited = " ".join(f"[{a}] {texts[a]}" for a in args)
-        steps.append((f"{cited} So [{n}] {_sentence(sentence)}", option, args))
-        avail.append((n, f))
-        texts[n] = _sentence(sentence)
+        add_step(f, _sentence(sentence), *found)
         if f == goal:
             break
     if have(goal) is None:
         found = _derive(goal, avail)
         if found is None:
             raise UserError(f"problem {problem.id}: the gold proof does not reach the answer {problem.label}")
-        option, args = found
-        n = P + len(steps)
-        cited = " ".join(f"[{a}] {texts[a]}" for a in args)
-        steps.append((f"{cited} So [{n}] {render(goal)}", option, args))
-        avail.append((n, goal))
-        texts[n] = render(goal)
+        add_step(goal, render(goal), *found)
     k = have(goal)
     word = "true" if problem.label == "TRUE" else "false"
     steps.append((f"[{k}] {texts[k]} So the query is {word}.", "CONCLUDE", [ANSWER_CODES[problem.label]]))
@@ -389,6 +386,31 @@ def gold_trace(problem: Problem) -> str | None:
 def _sentence(s: str) -> str:
     s = " ".join(s.split())
     return s if s.endswith((".", "!", "?")) else s + "."
+
+
+def first_failure(steps: list, step_verdicts: list[dict], answer: str | None, label: str,
+                  needs_reasoning: bool) -> str:
+    """'ok' when a trace is valid, else its first failure, in the order both verifiers use: an invalid reasoning
+    step, no / several CONCLUDE steps, an invalid CONCLUDE, no reasoning step where the answer needs one
+    (`needs_reasoning`, decided by the caller), a missing Final Answer, a wrong answer."""
+    for s, v in zip(steps, step_verdicts):
+        if not s.is_conclude and not v["valid"]:
+            return f"step {s.index}: {v['reason']}"
+    concludes = [s.index for s in steps if s.is_conclude]
+    if not concludes:
+        return "no CONCLUDE step"
+    if len(concludes) > 1:
+        return f"{len(concludes)} CONCLUDE steps (need exactly 1)"
+    c = concludes[0]
+    if not step_verdicts[c]["valid"]:
+        return f"step {c}: {step_verdicts[c]['reason']}"
+    if needs_reasoning and all(s.is_conclude for s in steps):
+        return "no reasoning step"
+    if answer is None:
+        return "missing Final Answer"
+    if answer != label:
+        return f"answer {answer} does not match label {label}"
+    return "ok"
 
 
 def make_verdict(steps: list, step_verdicts: list[dict], answer: str | None, label: str,

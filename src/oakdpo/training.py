@@ -56,13 +56,21 @@ def lora_config(model_cfg):
                       target_modules=list(model_cfg.lora_target_modules), task_type="CAUSAL_LM")
 
 
+def device_args(model_cfg) -> dict:
+    """use_cpu / bf16 / fp16 for TRL's SFT and DPO configs: the CPU when there is no GPU; half precision only on a
+    GPU that has it (the config's `model.dtype` asks for it)."""
+    cuda = torch.cuda.is_available()
+    return {"use_cpu": not cuda,
+            "bf16": cuda and model_cfg.dtype == "bfloat16" and torch.cuda.is_bf16_supported(),
+            "fp16": cuda and model_cfg.dtype == "float16"}
+
+
 def sft_args(cfg: Config, out_dir: str | os.PathLike):
     """TRL SFTConfig from our config: completion-only loss, no checkpoints (the final folder is the output),
     CPU when there is no GPU, bf16 only on a GPU that supports it."""
     from trl import SFTConfig
 
     s = cfg.sft
-    cuda = torch.cuda.is_available()
     return SFTConfig(
         output_dir=str(out_dir),
         num_train_epochs=s.epochs,
@@ -81,9 +89,7 @@ def sft_args(cfg: Config, out_dir: str | os.PathLike):
         completion_only_loss=True,
         train_sampling_strategy="group_by_length" if s.group_by_length else "random",
         save_strategy="no",
-        use_cpu=not cuda,
-        bf16=cuda and cfg.model.dtype == "bfloat16" and torch.cuda.is_bf16_supported(),
-        fp16=cuda and cfg.model.dtype == "float16",
+        **device_args(cfg.model),
         disable_tqdm=not is_main(),
         dataloader_num_workers=0,
     )

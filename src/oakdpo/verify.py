@@ -25,8 +25,8 @@ import os
 import re
 from pathlib import Path
 
-from .formats import (LABELS, OPTION_TYPES, ParsedStep, ParsedTrace, Problem, extract_claim, make_verdict,
-                      parse_trace, query_statement)
+from .formats import (LABELS, OPTION_TYPES, ParsedStep, ParsedTrace, Problem, extract_claim, first_failure,
+                      make_verdict, parse_trace, query_statement)
 from .io import UserError, read_jsonl, write_jsonl
 from .logic import Fact, apply_option, negate_fact, parse_sentence, render
 
@@ -65,7 +65,6 @@ def verify_parsed(problem: Problem, parsed: ParsedTrace) -> dict:
     # index -> formula, for premises and valid steps; invalid step indices are remembered separately
     known: dict[int, object] = {i: f for i, f in enumerate(premises)}
     invalid_formulas: set[int] = set()
-    conclude_positions = [s.index for s in steps if s.is_conclude]
     out = []
     k = 0
     conclude_supported = False
@@ -89,7 +88,11 @@ def verify_parsed(problem: Problem, parsed: ParsedTrace) -> dict:
                     "valid": valid, "reason": reason})
 
     answer = parsed.final_answer
-    trace_reason = _trace_reason(problem, steps, out, conclude_positions, n_reasoning, answer)
+    needs_reasoning = False
+    if n_reasoning == 0:  # a CONCLUDE-only trace is fine only when the query (or its negation) is a premise
+        statement = _supporting_statement(problem, answer) if answer in ("TRUE", "FALSE") else None
+        needs_reasoning = statement is None or statement not in premises
+    trace_reason = first_failure(steps, out, answer, problem.label, needs_reasoning)
     return make_verdict(steps, out, answer, problem.label, conclude_supported, trace_reason)
 
 
@@ -151,29 +154,6 @@ def _check_conclude(problem: Problem, parsed: ParsedTrace, s: ParsedStep, known:
     if parsed.final_answer != answer:
         return False, f"CONCLUDE answer {answer} disagrees with Final Answer {parsed.final_answer}", supported
     return True, "ok", supported
-
-
-def _trace_reason(problem, steps, out, conclude_positions, n_reasoning, answer) -> str:
-    """'ok' when the trace is valid, else its first failure."""
-    for s, v in zip(steps, out):
-        if not s.is_conclude and not v["valid"]:
-            return f"step {s.index}: {v['reason']}"
-    if not conclude_positions:
-        return "no CONCLUDE step"
-    if len(conclude_positions) > 1:
-        return f"{len(conclude_positions)} CONCLUDE steps (need exactly 1)"
-    c = conclude_positions[0]
-    if not out[c]["valid"]:
-        return f"step {c}: {out[c]['reason']}"
-    if n_reasoning == 0:
-        statement = _supporting_statement(problem, answer) if answer in ("TRUE", "FALSE") else None
-        if statement is None or statement not in _premise_formulas(problem):
-            return "no reasoning step"
-    if answer is None:
-        return "missing Final Answer"
-    if answer != problem.label:
-        return f"answer {answer} does not match label {problem.label}"
-    return "ok"
 
 
 def _is_main_process() -> bool:

@@ -37,8 +37,8 @@ from pathlib import Path
 
 import z3
 
-from ..formats import (ANSWER_CODES, LABELS, OPTION_TYPES, ParsedStep, Problem, make_verdict, parse_trace,
-                       render_action)
+from ..formats import (ANSWER_CODES, LABELS, OPTION_TYPES, ParsedStep, Problem, first_failure, make_verdict,
+                       parse_trace, render_action)
 from ..io import UserError, read_jsonl_lines, write_jsonl
 from .fol import Formula, ParseResult, Term, Z3Builder, atoms, parse_fol, substitute, to_text
 
@@ -558,7 +558,6 @@ def verify_folio_trace(problem: Problem, text: str, step_timeout_ms: float = STE
     invalid: set[int] = set()
     witnesses: set[str] = set()
     derived: list[Formula] = []
-    conclude_positions = [s.index for s in steps if s.is_conclude]
     out, k = [], 0
     conclude_supported, first_done = False, False
     for s in steps:
@@ -584,32 +583,9 @@ def verify_folio_trace(problem: Problem, text: str, step_timeout_ms: float = STE
         out.append({"index": s.index, "option": s.option, "args": s.args,
                     "claim": s.fol if s.fol else s.claim, "valid": valid, "reason": reason})
     answer = parsed.final_answer
-    trace_reason = _trace_reason(ctx, steps, out, conclude_positions, n_reasoning, answer)
+    needs_reasoning = n_reasoning == 0 and answer in ("TRUE", "FALSE") and not _premise_is(ctx, _goal(ctx, answer))
+    trace_reason = first_failure(steps, out, answer, problem.label, needs_reasoning)
     return make_verdict(steps, out, answer, problem.label, conclude_supported, trace_reason)
-
-
-def _trace_reason(ctx: _Context, steps, out, conclude_positions, n_reasoning, answer) -> str:
-    """'ok' when the trace is valid, else its first failure (same order as the PrOntoQA verifier)."""
-    for s, v in zip(steps, out):
-        if not s.is_conclude and not v["valid"]:
-            return f"step {s.index}: {v['reason']}"
-    if not conclude_positions:
-        return "no CONCLUDE step"
-    if len(conclude_positions) > 1:
-        return f"{len(conclude_positions)} CONCLUDE steps (need exactly 1)"
-    c = conclude_positions[0]
-    if not out[c]["valid"]:
-        return f"step {c}: {out[c]['reason']}"
-    if n_reasoning == 0 and answer in ("TRUE", "FALSE") and not _premise_is(ctx, _goal(ctx, answer)):
-        return "no reasoning step"
-    if answer is None:
-        return "missing Final Answer"
-    if answer != ctx.problem.label:
-        return f"answer {answer} does not match label {ctx.problem.label}"
-    return "ok"
-
-
-# --------------------------------------------------------------------------------- prompt and gold traces
 
 
 def build_folio_prompt(problem: Problem) -> str:
