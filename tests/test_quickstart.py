@@ -1,0 +1,42 @@
+"""End to end (slow): `oakdpo quickstart` on a shrunken tiny config writes the whole run layout; a rerun resumes.
+
+Run with `python -m pytest -m slow tests/test_quickstart.py` (about a minute)."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from oakdpo.config import load_config
+from oakdpo.loop import quickstart
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = ["data.train_problems=24", "data.val_problems=4", "data.hops=1-2", "data.heldout=null",
+         "model.hidden_size=32", "model.num_layers=1", "model.num_heads=2", "model.intermediate_size=64",
+         "model.vocab_size=400", "sft.epochs=1", "sft.logging_steps=1", "generation.max_new_tokens=40",
+         "eval.max_new_tokens=40", "oak.iterations=2", "oak.samples=2", "oak.train_problems_per_iter=4",
+         "knowledge.max_traces=40"]
+
+
+@pytest.mark.slow
+def test_quickstart_writes_the_run_layout_and_resumes(tmp_path):
+    cfg = load_config(ROOT / "configs" / "tiny.yaml", SMALL)
+    out = tmp_path / "demo"
+    rows = quickstart(out, cfg)
+    assert [r["stage"] for r in rows] == ["sft", "iter_0", "iter_1"]
+    for rel in ("config.yaml", "data/train.jsonl", "data/val.jsonl", "init/config.json", "sft/model.safetensors",
+                "eval_sft/val/metrics.json", "report.md", "report.png"):
+        assert (out / rel).is_file(), rel
+    assert sorted(p.name for p in (out / "dpo").iterdir()) == ["iter_0", "iter_1"]
+    for k in (0, 1):
+        state = json.loads((out / "dpo" / f"iter_{k}" / "trainer_state.json").read_text())
+        assert state["global_step"] > 0
+        assert not any(p.name.startswith("iter_") for p in (out / "dpo" / f"iter_{k}").iterdir())
+        for name in ("traces.jsonl", "verdicts.jsonl", "pairs.jsonl", "metrics.json"):
+            assert (out / f"iter_{k}" / name).is_file()
+    assert sum(1 for _ in open(out / "iter_0" / "traces.jsonl")) == 4 * 2
+    report = (out / "report.md").read_text()
+    assert "| iter_1 |" in report and "| sft |" in report
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*.jsonl")}
+    assert [r["stage"] for r in quickstart(out, cfg)] == ["sft", "iter_0", "iter_1"]  # resumes: nothing redone
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.jsonl")} == before
