@@ -30,6 +30,7 @@ import torch  # noqa: E402
 
 from oakdpo.data import generate_problems, load_prontoqa_json  # noqa: E402
 from oakdpo.formats import build_prompt, gold_trace  # noqa: E402
+from oakdpo.io import UserError  # noqa: E402
 from oakdpo.model import load_policy  # noqa: E402
 
 STEP = re.compile(
@@ -81,10 +82,13 @@ def main() -> None:
     ap.add_argument("--prontoqa", default=None, help="Probe an original PrOntoQA json file instead.")
     args = ap.parse_args()
     torch.set_num_threads(2)
-    model, tok = load_policy(args.model)
-    if args.prontoqa:
-        problems = load_prontoqa_json(args.prontoqa)[: args.problems]
-    else:
+    try:
+        model, tok = load_policy(args.model)
+        problems = load_prontoqa_json(args.prontoqa)[: args.problems] if args.prontoqa else None
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    if problems is None:
         lo, _, hi = args.hops.partition("-")
         problems = generate_problems(args.problems, (int(lo), int(hi or lo)), seed=77)
     premises = sum(len(p.premises) for p in problems) / len(problems)

@@ -392,7 +392,7 @@ def first_failure(steps: list, step_verdicts: list[dict], answer: str | None, la
                   needs_reasoning: bool) -> str:
     """'ok' when a trace is valid, else its first failure, in the order both verifiers use: an invalid reasoning
     step, no / several CONCLUDE steps, an invalid CONCLUDE, no reasoning step where the answer needs one
-    (`needs_reasoning`, decided by the caller), a missing Final Answer, a wrong answer."""
+    (`needs_reasoning`: the caller's verdict on a CONCLUDE-only trace), a missing Final Answer, a wrong answer."""
     for s, v in zip(steps, step_verdicts):
         if not s.is_conclude and not v["valid"]:
             return f"step {s.index}: {v['reason']}"
@@ -404,7 +404,7 @@ def first_failure(steps: list, step_verdicts: list[dict], answer: str | None, la
     c = concludes[0]
     if not step_verdicts[c]["valid"]:
         return f"step {c}: {step_verdicts[c]['reason']}"
-    if needs_reasoning and all(s.is_conclude for s in steps):
+    if needs_reasoning:
         return "no reasoning step"
     if answer is None:
         return "missing Final Answer"

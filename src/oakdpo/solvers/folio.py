@@ -588,6 +588,9 @@ def verify_folio_trace(problem: Problem, text: str, step_timeout_ms: float = STE
     return make_verdict(steps, out, answer, problem.label, conclude_supported, trace_reason)
 
 
+# --------------------------------------------------------------------------------- prompt and gold traces
+
+
 def build_folio_prompt(problem: Problem) -> str:
     """The FOLIO prompt: numbered premises with their FOL, the query with its FOL. The trace follows it.
 
