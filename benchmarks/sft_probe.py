@@ -1,15 +1,18 @@
 """Where a trained policy fails inside a proof: teacher-forced accuracy per token role of the gold traces.
 
 Feeds each problem's prompt + gold trace to the model once and counts, for every completion token, whether the
-model's argmax prediction at the previous position is that token. Tokens are grouped by their role in a
-MODUS_PONENS step of the current trace format
+model's argmax prediction at the previous position is that token. Tokens are grouped by their role in a step of
+the backward proof (formats.gold_trace):
 
-    Thought: [fact_tag] fact_text [rule_tag] rule_text So [new_tag] claim
-    Action: <Option type="MODUS_PONENS" args="[args]" />
+    Thought: key[tag] premise. So [new_tag] claim.
+    Action: <Option type="HYPOTHETICAL_SYLLOGISM" args="[args]" />
 
-with the first step of a trace reported apart (`*_first`: it must choose among the entity's facts; later steps
-cite the previous step's claim). `rule_tag` is the premise lookup a step needs (find the rule whose subject is
-the fact's concept, on the branch that reaches the query); chance is about 1 / (number of premises).
+`key` is the word the step looks up (the query's property, then the current rule's subject), `tag` the lookup
+itself (the premise whose last word is the key) and `premise` the premise's text after its tag. The first
+cited premise of a trace is reported apart (`*_first`): two rules end in the query's property (the proof's and a
+distractor) and the trace tries the one listed first; when that is the distractor, its subject is looked up and
+found missing (`missing_key`, then `missing`: the "?"), and the next cite is the proof's rule. Every later key
+occurs once as a last word in the premises.
 
     python benchmarks/sft_probe.py --model runs/demo/sft [--problems N] [--hops 3-5]
     python benchmarks/sft_probe.py --model runs/demo/sft --prontoqa ../shared/data/prontoqa/5hop_0shot_random.json
@@ -33,20 +36,21 @@ from oakdpo.formats import build_prompt, gold_trace  # noqa: E402
 from oakdpo.io import UserError  # noqa: E402
 from oakdpo.model import load_policy  # noqa: E402
 
-STEP = re.compile(
-    r"Thought: (?P<fact_tag>\[\d+\]) (?P<fact_text>[^\[\n]*?\.) (?P<rule_tag>\[\d+\]) (?P<rule_text>[^\[\n]*?\.) "
-    r"So (?P<new_tag>\[\d+\]) (?P<claim>[^\n]*?\.)\n"
-    r"Action: <Option type=\"MODUS_PONENS\" args=\"\[(?P<args>\d+, \d+)\]\" />")
+CITE = re.compile(r"(?<=[: ])(?P<key>[a-z]+)(?P<tag>\[\d+\]) (?P<premise>[^\[\n]*?\.)")
+CLAIM = re.compile(r"So (?P<new_tag>\[\d+\]) (?P<claim>[^\n]*?\.)\n")
+ARGS = re.compile(r'type="(?!CONCLUDE)[A-Z_]+" args="\[(?P<args>[\d, ]+)\]"')
+MISSING = re.compile(r"\. (?P<missing_key>[a-z]+)(?P<missing>\?)")
 
 
 def roles_of(tok, prompt: str, completion: str) -> tuple[list[int], list[str | None]]:
     """Token ids of prompt + completion and, per token, its role (None for prompt tokens)."""
     char_role: dict[int, str] = {}
-    for k, m in enumerate(STEP.finditer(completion)):
-        for name in STEP.groupindex:
-            a, b = m.span(name)
-            for c in range(a, b):
-                char_role[len(prompt) + c] = name + ("_first" if k == 0 else "")
+    for pattern in (CITE, CLAIM, ARGS, MISSING):
+        for k, m in enumerate(pattern.finditer(completion)):
+            for name in pattern.groupindex:
+                a, b = m.span(name)
+                for c in range(a, b):
+                    char_role[len(prompt) + c] = name + ("_first" if k == 0 and pattern is CITE else "")
     enc = tok(prompt + completion, return_offsets_mapping=True)
     roles: list[str | None] = []
     for a, b in enc["offset_mapping"]:
@@ -92,7 +96,8 @@ def main() -> None:
         lo, _, hi = args.hops.partition("-")
         problems = generate_problems(args.problems, (int(lo), int(hi or lo)), seed=77)
     premises = sum(len(p.premises) for p in problems) / len(problems)
-    print(f"{len(problems)} problems, {premises:.1f} premises on average (chance for rule_tag ~{1 / premises:.3f})")
+    print(f"{len(problems)} problems, {premises:.1f} premises on average (chance: tag_first 0.5, "
+          f"tag ~{1 / premises:.3f} without the lookup)")
     print(f"{'role':18s} {'accuracy':>9s} {'tokens':>7s}")
     for role, (h, n) in probe(model, tok, problems).items():
         print(f"{role:18s} {h / n:9.3f} {n:7d}")

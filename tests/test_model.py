@@ -12,7 +12,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
 from oakdpo import cli
 from oakdpo.config import ModelConfig, load_config
 from oakdpo.data import generate_problems
-from oakdpo.formats import build_prompt, gold_trace
+from oakdpo.formats import Problem, build_prompt, gold_trace
 from oakdpo.io import UserError
 from oakdpo.model import build_corpus, init_tiny_model, load_policy
 
@@ -69,12 +69,18 @@ def test_tokenizer_round_trips_exactly(tiny_dir, problems):
     assert tok("x</s>")["input_ids"][-1] == tok.eos_token_id  # the special token's text is the token itself
 
 
-def test_tokenizer_makes_words_and_tags_single_tokens(tiny_dir, problems):
+def test_tokenizer_pieces_make_each_lookup_one_token(tiny_dir):
     tok = AutoTokenizer.from_pretrained(tiny_dir)
-    p = problems[0]
-    line = f"[3] {p.premises[3]}"
-    words = p.premises[3].rstrip(".").split()
-    assert tok.tokenize(line) == ["[3]"] + ["Ġ" + w for w in words] + ["."]
+    prompt = build_prompt(Problem(id="t", premises=["Numpuses are not wooden.", "Max is a numpus.",
+                                                    "Every yumpus is numpuses."],
+                                  query="True or false: Max is not wooden.", label="TRUE"))
+    pieces = [w.replace("Ġ", " ").replace("Ċ", "\n")
+              for w, _ in tok.backend_tokenizer.pre_tokenizer.pre_tokenize_str(prompt)]
+    assert pieces == ["Query", ":", " True", " or", " false", ":", " Max is not", " wooden.", "\n", "Premises", ":",
+                      "\n", "[0]", " Numpuses are not", "[0]", " wooden", ".", "\n", "[1]", " Max is a", "[1]",
+                      " numpus", ".", "\n", "[2]", " Every yumpus is", "[2]", " numpus", "es", ".", "\n", "Proof",
+                      ":", "\n"]
+    assert tok.decode(tok(prompt)["input_ids"], skip_special_tokens=True) == prompt
     assert tok.tokenize(' <Option type="MODUS_PONENS" args="[') == ['Ġ<OptionĠtype="', "MODUS_PONENS", '"Ġargs="[']
     assert tok.tokenize(']" />') == [']"Ġ/>']
 
@@ -169,3 +175,11 @@ def test_tiny_config_loads():
     cfg = load_config(ROOT / "configs" / "tiny.yaml")
     assert cfg.model.name_or_path is None
     assert cfg.model.lora is False
+
+
+def test_float_override_accepts_exponent_without_dot():
+    cfg = load_config(ROOT / "configs" / "tiny.yaml", ["dpo.learning_rate=5e-5", "sft.learning_rate=2"])
+    assert (cfg.dpo.learning_rate, cfg.sft.learning_rate) == (5e-5, 2.0)
+    with pytest.raises(UserError, match="dpo.learning_rate: expected float, got 'fast'"):
+        load_config(ROOT / "configs" / "tiny.yaml", ["dpo.learning_rate=fast"])
+

@@ -17,18 +17,27 @@ def _probe_module():
     return mod
 
 
-def test_rule_tag_role_is_the_cited_rule(tiny_model_dir, small_problems):
+def test_tag_roles_are_the_cited_premises(tiny_model_dir, small_problems):
     probe = _probe_module()
     _, tok = load_policy(tiny_model_dir)
-    checked = 0
+    checked = dead_ends = 0
     for p in small_problems[:20]:
         completion = gold_trace(p)
         ids, roles = probe.roles_of(tok, build_prompt(p), completion)
-        cited = [s.args[1] for s in parse_trace(completion).steps if s.option == "MODUS_PONENS"]
-        rule_tags = "".join(tok.decode([i]) for i, r in zip(ids, roles) if r in ("rule_tag", "rule_tag_first"))
-        assert [int(x) for x in re.findall(r"\[(\d+)\]", rule_tags)] == cited
-        first = [tok.decode([i]) for i, r in zip(ids, roles) if r == "fact_tag_first"]
-        assert "".join(first).strip() == f"[{parse_trace(completion).steps[0].args[0]}]"
+        steps = [s for s in parse_trace(completion).steps if not s.is_conclude]
+        tried = [int(x) for x in re.findall(r"\[(\d+)\] [^.]*\. [a-z]+\?", completion)]  # dead ends
+        cited = sorted([a for s in steps for a in s.args if a < len(p.premises)] + tried)
+        tags = "".join(tok.decode([i]) for i, r in zip(ids, roles) if r in ("tag", "tag_first"))
+        assert sorted(int(x) for x in re.findall(r"\[(\d+)\]", tags)) == cited
+        first = [tok.decode([i]) for i, r in zip(ids, roles) if r == "tag_first"]
+        key = [tok.decode([i]) for i, r in zip(ids, roles) if r == "key_first"]
+        statement = p.query.rstrip(".").split()[-1]  # the first lookup is the query's property
+        assert ("".join(key).strip(), "".join(first)) == (statement, f"[{(tried or [steps[0].args[1]])[0]}]")
+        missing = [tok.decode([i]) for i, r in zip(ids, roles) if r == "missing"]
+        assert missing == ["?"] * len(tried)
+        dead_ends += len(tried)
+        news = [tok.decode([i]) for i, r in zip(ids, roles) if r == "new_tag"]
+        assert "".join(news) == "".join(f"[{len(p.premises) + k}]" for k in range(len(steps)))
         assert all(r is None for r in roles[: len(tok(build_prompt(p))["input_ids"]) - 1])
         checked += len(cited)
-    assert checked >= 20
+    assert checked >= 20 and dead_ends >= 3

@@ -33,8 +33,8 @@ def tiny_dir(tmp_path_factory, problems):
 def _cfg(**sft) -> Config:
     cfg = Config()
     cfg.model = ModelConfig(**{**TINY.__dict__})
-    for k, v in dict(epochs=1.0, batch_size=8, learning_rate=1e-2, logging_steps=1, warmup_ratio=0.0,
-                     max_length=512, **sft).items():
+    for k, v in {**dict(epochs=1.0, batch_size=8, learning_rate=1e-2, logging_steps=1, warmup_ratio=0.0,
+                        max_length=512), **sft}.items():
         setattr(cfg.sft, k, v)
     return cfg
 
@@ -105,3 +105,64 @@ def test_cli_sft_bad_model_path_exit_2(tmp_path, problems, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and err[0].startswith(f"error: {tmp_path / 'nope'}: not a local model folder")
     assert not (tmp_path / "out").exists()
+
+
+INDUCTION = ModelConfig(hidden_size=64, num_layers=2, num_heads=2, intermediate_size=64, vocab_size=500,
+                        freeze_embeddings=True, induction_init=True)
+
+
+def test_curriculum_rows_come_first_and_cut_down(problems, tmp_path):
+    cfg = _cfg(curriculum_steps=3, curriculum_keep=2, epochs=1.5, batch_size=4)
+    ds = sft_dataset(problems, "</s>", cfg)
+    full = {build_prompt(p): len(p.premises) for p in problems}
+    n_cut = 3 * 4
+    assert len(ds) == n_cut + 16 + 8  # 3 steps x 4 rows, then 1.5 epochs of 16
+    head, tail = ds[:n_cut]["prompt"], ds[n_cut:]["prompt"]
+    assert all(p not in full for p in head) and all(p in full for p in tail)
+    assert sorted(tail).count(tail[0]) <= 2
+    for row in ds.select(range(n_cut)):  # cut: the proof's premises plus 2; the gold trace still verifies
+        n = row["prompt"].count("\n[")
+        assert 2 <= n and all(n < v for v in full.values()) or n <= min(full.values())
+    args = sft_args(cfg, tmp_path)
+    assert (args.train_sampling_strategy, args.num_train_epochs) == ("sequential", 1)
+
+
+def test_cut_to_proof_keeps_the_proof():
+    import random
+
+    from oakdpo.data import cut_to_proof
+    from oakdpo.verify import verify_trace
+
+    for p in generate_problems(20, (1, 5), seed=9):
+        q = cut_to_proof(p, 3, random.Random(0))
+        used = sum(1 for x in p.premises if x in p.proof)
+        assert len(q.premises) == min(len(p.premises), used + 3)
+        assert [x for x in p.premises if x in q.premises] == q.premises  # original order
+        assert verify_trace(q, gold_trace(q))["trace_valid"]
+
+
+def test_induction_init_wires_previous_token_heads(problems, tmp_path):
+    init_tiny_model(INDUCTION, build_corpus(problems), tmp_path / "m")
+    model, tok = load_policy(tmp_path / "m")
+    assert not model.config.tie_word_embeddings
+    emb = model.get_input_embeddings().weight
+    assert 0.8 < emb[:, 1:].std().item() < 1.2  # frozen random N(0, 1)
+    ids = tok(build_prompt(problems[0]))["input_ids"]
+    model.config._attn_implementation = "eager"
+    with torch.no_grad():
+        att = model(torch.tensor([ids]), output_attentions=True).attentions[0][0]  # layer 0: heads x T x T
+    T = len(ids)
+    for head, offset in ((0, 1), (1, 2)):
+        hits = sum(int(att[head, t].argmax()) == t - offset for t in range(offset, T))
+        assert hits / (T - offset) > 0.95
+
+
+def test_frozen_embeddings_stay_fixed_in_sft(problems, tmp_path):
+    init_tiny_model(INDUCTION, build_corpus(problems), tmp_path / "m")
+    cfg = _cfg()
+    cfg.model = ModelConfig(**{**INDUCTION.__dict__})
+    run_sft(cfg, problems, tmp_path / "m", tmp_path / "sft")
+    before, after = load_file(tmp_path / "m" / "model.safetensors"), load_file(tmp_path / "sft" / "model.safetensors")
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert "model.embed_tokens.weight" not in changed
+    assert "lm_head.weight" in changed and "model.layers.0.self_attn.q_proj.weight" in changed

@@ -38,7 +38,37 @@ Final Answer: FALSE"""
 # ------------------------------------------------------------------------------------------ trace format
 
 def test_gold_trace_exact():
-    assert gold_trace(PROBLEM) == GOLD
+    assert gold_trace(PROBLEM, backward=False) == GOLD
+
+
+def test_gold_trace_backward_exact():
+    text = gold_trace(PROBLEM)
+    assert text == """\
+Thought: wooden[2] Brimpuses are wooden. brimpus[0] Every vumpus is a brimpus. So [5] Every vumpus is wooden.
+Action: <Option type="HYPOTHETICAL_SYLLOGISM" args="[0, 2]" />
+Thought: vumpus[1] Max is a vumpus. So [6] Max is wooden.
+Action: <Option type="MODUS_PONENS" args="[1, 5]" />
+Thought: [6] Max is wooden. So the query is false.
+Action: <Option type="CONCLUDE" args="[1]" />
+Final Answer: FALSE"""
+    v = verify_trace(PROBLEM, text)
+    assert (v["trace_valid"], v["num_reasoning_steps"], v["step_validity"]) == (True, 2, 1.0)
+    # the same chain cited in the wrong order of composition, and a rule whose object is not the current subject
+    bad = text.replace("So [5] Every vumpus is wooden.", "So [5] Every brimpus is wooden.")
+    assert verify_trace(PROBLEM, bad)["steps"][0]["reason"] == "claim does not follow: expected 'Every vumpus is wooden'"
+    bad = text.replace('args="[0, 2]"', 'args="[3, 2]"')
+    assert verify_trace(PROBLEM, bad)["steps"][0]["reason"] == (
+        "rules do not chain: consequent 'not wooden' does not match subject 'brimpus'")
+
+
+def test_gold_trace_one_hop_backward():
+    p = Problem(id="h1", premises=["Every wumpus is a yumpus.", "Max is a wumpus."],
+                query="True or false: Max is a yumpus.", label="TRUE", proof=["Max is a wumpus.",
+                                                                               "Every wumpus is a yumpus.",
+                                                                               "Max is a yumpus."])
+    assert gold_trace(p).splitlines()[0] == (
+        "Thought: yumpus[0] Every wumpus is a yumpus. wumpus[1] Max is a wumpus. So [2] Max is a yumpus.")
+    assert verify_trace(p, gold_trace(p))["trace_valid"]
 
 
 def test_gold_trace_query_is_premise_is_conclude_only():
@@ -341,7 +371,7 @@ def _lit(obj, negated):
 
 def _mutations(problem, rng):
     """Yield (name, mutated text, expected reason of the first invalid step or the CONCLUDE / trace)."""
-    gold = gold_trace(problem)
+    gold = gold_trace(problem, backward=False)
     steps, answer = _steps(gold)
     P = len(problem.premises)
     m = len(steps) - 1  # reasoning steps (all MODUS_PONENS [fact, rule])

@@ -37,6 +37,11 @@ class ModelConfig:
     max_position_embeddings: int = _f(1024, "Tiny model: longest sequence (tokens).")
     initializer_range: float = _f(0.08, "Tiny model: std of the random initial weights. Larger than HF's 0.02: "
                                   "a 128-wide model trained briefly from scratch learns to attend much sooner.")
+    freeze_embeddings: bool = _f(False, "Tiny model: input embeddings random N(0, 1), untied from the output "
+                                 "matrix and never trained (SFT and DPO freeze them), so words stay distinct for "
+                                 "attention. SFT/DPO of any model: freeze its input embeddings.")
+    induction_init: bool = _f(False, "Tiny model: start layer 0 with previous-token heads and layer 1 with a "
+                              "mimetic (copying) initialisation, the two halves of an induction circuit.")
     dtype: str = _f("float32", "Training/inference dtype: float32, bfloat16 or float16. bf16 needs a GPU.")
     lora: bool = _f(False, "Train a LoRA adapter (PEFT) instead of all weights.")
     lora_r: int = _f(16, "LoRA rank.")
@@ -69,7 +74,12 @@ class SFTConfig:
     weight_decay: float = _f(0.0, "AdamW weight decay.")
     lr_scheduler: str = _f("cosine", "transformers scheduler name.")
     activation_checkpointing: bool = _f(False, "Recompute activations to save memory (large models).")
-    group_by_length: bool = _f(True, "Batch examples of similar length together (less padding, faster).")
+    group_by_length: bool = _f(True, "Batch examples of similar length together (less padding, faster). "
+                                "A curriculum always does.")
+    curriculum_steps: int = _f(0, "Optimizer steps at the start on the training problems cut down to their "
+                               "proof's premises plus `curriculum_keep` others (data.cut_to_proof), before the "
+                               "`epochs` over the full problems. 0: no curriculum.")
+    curriculum_keep: int = _f(3, "Curriculum: premises kept besides those the proof uses.")
     logging_steps: int = _f(20, "Log every N optimizer steps.")
     report_to: str = _f("none", "Where TRL logs metrics: none, tensorboard, wandb.")
     seed: int = _f(0, "Training seed.")
@@ -99,6 +109,9 @@ class PairsConfig:
 class DPOConfig:
     beta: float = _f(0.1, "DPO beta.")
     loss_type: str = _f("sigmoid", "TRL DPO loss type.")
+    sft_weight: float = _f(0.0, "Weight of an added SFT (negative log-likelihood) loss on the chosen traces "
+                           "(TRL loss_type [loss_type, 'sft'], as in RPO/MPO). Keeps DPO from lowering the "
+                           "likelihood of the chosen traces along with the rejected ones. 0: plain DPO.")
     learning_rate: float = _f(5e-5, "Peak learning rate.")
     epochs: float = _f(1.0, "Epochs over one iteration's pairs.")
     batch_size: int = _f(8, "Per-device batch size.")
@@ -174,6 +187,11 @@ def _coerce(value: Any, current: Any, where: str) -> Any:
         return value
     if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if isinstance(current, float) and isinstance(value, str):
+        try:  # YAML 1.1 reads "5e-5" (no dot) as a string
+            return float(value)
+        except ValueError:
+            pass
     if isinstance(current, (int, float, str, list)) and not isinstance(value, type(current)):
         raise UserError(f"{where}: expected {type(current).__name__}, got {value!r}")
     return value

@@ -252,6 +252,21 @@ _RULE_PLUR = re.compile(r"^(\w+) are( not)? (\w+)\.$")
 _FACT = re.compile(r"^([A-Z]\w*) is( not)? (?:an? (\w+)|(\w+))\.$")
 
 
+def cut_to_proof(problem: Problem, keep: int, rng: random.Random) -> Problem:
+    """A copy of `problem` with only the premises its gold proof uses plus `keep` others drawn by `rng`, in their
+    original order (renumbered). The SFT curriculum (sft.curriculum_steps) starts on these: with a handful of
+    premises a lookup has few candidates, and the small model learns what a lookup is before the full problems."""
+    import dataclasses
+
+    used_text = {" ".join(s.split()).rstrip(".") for s in problem.proof}
+    norm = [" ".join(p.split()).rstrip(".") for p in problem.premises]
+    used = [i for i, t in enumerate(norm) if t in used_text]
+    other = [i for i in range(len(norm)) if i not in used]
+    rng.shuffle(other)
+    kept = sorted(used + other[:keep])
+    return dataclasses.replace(problem, id=f"{problem.id}-cut", premises=[problem.premises[i] for i in kept])
+
+
 def parse_simple(sentence: str) -> tuple[str, str, str, bool] | None:
     """Parse a ModusPonens-form sentence.
 

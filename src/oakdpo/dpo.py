@@ -36,7 +36,8 @@ def base_dpo_args(cfg: Config, output_dir: str | Path):
     return DPOConfig(
         output_dir=str(Path(output_dir) / "dpo"),
         beta=d.beta,
-        loss_type=[d.loss_type],
+        loss_type=[d.loss_type] + (["sft"] if d.sft_weight > 0 else []),
+        loss_weights=[1.0, d.sft_weight] if d.sft_weight > 0 else None,
         learning_rate=d.learning_rate,
         num_train_epochs=d.epochs,
         per_device_train_batch_size=d.batch_size,
@@ -133,6 +134,9 @@ def run_dpo(model, tokenizer, pairs: list[dict], args, cfg: Config, dataset_dir:
     if adapter_path is None and cfg.model.lora:
         peft_config = _lora_config(cfg)
 
+    from .model import freeze_input_embeddings
+
+    freeze_input_embeddings(model, cfg.model)
     dataset = _pairs_dataset(pairs, Path(dataset_dir))
     trainer = DPOTrainer(model=model, ref_model=None, args=args, train_dataset=dataset,
                          processing_class=tokenizer, peft_config=peft_config)

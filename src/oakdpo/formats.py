@@ -34,7 +34,7 @@ from itertools import combinations, product
 from typing import Any
 
 from .io import UserError
-from .logic import Fact, Rule, apply_option, negate_fact, parse_sentence, render
+from .logic import Fact, Rule, apply_option, describe, negate_fact, parse_sentence, render
 
 LABELS = ("TRUE", "FALSE", "UNKNOWN")
 ANSWER_CODES = {"TRUE": 0, "FALSE": 1, "UNKNOWN": 2}
@@ -95,15 +95,26 @@ def query_statement(query: str) -> str:
 def build_prompt(problem: Problem) -> str:
     """The prompt the policy sees; the trace follows it directly. The SFT/DPO/generation code all use this.
 
+        Query: True or false: Max is not wooden.
+        Premises:
+        [0] Numpuses are not[0] wooden.
+        [1] Max is a[1] numpus.
+        Proof:
+
+    Each premise line carries its tag twice: in front, and again just before the sentence's last word. The
+    second copy is for small models: the backward proof (gold_trace) looks a premise up by its last word, and
+    with the tag right before that word one attention lookup ("what precedes this word?") finds the tag, and a
+    second ("what follows this tag?") the sentence. The query comes first so the lookups never land on it.
     FOLIO problems (with `fol`) get the FOLIO prompt, which also shows each premise's first-order formula.
     """
     if problem.fol:
         from .solvers.folio import build_folio_prompt
 
         return build_folio_prompt(problem)
-    lines = ["Premises:"]
-    lines += [f"[{i}] {p}" for i, p in enumerate(problem.premises)]
-    lines.append(f"Query: {problem.query}")
+    lines = [f"Query: {problem.query}", "Premises:"]
+    for i, p in enumerate(problem.premises):
+        head, _, last = " ".join(p.split()).rpartition(" ")
+        lines.append(f"[{i}] {head}[{i}] {last}" if head else f"[{i}] {last}")
     lines.append("Proof:")
     return "\n".join(lines) + "\n"
 
@@ -321,10 +332,13 @@ def _derive(target, avail: list[tuple[int, Any]]):
     return None
 
 
-def gold_trace(problem: Problem) -> str | None:
+def gold_trace(problem: Problem, backward: bool = True) -> str | None:
     """The optionizer: a problem's gold proof (PrOntoQA chain of thought) as a trace in our format.
 
-    Each non-premise proof sentence that follows in one step from the premises and the sentences derived so
+    A proof that is one chain of modus ponens (fact, rule, rule, ...) is written backward, from the rule that
+    concludes the query's property to the entity's fact (see _backward); with backward=False, and for every
+    other proof, forward, as the chain of thought goes:
+    each non-premise proof sentence that follows in one step from the premises and the sentences derived so
     far becomes a step whose thought restates the cited formulas with their indices, e.g.
         Thought: [24] Max is a vumpus. [22] Each vumpus is a brimpus. So [25] Max is a brimpus.
         Action: <Option type="MODUS_PONENS" args="[24, 22]" />
@@ -378,9 +392,83 @@ def gold_trace(problem: Problem) -> str | None:
             raise UserError(f"problem {problem.id}: the gold proof does not reach the answer {problem.label}")
         add_step(goal, render(goal), *found)
     k = have(goal)
+    backward = _backward(problem, steps, dict(texts), dict(avail), goal) if backward and k >= P else None
+    if backward:
+        steps, k = backward, P + len(backward) - 1
+        texts[k] = render(goal)
     word = "true" if problem.label == "TRUE" else "false"
     steps.append((f"[{k}] {texts[k]} So the query is {word}.", "CONCLUDE", [ANSWER_CODES[problem.label]]))
     return render_trace(steps, problem.label)
+
+
+_PLURAL_CONCEPT = re.compile(r"^(\w+pus)es$")
+
+
+def _key(sentence: str) -> str:
+    """A premise's lookup key: its last word, a plural concept made singular ("yumpuses." -> "yumpus")."""
+    last = sentence.rstrip(".").split()[-1]
+    m = _PLURAL_CONCEPT.match(last)
+    return m.group(1) if m else last
+
+
+def _backward(problem: Problem, steps, texts: dict, formulas: dict, goal):
+    """Rewrite a forward modus-ponens chain (fact, rule_1 .. rule_n) as a backward proof, or None if `steps`
+    is not such a chain ending in `goal`. The backward proof starts from the rule that concludes the query's property and
+    composes rules with HYPOTHETICAL_SYLLOGISM, each step citing the premise whose object is the current rule's
+    subject; the last step applies the composed rule to the entity's fact (MODUS_PONENS):
+
+        Thought: wooden[0] Numpuses are not wooden. numpus[8] Shumpuses are numpuses. So [25] Every shumpus is not wooden.
+        Action: <Option type="HYPOTHETICAL_SYLLOGISM" args="[8, 0]" />
+        Thought: shumpus[24] Max is a shumpus. So [26] Max is not wooden.
+        Action: <Option type="MODUS_PONENS" args="[24, 25]" />
+
+    Why: each cited premise is found by its last word (the key written before its tag), which occurs once in
+    the premises except at the first step (the query's property, where a distractor rule shares it), so every
+    lookup is one a small model can learn (see build_prompt). Forward, every step would choose among all the
+    rules about a concept.
+    """
+    P = len(problem.premises)
+    if not steps or any(o != "MODUS_PONENS" or len(a) != 2 for _, o, a in steps):
+        return None
+    fact0, rules = steps[0][2][0], [a[1] for _, _, a in steps]
+    chained = all(steps[k][2][0] == P + k - 1 for k in range(1, len(steps)))
+    if not chained or fact0 >= P or any(r >= P for r in rules):
+        return None
+    if not isinstance(formulas.get(fact0), Fact) or not all(isinstance(formulas.get(r), Rule) for r in rules):
+        return None
+
+    def cite(i: int) -> str:
+        return f"{_key(texts[i])}[{i}] {texts[i]}"
+
+    # Two rules end in the query's property: the proof's and a distractor whose subject no premise leads to.
+    # A lookup cannot tell them apart, so the proof tries them in prompt order: a distractor listed first is
+    # cited, its subject looked up and found missing ("yumpus?"), and the lookup goes on to the next rule.
+    ends = {_key(texts[i]) for i in range(P)}
+    tried = ""
+    for i in range(rules[-1]):
+        f = formulas.get(i)
+        if isinstance(f, Rule) and _key(texts[i]) == _key(texts[rules[-1]]):
+            subject = describe(f.ante, f.ante_op)
+            if subject in ends:
+                break  # not a dead end: do not teach a lookup that fails when it would succeed
+            tried += f"{cite(i)} {subject}? "
+    out = []
+    composed, prev, first = formulas[rules[-1]], rules[-1], tried + cite(rules[-1]) + " "
+    for r in reversed(rules[:-1]):
+        ante = formulas[r]
+        composed = Rule(ante.ante, ante.ante_op, composed.cons, composed.cons_op)
+        n = P + len(out)
+        texts[n] = render(composed)
+        out.append((f"{first}{cite(r)} So [{n}] {texts[n]}", "HYPOTHETICAL_SYLLOGISM", [r, prev]))
+        prev, first = n, ""
+    fact = formulas[fact0]
+    n = P + len(out)
+    claim = Fact(fact.entity, composed.cons, composed.cons_op, name=fact.name)
+    if claim != goal:
+        return None
+    texts[n] = render(claim)
+    out.append((f"{first}{cite(fact0)} So [{n}] {texts[n]}", "MODUS_PONENS", [fact0, prev]))
+    return out
 
 
 def _sentence(s: str) -> str:

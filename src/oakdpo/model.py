@@ -12,6 +12,7 @@ network, and a policy path must be a local folder.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -26,13 +27,21 @@ from .io import UserError
 
 PAD, BOS, EOS = "<pad>", "<s>", "</s>"
 
-# Pre-tokenization: GPT-2's pattern, plus pieces that keep our formats short (one token each once BPE merges
-# them): formula tags "[12]" (never glued to a space, so a tag is the same token in the prompt, where it starts
-# a line, and in a thought, where it follows a space: copying it is copying one token), words with underscores
-# (MODUS_PONENS) and the fixed parts of an Action line. Every character lands in exactly one piece and ByteLevel
-# maps bytes 1:1, so decoding round-trips exactly.
-PRETOKENIZE_PATTERN = (r'\[\d+\]| ?<Option type="|" args="\[|\]" />| ?[\p{L}_]+| ?\p{N}+| ?(?!\[\d)[^\s\p{L}\p{N}]+'
-                       r"|\s+(?!\S)|\s+")
+# Pre-tokenization: GPT-2's pattern, plus pieces that make each lookup of the backward proof (formats.gold_trace)
+# a one-token match for the tiny model. Every character lands in exactly one piece and ByteLevel maps bytes 1:1,
+# so decoding round-trips exactly. The pieces, in order:
+# - the query's last word with its period (" wooden." in "Query: ... Max is not wooden."): a token of its own,
+#   so the bare word (" wooden") occurs only in the premises, where the proof looks it up;
+# - a sentence's subject and verb fused ("Every vumpus is a", "Numpuses are not", "Max is a"): one token, so a
+#   premise is tag, subject, object, and "what follows this tag" is one token;
+# - formula tags "[12]" (never glued to a space: the same token in the prompt and in a thought);
+# - a plural concept split before "es" ("yumpus" + "es"), so a concept is the same token as object and as key;
+# - words with underscores (MODUS_PONENS) and the fixed parts of an Action line.
+PRETOKENIZE_PATTERN = (
+    r" ?\p{Ll}+\.(?=\nPremises:)"
+    r"| ?(?:(?:Each|Every) \p{Ll}+ is(?: not)?(?: an?)?|\p{Lu}\p{Ll}+ (?:are|is)(?: not)?(?: an?)?)(?=\s|\[)"
+    r'|\[\d+\]| ?\p{Ll}+pus(?=es\b)| ?<Option type="|" args="\[|\]" />| ?[\p{L}_]+| ?\p{N}+'
+    r"| ?(?!\[\d)[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+")
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -69,7 +78,8 @@ def tiny_llama_config(model_cfg: ModelConfig, tokenizer) -> LlamaConfig:
         num_key_value_heads=model_cfg.num_heads,
         intermediate_size=model_cfg.intermediate_size,
         max_position_embeddings=model_cfg.max_position_embeddings,
-        tie_word_embeddings=True,  # a third of a tiny model's weights would otherwise be the output matrix
+        # Tied unless the input embeddings are frozen (then the output matrix must be free to learn).
+        tie_word_embeddings=not model_cfg.freeze_embeddings,
         initializer_range=model_cfg.initializer_range,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
@@ -77,20 +87,100 @@ def tiny_llama_config(model_cfg: ModelConfig, tokenizer) -> LlamaConfig:
     )
 
 
+def prewire_previous_token_heads(model, offsets=(1, 2), n_freq: int = 6, scale: float = 30.0) -> None:
+    """Make head h of layer 0 attend to the token `offsets[h]` positions back, from the start of training.
+
+    One embedding dimension is set to a constant; each head's query and key read only that dimension, the key
+    rotated by -offset * theta_f on the `n_freq` fastest rotary frequencies, so q.k peaks where RoPE has turned
+    the key back by exactly `offset`. The previous tokens' identities then sit at every position, which the
+    premise lookups of the backward proof need (see PRETOKENIZE_PATTERN). Training is free to change all of it.
+    """
+    cfg = model.config
+    d, H = cfg.hidden_size, cfg.num_attention_heads
+    hd = d // H
+    theta = (getattr(cfg, "rope_parameters", None) or {}).get("rope_theta") or getattr(cfg, "rope_theta", 10000.0)
+    inv_freq = [theta ** (-2 * f / hd) for f in range(hd // 2)]
+    emb = model.get_input_embeddings().weight
+    attn = model.model.layers[0].self_attn
+    with torch.no_grad():
+        # Every row gets RMS exactly 1 with dimension 0 at 1, so after RMSNorm that dimension is the same
+        # constant for every token: otherwise a neighbour with a smaller norm can outscore the right offset.
+        rest = emb[:, 1:]
+        rest.mul_(torch.sqrt(torch.tensor(d - 1.0)) / rest.norm(dim=-1, keepdim=True).clamp_min(1e-6))
+        emb[:, 0] = 1.0
+        c = 1.0  # dimension 0 after RMSNorm
+        w = math.sqrt(scale * math.sqrt(hd) / (n_freq * c * c))
+        for h, off in enumerate(offsets[:H]):
+            q = attn.q_proj.weight[h * hd:(h + 1) * hd]
+            k = attn.k_proj.weight[h * hd:(h + 1) * hd]
+            q.zero_()
+            k.zero_()
+            for f in range(n_freq):  # rotate_half pairs dims f and f + hd/2
+                q[f, 0] = w
+                k[f, 0] = w * math.cos(off * inv_freq[f])
+                k[f + hd // 2, 0] = w * math.sin(off * inv_freq[f])
+
+
+def mimetic_init(model, layer: int = 1, noise: float = 0.5, seed: int = 0) -> None:
+    """Mimetic initialisation of one layer (Trockman & Kolter, 2023): W_Q W_K^T and W_V W_O close to a
+    projection, so its heads start out attending to tokens like the current one and copying what they find.
+    Only the slower half of the rotary dimensions carries the match, so it holds at any distance."""
+    g = torch.Generator().manual_seed(seed)
+    cfg = model.config
+    d, H = cfg.hidden_size, cfg.num_attention_heads
+    hd, half = d // H, d // H // 2
+    attn = model.model.layers[layer].self_attn
+    mask = torch.zeros(hd, 1)
+    mask[half // 2:half] = 1
+    mask[half + half // 2:] = 1
+    with torch.no_grad():
+        for h in range(H):
+            rows = slice(h * hd, (h + 1) * hd)
+            proj = torch.linalg.qr(torch.randn(d, hd, generator=g))[0].T  # hd x d, orthonormal rows
+            qk = proj * math.sqrt(math.sqrt(hd)) * mask
+            attn.q_proj.weight[rows] = qk + noise * attn.q_proj.weight[rows]
+            attn.k_proj.weight[rows] = qk + noise * attn.k_proj.weight[rows]
+            attn.v_proj.weight[rows] = proj + noise * attn.v_proj.weight[rows]
+            attn.o_proj.weight[:, rows] = proj.T + noise * attn.o_proj.weight[:, rows]
+
+
+def build_tiny_model(model_cfg: ModelConfig, tokenizer, seed: int = 0) -> LlamaForCausalLM:
+    """The randomly initialised tiny Llama. With `freeze_embeddings` its input embeddings are N(0, 1) and stay
+    fixed in training (freeze_input_embeddings); with `induction_init` layer 0 starts with previous-token heads and
+    layer 1 mimetic (the two halves of an induction circuit). Why both: trained embeddings of interchangeable
+    words (all adjectives, all concepts) collapse together, so attention can match a word's kind but not the
+    word itself, and a premise lookup never forms in a CPU budget (docs/tiny-model.md)."""
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(tiny_llama_config(model_cfg, tokenizer))
+    if model_cfg.freeze_embeddings:
+        with torch.no_grad():
+            model.get_input_embeddings().weight.normal_(0.0, 1.0)
+    if model_cfg.induction_init and model_cfg.num_layers >= 2:
+        prewire_previous_token_heads(model)
+        mimetic_init(model, layer=1)
+    model.generation_config = GenerationConfig(bos_token_id=tokenizer.bos_token_id,
+                                               eos_token_id=tokenizer.eos_token_id,
+                                               pad_token_id=tokenizer.pad_token_id)
+    return model
+
+
+def freeze_input_embeddings(model, model_cfg: ModelConfig) -> None:
+    """Keep the input embeddings fixed in training when the config says so (model.freeze_embeddings)."""
+    if model_cfg.freeze_embeddings:
+        model.get_input_embeddings().weight.requires_grad_(False)
+
+
 def init_tiny_model(model_cfg: ModelConfig, corpus: list[str], out_dir: str | os.PathLike, seed: int = 0) -> dict:
-    """Train the tokenizer on `corpus` (prompts + gold traces), build a randomly initialised tiny Llama and save
-    both to `out_dir` (config.json, model.safetensors, generation_config.json, tokenizer files).
+    """Train the tokenizer on `corpus` (prompts + gold traces), build a randomly initialised tiny Llama
+    (build_tiny_model) and save both to `out_dir` (config.json, model.safetensors, generation_config.json,
+    tokenizer files).
 
     Returns {"parameters", "vocab_size", "path"}. Deterministic for a fixed corpus and seed.
     """
     if not corpus:
         raise UserError("model init: empty tokenizer corpus")
     tokenizer = train_tokenizer(corpus, model_cfg.vocab_size)
-    torch.manual_seed(seed)
-    model = LlamaForCausalLM(tiny_llama_config(model_cfg, tokenizer))
-    model.generation_config = GenerationConfig(bos_token_id=tokenizer.bos_token_id,
-                                               eos_token_id=tokenizer.eos_token_id,
-                                               pad_token_id=tokenizer.pad_token_id)
+    model = build_tiny_model(model_cfg, tokenizer, seed)
     out_dir = Path(out_dir)
     save_folder(out_dir, model, tokenizer)
     return {"parameters": sum(p.numel() for p in model.parameters()), "vocab_size": len(tokenizer),

@@ -41,11 +41,38 @@ def sft_rows(problems: list[Problem], eos_token: str) -> list[dict]:
     return rows
 
 
-def sft_dataset(problems: list[Problem], eos_token: str):
-    """datasets.Dataset of sft_rows(problems, eos_token)."""
+def sft_dataset(problems: list[Problem], eos_token: str, cfg: Config | None = None, world_size: int = 1):
+    """datasets.Dataset of sft_rows(problems, eos_token).
+
+    With a curriculum (cfg.sft.curriculum_steps > 0) the rows come in training order, to be read sequentially:
+    first curriculum_steps optimizer steps of cut-down problems (data.cut_to_proof), then `epochs` passes over
+    the full ones; within each phase, batches of similar length in a seeded random order.
+    """
     from datasets import Dataset
 
-    return Dataset.from_list(sft_rows(problems, eos_token))
+    rows = sft_rows(problems, eos_token)
+    if cfg is None or cfg.sft.curriculum_steps <= 0 or not rows:
+        return Dataset.from_list(rows)
+    import random
+
+    from .data import cut_to_proof
+
+    s = cfg.sft
+    rng = random.Random(s.seed)
+    per_step = s.batch_size * s.grad_accum * world_size
+    cut = [cut_to_proof(problems[i % len(problems)], s.curriculum_keep, rng)
+           for i in range(s.curriculum_steps * per_step)]
+    cut_rows = sft_rows(cut, eos_token)
+    passes = [cut_rows] + [rows] * int(s.epochs) + [rng.sample(rows, round((s.epochs % 1) * len(rows)))]
+    return Dataset.from_list([r for p in passes for r in _length_batches(p, s.batch_size * world_size, rng)])
+
+
+def _length_batches(rows: list[dict], batch: int, rng) -> list[dict]:
+    """Rows sorted by length, cut into batches, the batches shuffled: little padding, random batch order."""
+    rows = sorted(rows, key=lambda r: len(r["prompt"]) + len(r["completion"]))
+    batches = [rows[i:i + batch] for i in range(0, len(rows), batch)]
+    rng.shuffle(batches)
+    return [r for b in batches for r in b]
 
 
 def lora_config(model_cfg):
@@ -73,7 +100,7 @@ def sft_args(cfg: Config, out_dir: str | os.PathLike):
     s = cfg.sft
     return SFTConfig(
         output_dir=str(out_dir),
-        num_train_epochs=s.epochs,
+        num_train_epochs=1 if s.curriculum_steps > 0 else s.epochs,  # a curriculum dataset holds every epoch
         learning_rate=s.learning_rate,
         per_device_train_batch_size=s.batch_size,
         gradient_accumulation_steps=s.grad_accum,
@@ -87,7 +114,8 @@ def sft_args(cfg: Config, out_dir: str | os.PathLike):
         seed=s.seed,
         data_seed=s.seed,
         completion_only_loss=True,
-        train_sampling_strategy="group_by_length" if s.group_by_length else "random",
+        train_sampling_strategy=("sequential" if s.curriculum_steps > 0 else
+                                 "group_by_length" if s.group_by_length else "random"),
         save_strategy="no",
         **device_args(cfg.model),
         disable_tqdm=not is_main(),
@@ -104,11 +132,12 @@ def run_sft(cfg: Config, problems: list[Problem], model_path: str | os.PathLike,
     """
     from trl import SFTTrainer
 
-    from .model import load_policy, save_folder
+    from .model import freeze_input_embeddings, load_policy, save_folder
 
     t0 = time.time()
     model, tokenizer = load_policy(model_path, cfg.model, for_training=True)
-    dataset = sft_dataset(problems, tokenizer.eos_token)
+    freeze_input_embeddings(model, cfg.model)
+    dataset = sft_dataset(problems, tokenizer.eos_token, cfg, int(os.environ.get("WORLD_SIZE", "1")))
     if len(dataset) == 0:
         raise UserError("sft: no training problem has a gold trace")
     peft_config = None

@@ -37,12 +37,16 @@ def build_prompt_qfirst(problem):
     lines = [f"Query: {problem.query}", "Premises:"] + [f"[{i}] {p}" for i, p in enumerate(problem.premises)]
     return "\n".join(lines + ["Proof:"]) + "\n"
 
-def install(plan=True, qfirst=False):
+# The query's adjective as its own token (word + period, query line only), so the plan's first retrieval key
+# (the bare adjective) occurs only in the premises.
+QTOK = r" ?\p{Ll}+\.(?=\n(?:Proof|Premises):)|"
+
+def install(plan=True, qfirst=False, qtok=False):
     import oakdpo.model as M
     if not hasattr(F, "_orig_build_prompt"):
         F._orig_build_prompt = F.build_prompt; F._orig_gold_trace = F.gold_trace
     F.gold_trace = gold_trace3 if plan else F._orig_gold_trace
-    M.PRETOKENIZE_PATTERN = PATTERN
+    M.PRETOKENIZE_PATTERN = (QTOK + PATTERN) if qtok else PATTERN
     if qfirst:
         import oakdpo.generation as G
         for mod in (F, M, G):

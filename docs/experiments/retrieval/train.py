@@ -2,8 +2,8 @@ import sys, time, math, random, json, os
 import torch
 torch.set_num_threads(2)
 a = dict(x.split("=", 1) for x in sys.argv[1:])
-import fmt, fmt2
-bp, gt = fmt2.install(qfirst=a.get('qfirst') == '1') if a.get('fmt') == '2' else fmt.install(plan=a.get('plan', '1') == '1')
+import fmt, fmt2, fmt3
+bp, gt = fmt3.install(mtag=a.get('mtag') == '1') if a.get('fmt') == '3' else fmt2.install(qfirst=a.get('qfirst') == '1', qtok=a.get('qtok') == '1') if a.get('fmt') == '2' else fmt.install(plan=a.get('plan', '1') == '1')
 from transformers import LlamaForCausalLM
 from oakdpo.data import generate_problems, load_prontoqa_json
 from oakdpo.model import train_tokenizer, build_corpus, tiny_llama_config
@@ -76,7 +76,8 @@ order = sorted(range(len(data)), key=lambda i: len(data[i][0]))
 batches = [order[i:i + bs] for i in range(0, len(order), bs)]
 import diag3, diag4
 diag = diag4 if a.get('fmt') == '2' else diag3
-dv = diag.prep(tok, generate_problems(30, (3, 5), seed=77), bp, gt)
+prep = fmt3.prep if a.get('fmt') == '3' else diag.prep
+dv = prep(tok, generate_problems(30, (3, 5), seed=77), bp, gt)
 t0 = time.time(); step = 0; warm = int(a.get("warm", 30))
 while step < steps:
     random.shuffle(batches)
