@@ -1,11 +1,13 @@
 import re, torch, collections
 TAG = re.compile(r"^ \[\d+\]$")
+def encode(tok, p, bp, gt):
+    """Prompt ids, prompt + gold ids, their token strings, and a role slot per token."""
+    pr = tok(bp(p))["input_ids"]; full = tok(bp(p) + gt(p))["input_ids"]
+    return pr, full, [tok.decode([i]) for i in full], [None] * len(full)
 def prep(tok, probs, bp, gt):
     out = []
     for p in probs:
-        pr = tok(bp(p))["input_ids"]; full = tok(bp(p) + gt(p))["input_ids"]
-        toks = [tok.decode([i]) for i in full]
-        roles = [None] * len(full)
+        pr, full, toks, roles = encode(tok, p, bp, gt)
         region = "plan"; prev = ""
         for t in range(len(pr), len(full)):
             s = toks[t]

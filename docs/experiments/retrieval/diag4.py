@@ -1,13 +1,11 @@
 import re
 
-from diag3 import diag  # noqa: F401  (same scoring; only the roles differ)
+from diag3 import diag, encode  # noqa: F401  (same scoring; only the roles differ)
 TAG = re.compile(r"^\[\d+\]$")
 def prep(tok, probs, bp, gt):
     out = []
     for p in probs:
-        pr = tok(bp(p))["input_ids"]; full = tok(bp(p) + gt(p))["input_ids"]
-        toks = [tok.decode([i]) for i in full]
-        roles = [None] * len(full)
+        pr, full, toks, roles = encode(tok, p, bp, gt)
         region = "pre"; k = 0; item = 0; prev = ""
         for t in range(len(pr), len(full)):
             s = toks[t]

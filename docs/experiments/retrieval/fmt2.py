@@ -11,13 +11,22 @@ def split(sentence):
     m = CONCEPT_PL.match(obj)
     return " ".join(words[:-1]), (m.group(1) if m else obj)
 
-def gold_trace3(problem):
-    g = F._orig_gold_trace(problem)
+def mp_chain(problem):
+    """(forward gold trace, its MODUS_PONENS steps), the steps None when the proof is not such a chain."""
+    try:
+        g = F._orig_gold_trace(problem, backward=False)  # the package since session 3
+    except TypeError:
+        g = F._orig_gold_trace(problem)
     if g is None or problem.fol:
-        return g
-    pt = parse_trace(g)
-    mp = [s for s in pt.steps if not s.is_conclude]
+        return g, None
+    mp = [s for s in parse_trace(g).steps if not s.is_conclude]
     if not mp or not all(s.option == "MODUS_PONENS" and len(s.args) == 2 for s in mp):
+        return g, None
+    return g, mp
+
+def gold_trace3(problem):
+    g, mp = mp_chain(problem)
+    if mp is None:
         return g
     text = {i: " ".join(p.split()) for i, p in enumerate(problem.premises)}
     items = []

@@ -5,8 +5,9 @@ Each cited premise is written "<key>[tag] <premise>." where <key> is its object,
 the left of the key's occurrence in the prompt and the premise follows its (unique) tag."""
 import re
 import oakdpo.formats as F
-from oakdpo.formats import parse_trace, render_trace
+from oakdpo.formats import render_trace
 from oakdpo.logic import Fact, Rule, parse_sentence, render
+import diag3
 import fmt2
 
 CONCEPT_PL = re.compile(r"^(\w+pus)es$")
@@ -19,12 +20,8 @@ def key(sentence):
 
 
 def gold_trace_back(problem):
-    g = F._orig_gold_trace(problem)
-    if g is None or problem.fol:
-        return g
-    pt = parse_trace(g)
-    mp = [s for s in pt.steps if not s.is_conclude]
-    if not mp or not all(s.option == "MODUS_PONENS" and len(s.args) == 2 for s in mp):
+    g, mp = fmt2.mp_chain(problem)
+    if mp is None:
         return g
     P = len(problem.premises)
     text = {i: " ".join(p.split()) for i, p in enumerate(problem.premises)}
@@ -85,9 +82,7 @@ TAG = re.compile(r"^\[\d+\]$")
 def prep(tok, probs, bp, gt):
     out = []
     for p in probs:
-        pr = tok(bp(p))["input_ids"]; full = tok(bp(p) + gt(p))["input_ids"]
-        toks = [tok.decode([i]) for i in full]
-        roles = [None] * len(full)
+        pr, full, toks, roles = diag3.encode(tok, p, bp, gt)
         nitem = 0; claim = False
         for t in range(len(pr), len(full)):
             s = toks[t]
