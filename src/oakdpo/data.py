@@ -26,6 +26,7 @@ adjective answers every problem, here and in the original: final-answer accuracy
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import re
@@ -256,8 +257,6 @@ def cut_to_proof(problem: Problem, keep: int, rng: random.Random) -> Problem:
     """A copy of `problem` with only the premises its gold proof uses plus `keep` others drawn by `rng`, in their
     original order (renumbered). The SFT curriculum (sft.curriculum_steps) starts on these: with a handful of
     premises a lookup has few candidates, and the small model learns what a lookup is before the full problems."""
-    import dataclasses
-
     used_text = {" ".join(s.split()).rstrip(".") for s in problem.proof}
     norm = [" ".join(p.split()).rstrip(".") for p in problem.premises]
     used = [i for i, t in enumerate(norm) if t in used_text]

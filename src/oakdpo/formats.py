@@ -401,14 +401,11 @@ def gold_trace(problem: Problem, backward: bool = True) -> str | None:
     return render_trace(steps, problem.label)
 
 
-_PLURAL_CONCEPT = re.compile(r"^(\w+pus)es$")
-
-
 def _key(sentence: str) -> str:
     """A premise's lookup key: its last word, a plural concept made singular ("yumpuses." -> "yumpus")."""
-    last = sentence.rstrip(".").split()[-1]
-    m = _PLURAL_CONCEPT.match(last)
-    return m.group(1) if m else last
+    from .data import singular  # lazy: data imports this module
+
+    return singular(sentence.rstrip(".").split()[-1])
 
 
 def _backward(problem: Problem, steps, texts: dict, formulas: dict, goal):

@@ -108,8 +108,7 @@ def prewire_previous_token_heads(model, offsets=(1, 2), n_freq: int = 6, scale: 
         rest = emb[:, 1:]
         rest.mul_(torch.sqrt(torch.tensor(d - 1.0)) / rest.norm(dim=-1, keepdim=True).clamp_min(1e-6))
         emb[:, 0] = 1.0
-        c = 1.0  # dimension 0 after RMSNorm
-        w = math.sqrt(scale * math.sqrt(hd) / (n_freq * c * c))
+        w = math.sqrt(scale * math.sqrt(hd) / n_freq)  # dimension 0 is exactly 1 after RMSNorm
         for h, off in enumerate(offsets[:H]):
             q = attn.q_proj.weight[h * hd:(h + 1) * hd]
             k = attn.k_proj.weight[h * hd:(h + 1) * hd]

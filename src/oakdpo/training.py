@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from . import dist
 from .config import Config, save_config
 from .formats import Problem, build_prompt
 from .io import UserError, write_json
@@ -137,7 +138,7 @@ def run_sft(cfg: Config, problems: list[Problem], model_path: str | os.PathLike,
     t0 = time.time()
     model, tokenizer = load_policy(model_path, cfg.model, for_training=True)
     freeze_input_embeddings(model, cfg.model)
-    dataset = sft_dataset(problems, tokenizer.eos_token, cfg, int(os.environ.get("WORLD_SIZE", "1")))
+    dataset = sft_dataset(problems, tokenizer.eos_token, cfg, dist.world_size())
     if len(dataset) == 0:
         raise UserError("sft: no training problem has a gold trace")
     peft_config = None
