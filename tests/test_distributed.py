@@ -36,7 +36,7 @@ def _run(tmp: Path, model_dir: Path, problems, extra_cfg: dict) -> tuple[subproc
            str(ROOT / "scripts" / "run_oak_dpo.py"), "--samples", "1", "--iterations", "1",
            "--config", str(tmp / "cfg.yaml"), "--train-data", str(tmp / "train.jsonl"),
            "--sft-model", str(model_dir), "--dataset-type", "prontoqa", "--output-dir", str(out)]
-    proc = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=int(os.environ.get("OAKDPO_TEST_TIMEOUT", "600")))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc, out
 

@@ -64,3 +64,24 @@ def test_reference_is_the_generating_policy(tmp_path, tiny_model_dir, small_prob
         a = load_policy(it0, cfg.model)[0].state_dict()
         b = load_policy(it1, cfg.model)[0].state_dict()
         assert any(not torch.equal(a[k], b[k]) for k in a)
+
+
+def test_partial_rejected_gets_no_eos(tmp_path, tiny_model_dir, small_problems):
+    """A rejected trace cut after its first error (pairs.truncate_rejected) ends without EOS; a whole one keeps it."""
+    from oakdpo.dpo import _pairs_dataset, _trainer_class
+
+    cfg = _cfg(False)
+    pairs = _pairs(small_problems[:2])
+    first_step = pairs[0]["rejected"].split("\n")[:2]
+    pairs[0]["rejected"] = "\n".join(first_step) + "\n"
+    pairs[0]["rejected_partial"] = True
+    model, tok = load_policy(tiny_model_dir, cfg.model, for_training=True)
+    args = iteration_args(base_dpo_args(cfg, tmp_path), tmp_path, 0)
+    trainer = _trainer_class()(model=model, ref_model=None, args=args,
+                               train_dataset=_pairs_dataset(pairs, tmp_path / "ds"), processing_class=tok)
+    rows = trainer.train_dataset
+    eos = tok.eos_token_id
+    assert rows[0]["rejected_ids"][-1] != eos
+    assert rows[0]["rejected_ids"] == tok(pairs[0]["prompt"] + pairs[0]["rejected"])["input_ids"][
+        len(rows[0]["prompt_ids"]):]
+    assert rows[1]["rejected_ids"][-1] == eos and rows[0]["chosen_ids"][-1] == eos

@@ -123,7 +123,7 @@ def test_save_load_roundtrip(tmp_path):
     assert sorted(p.name for p in (tmp_path / "qhat").iterdir()) == ["qhat.json", "qhat.safetensors"]
     meta = json.loads((tmp_path / "qhat" / "qhat.json").read_text())
     assert meta == {"hidden_dim": 16, "hidden_size": 64, "option_dim": 16, "option_types": list(OPTION_TYPES),
-                    "position": "action"}
+                    "position": "action", "n_confidence": 0}
     loaded = load_qhat(tmp_path / "qhat")
     assert float(loaded.temperature) == float(head.temperature)
     h, o = feats["hidden"], feats["option"]
@@ -365,3 +365,48 @@ def test_steps_past_the_context_are_dropped(policy, monkeypatch):
     torch.testing.assert_close(g["hidden"], f["hidden"][:1], atol=1e-5, rtol=1e-4)
     # scoring: a step the model cannot read counts as 0 (no evidence it is valid)
     assert score_traces(model, tokenizer, StubHead(), by_id, TRACES[:1]) == [0.0]
+
+
+def test_confidence_features_hand_computed():
+    from oakdpo.knowledge import _confidence
+
+    logp = torch.tensor([0.0, 0.0, -1.0, -0.5, -3.0, -0.1, -0.2])  # completion tokens start at 2
+    rows = _confidence(logp, 2, [3, None, 6])
+    assert rows[0].tolist() == pytest.approx([-1.0, -0.75, -1.0, -1.5])
+    assert torch.isnan(rows[1]).all()
+    assert rows[2].tolist() == pytest.approx([-3.0, -3.3 / 3, -3.0, -4.8])
+
+
+def test_step_features_confidence_matches_the_policy_log_probs(policy):
+    model, tokenizer = policy
+    by_id = {p.id: p for p in PROBLEMS}
+    f = step_features(model, tokenizer, by_id, TRACES[:1], VERDICTS[:1], confidence=True)
+    assert f["hidden"].shape == (2, 32) and f["confidence"].shape == (2, 4)
+    plain = step_features(model, tokenizer, by_id, TRACES[:1], VERDICTS[:1])
+    torch.testing.assert_close(f["hidden"], plain["hidden"])
+    assert plain["confidence"].shape == (2, 0)
+    prompt = build_prompt(by_id["a"])
+    full = prompt + TRACES[0]["text"]
+    enc = tokenizer(full, return_offsets_mapping=True)
+    ids = torch.tensor([enc["input_ids"]])
+    with torch.no_grad():
+        logp = torch.log_softmax(model(input_ids=ids).logits[0], -1)[:-1].gather(1, ids[0, 1:, None])[:, 0]
+    first = next(i for i, (s, e) in enumerate(enc["offset_mapping"]) if s >= len(prompt))
+    for row, pos in enumerate(f["position"].tolist()):
+        upto = logp[first - 1:pos]  # log-probs of tokens first..pos
+        assert f["confidence"][row, 2].item() == pytest.approx(upto.min().item(), abs=1e-4)  # running min
+        assert f["confidence"][row, 3].item() == pytest.approx(upto.sum().item(), abs=1e-3)  # running sum
+    step0 = logp[first - 1:f["position"][0]]
+    assert f["confidence"][0, :2].tolist() == pytest.approx([step0.min().item(), step0.mean().item()], abs=1e-4)
+
+
+def test_qhat_with_confidence_features_roundtrip(tmp_path):
+    feats = _synthetic(n_problems=40)
+    feats["confidence"] = torch.randn(len(feats["label"]), 4)
+    head, _ = train_qhat(feats, KnowledgeConfig(epochs=2), seed=0)
+    assert head.n_confidence == 4 and head.hidden_dim == 16
+    save_qhat(head, tmp_path / "q")
+    loaded = load_qhat(tmp_path / "q")
+    x = torch.cat([feats["hidden"], feats["confidence"]], dim=1)
+    assert loaded.n_confidence == 4
+    assert torch.equal(predict(loaded, x, feats["option"]), predict(head, x, feats["option"]))

@@ -61,3 +61,39 @@ def test_all_valid_or_no_samples_gives_no_pairs():
     p, q = _problem("p0"), _problem("p1")
     tvs = [_tv("p0", 0, "x", True, 1.0), _tv("p0", 1, "y", True, 1.0)]
     assert build_pairs([p, q], [t for t, _ in tvs], [v for _, v in tvs], PairsConfig()) == []
+
+
+def _step(i, valid):
+    return {"index": i, "valid": valid}
+
+
+def test_truncate_rejected_after_first_invalid_step():
+    from oakdpo.pairs import truncate_after_first_error
+
+    text = ('Thought: a.\nAction: <Option type="MODUS_PONENS" args="[0, 1]" />\n'
+            'Thought: b.\nAction: <Option type="MODUS_PONENS" args="[2, 3]" />\n'
+            'Thought: c.\nAction: <Option type="CONCLUDE" args="[0]" />\nFinal Answer: TRUE')
+    first_bad = {"steps": [_step(0, True), _step(1, False), _step(2, False)]}
+    assert truncate_after_first_error(text, first_bad) == (
+        'Thought: a.\nAction: <Option type="MODUS_PONENS" args="[0, 1]" />\n'
+        'Thought: b.\nAction: <Option type="MODUS_PONENS" args="[2, 3]" />\n')
+    # every step valid (the answer is what is wrong), or the last step is the first invalid one: kept whole
+    assert truncate_after_first_error(text, {"steps": [_step(0, True), _step(1, True), _step(2, True)]}) == text
+    assert truncate_after_first_error(text, {"steps": [_step(0, True), _step(1, True), _step(2, False)]}) == text
+    assert truncate_after_first_error("no steps at all", {"steps": [_step(0, False)]}) == "no steps at all"
+
+
+def test_build_pairs_truncates_rejected_only_when_configured():
+    p = _problem()
+    prompt = build_prompt(p)
+    bad = ('Thought: x.\nAction: <Option type="MODUS_PONENS" args="[0, 1]" />\n'
+           'Thought: y.\nAction: <Option type="CONCLUDE" args="[0]" />\nFinal Answer: TRUE')
+    traces = [{"problem_id": "p0", "sample": 0, "text": prompt + "good"},
+              {"problem_id": "p0", "sample": 1, "text": prompt + bad}]
+    verdicts = [{"trace_valid": True, "step_validity": 1.0, "steps": []},
+                {"trace_valid": False, "step_validity": 0.0, "steps": [_step(0, False), _step(1, False)]}]
+    cut = build_pairs([p], traces, verdicts, PairsConfig(truncate_rejected=True))
+    assert [(x["chosen"], x["rejected"]) for x in cut] == [
+        ("good", 'Thought: x.\nAction: <Option type="MODUS_PONENS" args="[0, 1]" />\n')]
+    whole = build_pairs([p], traces, verdicts, PairsConfig())
+    assert [(x["chosen"], x["rejected"]) for x in whole] == [("good", bad)]

@@ -103,6 +103,9 @@ class PairsConfig:
     min_step_validity_gap: float = _f(0.2, "With no fully valid sample, pair two samples only when their step "
                                       "validity differs by at least this much.")
     use_gold: bool = _f(True, "With no valid sample, pair the problem's gold trace (chosen) with an invalid one.")
+    truncate_rejected: bool = _f(False, "Cut each rejected trace right after its first invalid step (as in "
+                                 "Step-DPO), so DPO pushes down the first error and not the steps that follow "
+                                 "from it. A trace whose steps all verify (wrong answer) is kept whole.")
 
 
 @dataclass
@@ -159,6 +162,10 @@ class KnowledgeConfig:
                          "order until the cap; reading hidden states costs one forward pass per trace.")
     position: str = _f("action", "Hidden state read at 'action' (the token where the step's Action line "
                        "begins, before the option is written) or 'action_end' (the line's last token).")
+    confidence_features: bool = _f(True, "Also give q-hat the policy's own log-probs of the trace so far (the "
+                                   "step's lowest and mean token log-prob, the trace's lowest and summed): a "
+                                   "hidden state cannot tell that an earlier sampled token was unlikely, and a "
+                                   "step after an unlikely token is often wrong or built on a wrong step.")
 
 
 @dataclass

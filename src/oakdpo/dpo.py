@@ -9,6 +9,7 @@ What it does and assumes:
   TRL copies the loaded adapter into a frozen adapter "ref" and switches to it for the reference pass (that copy
   is deleted before saving); a fresh LoRA on a full checkpoint uses the adapter-disabled base, which is that
   checkpoint.
+- A rejected trace cut after its first error (pairs.truncate_rejected) gets no EOS (`_trainer_class`).
 - Pairs travel to the trainer through `save_to_disk`/`load_from_disk`, which precomputed reference log-probs
   need under DDP (every rank must see the same cache file).
 - The model is saved with `save_pretrained` (safetensors) and `trainer_state.json` is written last: its
@@ -80,13 +81,44 @@ def _pairs_dataset(pairs: list[dict], path: Path):
     if dist.is_main():
         tmp = path.with_name(path.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        ds = Dataset.from_list([{"prompt": p["prompt"], "chosen": p["chosen"], "rejected": p["rejected"]}
-                                for p in pairs])
+        ds = Dataset.from_list([{"prompt": p["prompt"], "chosen": p["chosen"], "rejected": p["rejected"],
+                                 "rejected_partial": bool(p.get("rejected_partial", False))} for p in pairs])
         ds.save_to_disk(str(tmp))
         shutil.rmtree(path, ignore_errors=True)
         tmp.rename(path)
     dist.barrier()
     return load_from_disk(str(path))
+
+
+def _trainer_class():
+    """TRL's DPOTrainer, except that a rejected completion marked `rejected_partial` (cut after its first invalid
+    step, pairs.truncate_rejected) keeps no end-of-sequence token.
+
+    TRL appends EOS to every completion. In the middle of a proof that EOS is a token both models give almost no
+    probability, and pushing it lower is the cheapest way to widen the DPO margin: the loss would saturate
+    without the first error's tokens ever moving."""
+    from accelerate import PartialState
+    from trl import DPOTrainer
+
+    class PartialRejectedDPOTrainer(DPOTrainer):
+        def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
+            dataset = super()._prepare_dataset(dataset, processing_class, args, dataset_name)
+            if "rejected_partial" not in dataset.column_names:
+                return dataset
+            eos = self._tokenizer.eos_token_id
+
+            def drop_eos(example):
+                ids = example["rejected_ids"]
+                if example["rejected_partial"] and ids and ids[-1] == eos:
+                    ids = ids[:-1]
+                return {"rejected_ids": ids}
+
+            # On disk, rank 0 first: the precomputed reference log-probs are cached next to this dataset's cache
+            # files, and every rank must find the same file.
+            with PartialState().main_process_first():
+                return dataset.map(drop_eos, remove_columns=["rejected_partial"])
+
+    return PartialRejectedDPOTrainer
 
 
 def _summarize_logs(log_history: list[dict]) -> dict:
@@ -114,8 +146,6 @@ def run_dpo(model, tokenizer, pairs: list[dict], args, cfg: Config, dataset_dir:
     the policy is saved unchanged and trainer_state.json records zero steps, so the next iteration still starts
     from `dpo/iter_{k}`.
     """
-    from trl import DPOTrainer
-
     out = Path(args.output_dir)
     if dist.is_main():
         shutil.rmtree(out, ignore_errors=True)  # a half-written folder from a killed run
@@ -138,8 +168,8 @@ def run_dpo(model, tokenizer, pairs: list[dict], args, cfg: Config, dataset_dir:
 
     freeze_input_embeddings(model, cfg.model)
     dataset = _pairs_dataset(pairs, Path(dataset_dir))
-    trainer = DPOTrainer(model=model, ref_model=None, args=args, train_dataset=dataset,
-                         processing_class=tokenizer, peft_config=peft_config)
+    trainer = _trainer_class()(model=model, ref_model=None, args=args, train_dataset=dataset,
+                               processing_class=tokenizer, peft_config=peft_config)
     result = trainer.train()
     trained = trainer.accelerator.unwrap_model(trainer.model)
     if adapter_path is not None and "ref" in getattr(trained, "peft_config", {}):

@@ -1,8 +1,8 @@
 """The option-success predictor q-hat: learned knowledge of which steps the verifier will accept.
 
 In the OaK picture the verifier's verdicts are knowledge the agent should internalise. q-hat is a small MLP
-over the policy's last-layer hidden state at a step's `Action:` line plus an embedding of the option type; it
-predicts P(step valid). Each OaK iteration trains it on that iteration's verified steps, with whole problems
+over the policy's last-layer hidden state at a step's `Action:` line plus an embedding of the option type, and
+(knowledge.confidence_features) the policy's own log-probs of the trace so far; it predicts P(step valid). Each OaK iteration trains it on that iteration's verified steps, with whole problems
 held out so calibration (Brier, ECE, AUROC, reliability diagram) is measured on problems it never saw.
 `rerank` uses it to pick, among N sampled traces of a problem, the one with the highest predicted validity.
 
@@ -75,29 +75,59 @@ def _backbone(model):
     return None if dec is base else dec
 
 
+N_CONFIDENCE = 4  # step min, step mean, running min, running sum of the policy's token log-probs
+
+
+def _confidence(logp: torch.Tensor, first: int, positions: list[int | None]) -> torch.Tensor:
+    """[len(positions), N_CONFIDENCE] features from `logp[t]` = log-prob the policy gave token t (completion
+    tokens start at `first`): over the step's tokens (after the previous wanted position, up to and including
+    this one) their minimum and mean, and over all completion tokens so far their minimum and sum. A position
+    of None gives a NaN row."""
+    rows, prev, run_min, run_sum = [], first - 1, 0.0, 0.0
+    for t in positions:
+        if t is None:
+            rows.append([float("nan")] * N_CONFIDENCE)
+            continue
+        seg = logp[max(prev + 1, first):t + 1]
+        if len(seg):
+            run_min = min(run_min, float(seg.min()))
+            run_sum += float(seg.sum())
+        rows.append([float(seg.min()) if len(seg) else 0.0, float(seg.mean()) if len(seg) else 0.0,
+                     run_min, run_sum])
+        prev = max(prev, t)
+    return torch.tensor(rows, dtype=torch.float32).reshape(len(positions), N_CONFIDENCE)
+
+
 @torch.no_grad()
-def _hidden_states(model, tokenizer, items: list[tuple[str, list[int]]], batch_size: int):
-    """For each (text, char positions) item: a [len(positions), H] float32 CPU tensor of last-layer hidden
-    states at the tokens containing those chars, and those token positions. Batches are right-padded
-    (positions stay 0..L-1, so pads never change earlier states). A char with no token (past the model's
-    context, or -1) gives a NaN row and position None."""
+def _hidden_states(model, tokenizer, items: list[tuple], batch_size: int, confidence: bool = False):
+    """For each (text, char positions[, completion start char]) item: a [len(positions), H] float32 CPU tensor
+    of last-layer hidden states at the tokens containing those chars, and those token positions. Batches are
+    right-padded (positions stay 0..L-1, so pads never change earlier states). A char with no token (past the
+    model's context, or -1) gives a NaN row and position None.
+
+    With `confidence`, each item's rows also get the N_CONFIDENCE policy log-prob features (`_confidence`,
+    completion tokens = those starting at or after the item's completion start char), appended after H."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     backbone = _backbone(model)
+    lm_head = model.get_output_embeddings() if confidence else None
     max_len = getattr(getattr(model, "config", None), "max_position_embeddings", None)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
-    encoded = []  # (input_ids, token positions or None)
-    for text, chars in items:
+    encoded = []  # (input_ids, token positions or None, first completion token)
+    for item in items:
+        text, chars = item[0], item[1]
+        start_char = item[2] if len(item) > 2 else 0
         enc = tokenizer(text, return_offsets_mapping=True)
         ids, offsets = enc["input_ids"], [tuple(o) for o in enc["offset_mapping"]]
         if max_len is not None:
             ids, offsets = ids[:max_len], offsets[:max_len]
         pos = [_token_at(offsets, c) for c in chars]
+        first = next((i for i, (s, e) in enumerate(offsets) if s >= start_char and e > s), len(ids))
         # Causal model: tokens after the last wanted position cannot change it, so they are never run.
         last = max((t for t in pos if t is not None), default=-1)
-        encoded.append((ids[:last + 1], pos))
+        encoded.append((ids[:last + 1], pos, max(first, 1)))
 
     hidden_size = None
     out: list[torch.Tensor | None] = [None] * len(items)
@@ -120,18 +150,27 @@ def _hidden_states(model, tokenizer, items: list[tuple[str, list[int]]], batch_s
             else:
                 h = model(input_ids=ids, attention_mask=mask, output_hidden_states=True,
                           use_cache=False).hidden_states[-1]
-            h = h.float().cpu()
             hidden_size = h.shape[-1]
             for r, i in enumerate(batch):
-                rows = [h[r, t] if t is not None else torch.full((hidden_size,), float("nan"))
-                        for t in encoded[i][1]]
-                out[i] = torch.stack(rows) if rows else torch.zeros((0, hidden_size))
+                seq_ids, pos, first = encoded[i]
+                hr = h[r].float().cpu()
+                rows = [hr[t] if t is not None else torch.full((hidden_size,), float("nan")) for t in pos]
+                rows = torch.stack(rows) if rows else torch.zeros((0, hidden_size))
+                if confidence:
+                    n = len(seq_ids)
+                    # One sequence at a time: a large vocabulary times a whole batch would not fit.
+                    logits = lm_head(h[r, :n - 1]).float()
+                    logp = torch.zeros(n)
+                    logp[1:] = torch.log_softmax(logits, -1).gather(1, ids[r, 1:n, None])[:, 0].cpu()
+                    rows = torch.cat([rows, _confidence(logp, first, pos)], dim=-1)
+                out[i] = rows
     finally:
         model.train(was_training)
     hidden_size = hidden_size or getattr(getattr(model, "config", None), "hidden_size", 0)
-    rows = [o if o is not None else torch.full((len(items[i][1]), hidden_size), float("nan"))
+    width = hidden_size + (N_CONFIDENCE if confidence else 0)
+    rows = [o if o is not None else torch.full((len(items[i][1]), width), float("nan"))
             for i, o in enumerate(out)]
-    return rows, [pos for _, pos in encoded]
+    return rows, [enc[1] for enc in encoded]
 
 
 def _step_chars(prompt: str, text: str, line_indices: list[int], position: str) -> list[int | None]:
@@ -148,9 +187,11 @@ def _step_chars(prompt: str, text: str, line_indices: list[int], position: str) 
 
 
 def _collect(model, tokenizer, problems_by_id: dict, jobs: list[tuple[str, str, list[int]]],
-             batch_size: int, position: str) -> tuple[list[torch.Tensor], list[list[int | None]]]:
+             batch_size: int, position: str, confidence: bool = False
+             ) -> tuple[list[torch.Tensor], list[list[int | None]]]:
     """jobs: (problem_id, trace text, Action-line indices). Returns hidden rows per job (NaN rows where the
-    line is missing) and the token position of each row (None where missing)."""
+    line is missing; with `confidence`, N_CONFIDENCE log-prob features appended) and the token position of each
+    row (None where missing)."""
     if position not in ("action", "action_end"):
         raise UserError(f"knowledge.position: expected 'action' or 'action_end', got {position!r}")
     items = []
@@ -158,18 +199,20 @@ def _collect(model, tokenizer, problems_by_id: dict, jobs: list[tuple[str, str, 
         prompt = build_prompt(_as_problem(problems_by_id[pid]))
         chars = _step_chars(prompt, text, lines, position)
         # A missing line asks for char -1, which no token contains.
-        items.append((prompt + text, [c if c is not None else -1 for c in chars]))
-    return _hidden_states(model, tokenizer, items, batch_size)
+        items.append((prompt + text, [c if c is not None else -1 for c in chars], len(prompt)))
+    return _hidden_states(model, tokenizer, items, batch_size, confidence)
 
 
 def step_features(model, tokenizer, problems_by_id: dict, traces: list[dict], verdicts: list[dict],
-                  batch_size: int = 16, position: str = "action") -> dict:
+                  batch_size: int = 16, position: str = "action", confidence: bool = False) -> dict:
     """Hidden-state features of every reasoning step (option known and not CONCLUDE) of every trace.
 
     Verdicts are matched to traces by (problem_id, sample); a trace without a verdict is skipped, and so is a
     step whose Action line cannot be found. `position` "action" takes the token where the step's Action line
     begins (the state from which the policy writes the option); "action_end" the last token of that line.
-    Returns {"hidden": [N, H] float32, "option": [N] long (index in OPTION_TYPES), "label": [N] float (1.0 =
+    With `confidence`, also the policy's own log-probs of the trace's tokens up to that point (`_confidence`).
+    Returns {"hidden": [N, H] float32, "confidence": [N, N_CONFIDENCE or 0] float32, "option": [N] long
+    (index in OPTION_TYPES), "label": [N] float (1.0 =
     verifier-valid), "problem_id": list[str], "trace_index": [N] long (index into `traces`), "step_index":
     [N] long (verdict step index), "position": [N] long (token position in the tokenized prompt+trace)}.
     """
@@ -184,7 +227,7 @@ def step_features(model, tokenizer, problems_by_id: dict, traces: list[dict], ve
             continue
         jobs.append((tr["problem_id"], tr["text"], [int(s["index"]) for s in steps]))
         meta.append((t_idx, steps))
-    hidden, positions = _collect(model, tokenizer, problems_by_id, jobs, batch_size, position)
+    hidden, positions = _collect(model, tokenizer, problems_by_id, jobs, batch_size, position, confidence)
 
     rows, opts, labels, pids, t_ids, s_ids, pos = [], [], [], [], [], [], []
     for (pid, _, _), (t_idx, steps), h, ps in zip(jobs, meta, hidden, positions):
@@ -199,8 +242,11 @@ def step_features(model, tokenizer, problems_by_id: dict, traces: list[dict], ve
             s_ids.append(int(s["index"]))
             pos.append(ps[j])
     dim = hidden[0].shape[-1] if hidden else 0
+    all_rows = torch.stack(rows) if rows else torch.zeros((0, dim))
+    n_conf = N_CONFIDENCE if confidence else 0
     return {
-        "hidden": torch.stack(rows) if rows else torch.zeros((0, dim)),
+        "hidden": all_rows[:, :all_rows.shape[1] - n_conf],
+        "confidence": all_rows[:, all_rows.shape[1] - n_conf:],
         "option": torch.tensor(opts, dtype=torch.long),
         "label": torch.tensor(labels, dtype=torch.float32),
         "problem_id": pids,
@@ -215,27 +261,30 @@ def step_features(model, tokenizer, problems_by_id: dict, traces: list[dict], ve
 
 
 class QHead(nn.Module):
-    """logit P(step valid) = MLP([standardised hidden state ; option-type embedding]) / temperature.
+    """logit P(step valid) = MLP([standardised features ; option-type embedding]) / temperature.
 
-    `mean`/`std` (feature standardisation, from the training split) and `temperature` (fit on a calibration
-    split) are buffers, so they are saved with the weights. `position` records where the hidden states were
-    read ("action" or "action_end"); scoring reads them at the same place.
+    The features are the hidden state, followed (n_confidence > 0) by the policy's log-prob features of the
+    trace so far (`_confidence`). `mean`/`std` (feature standardisation, from the training split) and
+    `temperature` (fit on a calibration split) are buffers, so they are saved with the weights. `position`
+    records where the hidden states were read ("action" or "action_end"); scoring reads them at the same place.
     """
 
     def __init__(self, hidden_dim: int, hidden_size: int = 64, option_dim: int = 16,
-                 n_options: int = len(OPTION_TYPES), position: str = "action"):
+                 n_options: int = len(OPTION_TYPES), position: str = "action", n_confidence: int = 0):
         super().__init__()
         self.position = position
-        self.hidden_dim, self.hidden_size = hidden_dim, hidden_size
+        self.hidden_dim, self.hidden_size, self.n_confidence = hidden_dim, hidden_size, n_confidence
         self.option_dim, self.n_options = option_dim, n_options
+        dim = hidden_dim + n_confidence
         self.option_emb = nn.Embedding(n_options, option_dim)
-        self.mlp = nn.Sequential(nn.Linear(hidden_dim + option_dim, hidden_size), nn.GELU(), nn.Linear(hidden_size, 1))
-        self.register_buffer("mean", torch.zeros(hidden_dim))
-        self.register_buffer("std", torch.ones(hidden_dim))
+        self.mlp = nn.Sequential(nn.Linear(dim + option_dim, hidden_size), nn.GELU(), nn.Linear(hidden_size, 1))
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("std", torch.ones(dim))
         self.register_buffer("temperature", torch.ones(()))
 
-    def forward(self, hidden: torch.Tensor, option: torch.Tensor) -> torch.Tensor:
-        x = (hidden - self.mean) / self.std
+    def forward(self, features: torch.Tensor, option: torch.Tensor) -> torch.Tensor:
+        """features: [N, hidden_dim + n_confidence] (the hidden state, then the confidence features)."""
+        x = (features - self.mean) / self.std
         x = torch.cat([x, self.option_emb(option)], dim=-1)
         return self.mlp(x).squeeze(-1) / self.temperature
 
@@ -357,6 +406,10 @@ def _bce(head, h, o, y) -> float:
 def _fit(features: dict, cfg: KnowledgeConfig, seed: int):
     """Train, calibrate and evaluate; returns (head, metrics, held-out probs, held-out labels)."""
     h_all, o_all, y_all = features["hidden"].float(), features["option"].long(), features["label"].float()
+    conf = features.get("confidence")
+    n_conf = 0 if conf is None else int(conf.shape[1])
+    if n_conf:
+        h_all = torch.cat([h_all, conf.float()], dim=1)
     pids = list(features["problem_id"])
     heldout = split_problems(pids, cfg.heldout_fraction, seed)
     train_ids = sorted(set(pids) - heldout)
@@ -367,7 +420,7 @@ def _fit(features: dict, cfg: KnowledgeConfig, seed: int):
 
     with torch.random.fork_rng(devices=[]):  # leave the caller's RNG stream untouched
         torch.manual_seed(seed)
-        head = QHead(h_all.shape[1], cfg.hidden_size, position=cfg.position)
+        head = QHead(h_all.shape[1] - n_conf, cfg.hidden_size, position=cfg.position, n_confidence=n_conf)
         hf, of, yf = h_all[is_fit], o_all[is_fit], y_all[is_fit]
         hc, oc, yc = h_all[is_cal], o_all[is_cal], y_all[is_cal]
         best_epoch = 0
@@ -456,6 +509,7 @@ def save_qhat(head: QHead, out_dir) -> None:
     write_json(out_dir / "qhat.json", {
         "hidden_dim": head.hidden_dim, "hidden_size": head.hidden_size, "option_dim": head.option_dim,
         "option_types": list(OPTION_TYPES)[:head.n_options], "position": head.position,
+        "n_confidence": head.n_confidence,
     })
 
 
@@ -472,7 +526,7 @@ def load_qhat(path) -> QHead:
         if meta["option_types"] != list(OPTION_TYPES):
             raise UserError(f"{meta_path}: field 'option_types' differs from this version's option vocabulary")
         head = QHead(int(meta["hidden_dim"]), int(meta["hidden_size"]), int(meta["option_dim"]), len(OPTION_TYPES),
-                     position=str(meta.get("position", "action")))
+                     position=str(meta.get("position", "action")), n_confidence=int(meta.get("n_confidence", 0)))
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
         raise UserError(f"{meta_path}: invalid q-hat metadata ({e})") from None
     head.load_state_dict(load_file(str(weights)), strict=True)
@@ -518,7 +572,8 @@ def run_knowledge_stage(model, tokenizer, problems, traces: list[dict], verdicts
     problems_by_id = {p.id: p for p in map(_as_problem, problems)}
     n_traces = len(traces)
     traces = cap_traces(traces, cfg.max_traces, seed)
-    feats = step_features(model, tokenizer, problems_by_id, traces, verdicts, cfg.batch_size_features, cfg.position)
+    feats = step_features(model, tokenizer, problems_by_id, traces, verdicts, cfg.batch_size_features, cfg.position,
+                          confidence=cfg.confidence_features)
     if len(feats["label"]) == 0:
         return {"brier": None, "ece": None, "auroc": None, "heldout_accuracy": None, "n_train": 0, "n_heldout": 0,
                 "positive_rate": None, "n_steps": 0, "skipped": "no reasoning steps"}
@@ -556,7 +611,8 @@ def score_traces(model, tokenizer, head: nn.Module, problems_by_id: dict, traces
         jobs.append((tr["problem_id"], tr["text"], [] if zero[-1] else reasoning))
         opts.append([OPTION_ID[names[k]] for k in jobs[-1][2]])
     todo = [i for i, z in enumerate(zero) if not z]
-    hidden, _ = _collect(model, tokenizer, problems_by_id, [jobs[i] for i in todo], batch_size, position)
+    hidden, _ = _collect(model, tokenizer, problems_by_id, [jobs[i] for i in todo], batch_size, position,
+                         confidence=getattr(head, "n_confidence", 0) > 0)
     scores = [0.0] * len(traces)
     for i, h in zip(todo, hidden):
         p = predict(head, h, torch.tensor(opts[i], dtype=torch.long))

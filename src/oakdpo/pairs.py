@@ -4,12 +4,17 @@ chosen = a fully valid trace, rejected = an invalid one. Where a problem has no 
 trace (chosen) with an invalid sample when the problem carries a gold proof (so even `--samples 1` trains),
 else rank its samples by step validity and pair the best with the worst when they differ by at least
 `min_step_validity_gap`. At most `max_pairs_per_problem` pairs per problem.
+
+With `truncate_rejected` the rejected trace ends right after its first invalid step (as in Step-DPO): the steps
+chosen and rejected share cancel in the DPO loss, so the loss is about the first error, and the rejected side no
+longer pushes down the well-formed steps that an invalid trace goes on to write. Such a pair is marked
+`rejected_partial`, and DPO gives that completion no end-of-sequence token (dpo.py).
 """
 
 from __future__ import annotations
 
 from .config import PairsConfig
-from .formats import Problem, build_prompt
+from .formats import Problem, build_prompt, parse_trace
 
 
 def strip_prompt(prompt: str, text: str) -> str:
@@ -18,6 +23,21 @@ def strip_prompt(prompt: str, text: str) -> str:
     Never `text.replace(prompt, "")`: prompt-like text later in a trace is the model's output and stays.
     """
     return text[len(prompt):] if text.startswith(prompt) else text
+
+
+def truncate_after_first_error(completion: str, verdict: dict) -> str:
+    """The completion up to and including the Action line of its first invalid step (verdict["steps"]).
+
+    The shared prefix of chosen and rejected cancels in the DPO loss, so what the rejected side then pushes down
+    is the first wrong step. Unchanged when every step is valid or the verdict has no steps."""
+    bad = next((s["index"] for s in verdict.get("steps") or [] if not s.get("valid")), None)
+    if bad is None:
+        return completion
+    steps = parse_trace(completion).steps
+    if bad >= len(steps) or bad == len(steps) - 1:
+        return completion
+    end = steps[bad].span[1]
+    return completion[:end + 1] if completion[end:end + 1] == "\n" else completion[:end]
 
 
 def _gold_text(problem: Problem) -> str | None:
@@ -32,8 +52,8 @@ def _gold_text(problem: Problem) -> str | None:
 
 
 def build_pairs(problems: list[Problem], traces: list[dict], verdicts: list[dict], cfg: PairsConfig) -> list[dict]:
-    """One record per pair: {problem_id, prompt, chosen, rejected, kind, chosen_sample, rejected_sample,
-    chosen_step_validity, rejected_step_validity}. Deterministic for the same inputs (all ranks agree)."""
+    """One record per pair: {problem_id, prompt, chosen, rejected, kind, rejected_partial, chosen_sample,
+    rejected_sample, chosen_step_validity, rejected_step_validity}. Deterministic for the same inputs (all ranks agree)."""
     by_problem: dict[str, list[tuple[dict, dict]]] = {}
     for trace, verdict in zip(traces, verdicts):
         by_problem.setdefault(trace["problem_id"], []).append((trace, verdict))
@@ -48,34 +68,41 @@ def build_pairs(problems: list[Problem], traces: list[dict], verdicts: list[dict
         def completion(trace: dict) -> str:
             return strip_prompt(prompt, trace["text"])
 
+        def rejected_text(trace: dict, verdict: dict) -> tuple[str, str]:
+            """(the rejected completion as trained on, the whole completion)."""
+            text = completion(trace)
+            return (truncate_after_first_error(text, verdict) if cfg.truncate_rejected else text), text
+
         valid = [tv for tv in samples if tv[1]["trace_valid"]]
         # Hardest negatives first: invalid traces that got most steps right.
         invalid = sorted((tv for tv in samples if not tv[1]["trace_valid"]),
                          key=lambda tv: (-tv[1]["step_validity"], tv[0]["sample"]))
-        candidates: list[tuple[str, str, dict | None, dict, str]] = []  # chosen, rejected, cv, rv, kind
+        # chosen, (rejected, whole rejected), chosen verdict, rejected verdict, kind
+        candidates: list[tuple[str, tuple[str, str], dict | None, dict, str]] = []
         if valid and invalid:
             for i, (rt, rv) in enumerate(invalid):
                 ct, cv = valid[i % len(valid)]
-                candidates.append((completion(ct), completion(rt), cv | {"sample": ct["sample"]},
+                candidates.append((completion(ct), rejected_text(rt, rv), cv | {"sample": ct["sample"]},
                                    rv | {"sample": rt["sample"]}, "valid_vs_invalid"))
         elif invalid:
             gold = _gold_text(problem) if cfg.use_gold else None
             if gold is not None:
                 for rt, rv in invalid:
-                    candidates.append((gold, completion(rt), None, rv | {"sample": rt["sample"]}, "gold_vs_invalid"))
+                    candidates.append((gold, rejected_text(rt, rv), None, rv | {"sample": rt["sample"]}, "gold_vs_invalid"))
             else:
                 best_t, best_v = invalid[0]
                 for rt, rv in reversed(invalid[1:]):
                     if best_v["step_validity"] - rv["step_validity"] >= cfg.min_step_validity_gap:
-                        candidates.append((completion(best_t), completion(rt), best_v | {"sample": best_t["sample"]},
+                        candidates.append((completion(best_t), rejected_text(rt, rv), best_v | {"sample": best_t["sample"]},
                                            rv | {"sample": rt["sample"]}, "step_validity"))
         seen = set()
-        for chosen, rejected, cv, rv, kind in candidates:
+        for chosen, (rejected, full_rejected), cv, rv, kind in candidates:
             if chosen == rejected or (chosen, rejected) in seen:
                 continue
             seen.add((chosen, rejected))
             pairs.append({
                 "problem_id": problem.id, "prompt": prompt, "chosen": chosen, "rejected": rejected, "kind": kind,
+                "rejected_partial": rejected != full_rejected,
                 "chosen_sample": cv["sample"] if cv else None, "rejected_sample": rv["sample"],
                 "chosen_step_validity": cv["step_validity"] if cv else 1.0,
                 "rejected_step_validity": rv["step_validity"],
