@@ -15,7 +15,8 @@ SMALL = ["data.train_problems=24", "data.val_problems=4", "data.hops=1-2", "data
          "model.hidden_size=32", "model.num_layers=1", "model.num_heads=2", "model.intermediate_size=64",
          "model.vocab_size=400", "sft.epochs=1", "sft.curriculum_steps=3", "sft.logging_steps=1", "generation.max_new_tokens=40",
          "eval.max_new_tokens=40", "oak.iterations=2", "oak.samples=2", "oak.train_problems_per_iter=4",
-         "knowledge.max_traces=40"]
+         "knowledge.max_traces=40",
+         "pairs.use_gold=true"]  # this barely trained model writes no valid trace: gold pairs make DPO train
 
 
 @pytest.mark.slow
