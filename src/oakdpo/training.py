@@ -21,10 +21,6 @@ from .formats import Problem, build_prompt
 from .io import UserError, write_json
 
 
-def is_main() -> bool:
-    return int(os.environ.get("RANK", "0")) == 0
-
-
 # ----------------------------------------------------------------------------------------------------------------
 # SFT
 # ----------------------------------------------------------------------------------------------------------------
@@ -119,7 +115,7 @@ def sft_args(cfg: Config, out_dir: str | os.PathLike):
                                  "group_by_length" if s.group_by_length else "random"),
         save_strategy="no",
         **device_args(cfg.model),
-        disable_tqdm=not is_main(),
+        disable_tqdm=not dist.is_main(),
         dataloader_num_workers=0,
     )
 
@@ -150,7 +146,7 @@ def run_sft(cfg: Config, problems: list[Problem], model_path: str | os.PathLike,
     result = trainer.train()
     tokens = sum(len(x) for x in trainer.train_dataset["input_ids"])
     trained = trainer.model
-    if is_main():
+    if dist.is_main():
         save_folder(out_dir, trained, tokenizer)
         save_config(cfg, out_dir / "config.yaml")
     logs = [h for h in trainer.state.log_history if "loss" in h]
@@ -167,7 +163,7 @@ def run_sft(cfg: Config, problems: list[Problem], model_path: str | os.PathLike,
         "train_runtime_s": result.metrics.get("train_runtime"),
         "wall_s": round(time.time() - t0, 2),
     }
-    if is_main():
+    if dist.is_main():
         write_json(out_dir / "sft_metrics.json", metrics)
         trainer.state.save_to_json(str(out_dir / "trainer_state.json"))
     return metrics
@@ -182,7 +178,7 @@ def cmd_sft(args) -> int:
     if args.limit:
         problems = problems[: args.limit]
     metrics = run_sft(cfg, problems, args.model, args.output)
-    if is_main():
+    if dist.is_main():
         print(json.dumps(metrics))
     return 0
 
