@@ -342,6 +342,12 @@ def test_step_features_peft_and_bos_tokenizer(policy):
     pos = f["position"].tolist()
     torch.testing.assert_close(f["hidden"], ref[pos], atol=1e-5, rtol=1e-4)
     assert not torch.allclose(f["hidden"], base[pos], atol=1e-3)  # the LoRA weights were applied
+    # confidence features through the PEFT wrapper: the running sum is the LoRA policy's log-prob of the trace
+    fc = step_features(peft_model, bos_tok, by_id, TRACES[:1], VERDICTS[:1], confidence=True)
+    with torch.no_grad():
+        logp = torch.log_softmax(peft_model(input_ids=ids).logits[0], -1)[:-1].gather(1, ids[0, 1:, None])[:, 0]
+    first = len(bos_tok(build_prompt(by_id["a"]))["input_ids"])  # the prompt ends on a token boundary here
+    assert fc["confidence"][1, 3].item() == pytest.approx(logp[first - 1:pos[1]].sum().item(), abs=1e-3)
 
 
 def test_cap_traces():
