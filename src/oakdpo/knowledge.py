@@ -2,8 +2,9 @@
 
 In the OaK picture the verifier's verdicts are knowledge the agent should internalise. q-hat is a small MLP
 over the policy's last-layer hidden state at a step's `Action:` line plus an embedding of the option type, and
-(knowledge.confidence_features) the policy's own log-probs of the trace so far; it predicts P(step valid). Each OaK iteration trains it on that iteration's verified steps, with whole problems
-held out so calibration (Brier, ECE, AUROC, reliability diagram) is measured on problems it never saw.
+(knowledge.confidence_features) the policy's own log-probs of the trace so far; it predicts P(step valid).
+Each OaK iteration trains it on that iteration's verified steps, with whole problems held out so calibration
+(Brier, ECE, AUROC, reliability diagram) is measured on problems it never saw.
 `rerank` uses it to pick, among N sampled traces of a problem, the one with the highest predicted validity.
 
 Alignment with the verifier: a trace's steps are its lines that start with "Action:" (the i-th such line is

@@ -53,7 +53,8 @@ def _gold_text(problem: Problem) -> str | None:
 
 def build_pairs(problems: list[Problem], traces: list[dict], verdicts: list[dict], cfg: PairsConfig) -> list[dict]:
     """One record per pair: {problem_id, prompt, chosen, rejected, kind, rejected_partial, chosen_sample,
-    rejected_sample, chosen_step_validity, rejected_step_validity}. Deterministic for the same inputs (all ranks agree)."""
+    rejected_sample, chosen_step_validity, rejected_step_validity}. Deterministic for the same inputs (all ranks
+    agree)."""
     by_problem: dict[str, list[tuple[dict, dict]]] = {}
     for trace, verdict in zip(traces, verdicts):
         by_problem.setdefault(trace["problem_id"], []).append((trace, verdict))
@@ -88,13 +89,15 @@ def build_pairs(problems: list[Problem], traces: list[dict], verdicts: list[dict
             gold = _gold_text(problem) if cfg.use_gold else None
             if gold is not None:
                 for rt, rv in invalid:
-                    candidates.append((gold, rejected_text(rt, rv), None, rv | {"sample": rt["sample"]}, "gold_vs_invalid"))
+                    candidates.append((gold, rejected_text(rt, rv), None, rv | {"sample": rt["sample"]},
+                                       "gold_vs_invalid"))
             else:
                 best_t, best_v = invalid[0]
                 for rt, rv in reversed(invalid[1:]):
                     if best_v["step_validity"] - rv["step_validity"] >= cfg.min_step_validity_gap:
-                        candidates.append((completion(best_t), rejected_text(rt, rv), best_v | {"sample": best_t["sample"]},
-                                           rv | {"sample": rt["sample"]}, "step_validity"))
+                        candidates.append((completion(best_t), rejected_text(rt, rv),
+                                           best_v | {"sample": best_t["sample"]}, rv | {"sample": rt["sample"]},
+                                           "step_validity"))
         seen = set()
         for chosen, (rejected, full_rejected), cv, rv, kind in candidates:
             if chosen == rejected or (chosen, rejected) in seen:
