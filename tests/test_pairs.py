@@ -97,3 +97,18 @@ def test_build_pairs_truncates_rejected_only_when_configured():
         ("good", 'Thought: x.\nAction: <Option type="MODUS_PONENS" args="[0, 1]" />\n')]
     whole = build_pairs([p], traces, verdicts, PairsConfig())
     assert [(x["chosen"], x["rejected"]) for x in whole] == [("good", bad)]
+
+
+def test_on_policy_step_validity_pairs_come_before_gold(monkeypatch):
+    import oakdpo.pairs as pairs_mod
+
+    monkeypatch.setattr(pairs_mod, "_gold_text", lambda problem: "GOLD")
+    p = _problem()
+    ranked = [_tv("p0", 0, "a", False, 0.9), _tv("p0", 1, "c", False, 0.1)]
+    pairs = build_pairs([p], [t for t, _ in ranked], [v for _, v in ranked], PairsConfig(min_step_validity_gap=0.5))
+    assert [(x["chosen"], x["rejected"], x["kind"]) for x in pairs] == [("a", "c", "step_validity")]
+    # samples about equally wrong: no on-policy pair, so the gold trace is paired with each
+    even = [_tv("p0", 0, "a", False, 0.5), _tv("p0", 1, "c", False, 0.4)]
+    pairs = build_pairs([p], [t for t, _ in even], [v for _, v in even], PairsConfig(min_step_validity_gap=0.5))
+    assert [(x["chosen"], x["rejected"], x["kind"]) for x in pairs] == [
+        ("GOLD", "a", "gold_vs_invalid"), ("GOLD", "c", "gold_vs_invalid")]

@@ -102,7 +102,8 @@ class PairsConfig:
     max_pairs_per_problem: int = _f(2, "Cap on preference pairs built from one problem.")
     min_step_validity_gap: float = _f(0.2, "With no fully valid sample, pair two samples only when their step "
                                       "validity differs by at least this much.")
-    use_gold: bool = _f(True, "With no valid sample, pair the problem's gold trace (chosen) with an invalid one.")
+    use_gold: bool = _f(True, "With no valid sample and no step-validity pair, pair the problem's gold trace "
+                        "(chosen) with an invalid sample (so --samples 1 trains).")
     truncate_rejected: bool = _f(False, "Cut each rejected trace right after its first invalid step (as in "
                                  "Step-DPO), so DPO pushes down the first error and not the steps that follow "
                                  "from it. A trace whose steps all verify (wrong answer) is kept whole.")

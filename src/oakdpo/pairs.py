@@ -1,9 +1,11 @@
 """Preference pairs from verified traces (stage 3 of an OaK iteration).
 
-chosen = a fully valid trace, rejected = an invalid one. Where a problem has no valid sample: pair its gold
-trace (chosen) with an invalid sample when the problem carries a gold proof (so even `--samples 1` trains),
-else rank its samples by step validity and pair the best with the worst when they differ by at least
-`min_step_validity_gap`. At most `max_pairs_per_problem` pairs per problem.
+chosen = a fully valid trace, rejected = an invalid one. Where a problem has no valid sample: rank its samples by
+step validity and pair the best with each one at least `min_step_validity_gap` worse; where that gives no pair
+(one sample, or samples about equally wrong), pair its gold trace (chosen) with an invalid sample when the
+problem carries a gold proof (`use_gold`; so even `--samples 1` trains). On-policy pairs come first because
+they train the policy on its own mistakes: on the tiny model, gold-chosen pairs lowered validity. At most
+`max_pairs_per_problem` pairs per problem.
 
 With `truncate_rejected` the rejected trace ends right after its first invalid step (as in Step-DPO): the steps
 chosen and rejected share cancel in the DPO loss, so the loss is about the first error, and the rejected side no
@@ -86,18 +88,19 @@ def build_pairs(problems: list[Problem], traces: list[dict], verdicts: list[dict
                 candidates.append((completion(ct), rejected_text(rt, rv), cv | {"sample": ct["sample"]},
                                    rv | {"sample": rt["sample"]}, "valid_vs_invalid"))
         elif invalid:
-            gold = _gold_text(problem) if cfg.use_gold else None
+            # On-policy first: the best invalid sample against clearly worse ones; the gold trace only when the
+            # samples cannot make a pair (one sample, or all about equally wrong), so even --samples 1 trains.
+            best_t, best_v = invalid[0]
+            for rt, rv in reversed(invalid[1:]):
+                if best_v["step_validity"] - rv["step_validity"] >= cfg.min_step_validity_gap:
+                    candidates.append((completion(best_t), rejected_text(rt, rv),
+                                       best_v | {"sample": best_t["sample"]}, rv | {"sample": rt["sample"]},
+                                       "step_validity"))
+            gold = _gold_text(problem) if cfg.use_gold and not candidates else None
             if gold is not None:
                 for rt, rv in invalid:
                     candidates.append((gold, rejected_text(rt, rv), None, rv | {"sample": rt["sample"]},
                                        "gold_vs_invalid"))
-            else:
-                best_t, best_v = invalid[0]
-                for rt, rv in reversed(invalid[1:]):
-                    if best_v["step_validity"] - rv["step_validity"] >= cfg.min_step_validity_gap:
-                        candidates.append((completion(best_t), rejected_text(rt, rv),
-                                           best_v | {"sample": best_t["sample"]}, rv | {"sample": rt["sample"]},
-                                           "step_validity"))
         seen = set()
         for chosen, (rejected, full_rejected), cv, rv, kind in candidates:
             if chosen == rejected or (chosen, rejected) in seen:
