@@ -169,6 +169,9 @@ def run_oak(cfg: Config, *, sft_model: str | Path, train: list[Problem], eval_se
                 kinds[p["kind"]] = kinds.get(p["kind"], 0) + 1
             stage_done("pairs", t0, pairs=len(pairs), by_kind=kinds)
             dist.print0(f"Built {len(pairs)} preference pairs {kinds}")
+            if not pairs and samples < 2 and not cfg.pairs.use_gold:
+                dist.print0("note: with one sample per problem only gold pairs can form; "
+                            "set pairs.use_gold=true (--set pairs.use_gold=true) to train")
         # 4. q-hat on the generating policy's hidden states
         if cfg.knowledge.enabled and "knowledge" not in progress:
             t0 = time.time()
