@@ -103,8 +103,8 @@ def _trainer_class():
     class PartialRejectedDPOTrainer(DPOTrainer):
         def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
             dataset = super()._prepare_dataset(dataset, processing_class, args, dataset_name)
-            if "rejected_partial" not in dataset.column_names:
-                return dataset
+            if "rejected_partial" not in dataset.column_names or not any(dataset["rejected_partial"]):
+                return dataset  # TRL drops the unused column
             eos = self._tokenizer.eos_token_id
 
             def drop_eos(example):

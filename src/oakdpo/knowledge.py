@@ -100,8 +100,9 @@ def _confidence(logp: torch.Tensor, first: int, positions: list[int | None]) -> 
 
 
 @torch.no_grad()
-def _hidden_states(model, tokenizer, items: list[tuple], batch_size: int, confidence: bool = False):
-    """For each (text, char positions[, completion start char]) item: a [len(positions), H] float32 CPU tensor
+def _hidden_states(model, tokenizer, items: list[tuple[str, list[int], int]], batch_size: int,
+                   confidence: bool = False):
+    """For each (text, char positions, completion start char) item: a [len(positions), H] float32 CPU tensor
     of last-layer hidden states at the tokens containing those chars, and those token positions. Batches are
     right-padded (positions stay 0..L-1, so pads never change earlier states). A char with no token (past the
     model's context, or -1) gives a NaN row and position None.
@@ -117,9 +118,7 @@ def _hidden_states(model, tokenizer, items: list[tuple], batch_size: int, confid
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
     encoded = []  # (input_ids, token positions or None, first completion token)
-    for item in items:
-        text, chars = item[0], item[1]
-        start_char = item[2] if len(item) > 2 else 0
+    for text, chars, start_char in items:
         enc = tokenizer(text, return_offsets_mapping=True)
         ids, offsets = enc["input_ids"], [tuple(o) for o in enc["offset_mapping"]]
         if max_len is not None:
