@@ -14,7 +14,8 @@ from oakdpo.config import ModelConfig, load_config
 from oakdpo.data import generate_problems
 from oakdpo.formats import Problem, build_prompt, gold_trace
 from oakdpo.io import UserError
-from oakdpo.model import build_corpus, init_tiny_model, load_policy
+from oakdpo.model import (_POLARITY_TOKEN, build_corpus, build_tiny_model, init_tiny_model, load_policy,
+                          train_tokenizer)
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ModelConfig(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, vocab_size=600,
@@ -83,6 +84,27 @@ def test_tokenizer_pieces_make_each_lookup_one_token(tiny_dir):
     assert tok.decode(tok(prompt)["input_ids"], skip_special_tokens=True) == prompt
     assert tok.tokenize(' <Option type="MODUS_PONENS" args="[') == ['Ġ<OptionĠtype="', "MODUS_PONENS", '"Ġargs="[']
     assert tok.tokenize(']" />') == [']"Ġ/>']
+
+
+def test_polarity_direction_separates_the_fused_tokens_by_polarity(problems):
+    tok = train_tokenizer(build_corpus(problems), 2048)  # room for the fused sentence tokens
+    cfg = ModelConfig(**{**TINY.__dict__, "freeze_embeddings": True, "induction_init": True})
+    plain = build_tiny_model(cfg, tok, seed=0).get_input_embeddings().weight
+    signed = build_tiny_model(ModelConfig(**{**cfg.__dict__, "polarity_direction": 1.0}), tok,
+                              seed=0).get_input_embeddings().weight
+    text = {i: tok.convert_tokens_to_string([t]) for t, i in tok.get_vocab().items()}
+    neg = [i for i, t in text.items() if _POLARITY_TOKEN.match(t) and t.endswith(" not")]
+    pos = [i for i, t in text.items() if _POLARITY_TOKEN.match(t) and not t.endswith(" not")]
+    other = [i for i in text if i not in neg + pos]
+    assert {text[i] for i in neg} >= {" Max is not", " Numpuses are not"} and " Max is" in {text[i] for i in pos}
+    assert " Max is a" not in {text[i] for i in neg + pos}  # concept links carry no polarity
+    assert torch.equal(signed[other], plain[other])  # every other token keeps its embedding
+    # the added direction is what separates them: one linear read-out gives every token's polarity
+    v = (signed[neg] - plain[neg]).mean(0) - (signed[pos] - plain[pos]).mean(0)
+    assert ((signed[neg] @ v) > 0).all() and ((signed[pos] @ v) < 0).all()
+    assert not (((plain[neg] @ v) > 0).all() and ((plain[pos] @ v) < 0).all())
+    rms = signed[:, 1:].pow(2).mean(-1).sqrt()
+    assert torch.allclose(rms, torch.ones_like(rms), atol=1e-4)  # rows stay unit-RMS for the prewired heads
 
 
 def test_load_policy_for_generation_and_training(tiny_dir):

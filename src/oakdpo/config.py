@@ -42,6 +42,10 @@ class ModelConfig:
                                  "attention. SFT/DPO of any model: freeze its input embeddings.")
     induction_init: bool = _f(False, "Tiny model: start layer 0 with previous-token heads and layer 1 with a "
                               "mimetic (copying) initialisation, the two halves of an induction circuit.")
+    polarity_direction: float = _f(0.0, "Tiny model (with freeze_embeddings): scale of one random direction "
+                                   "added to the frozen embeddings of the fused subject-verb tokens, + for those "
+                                   "ending in 'not' ('Numpuses are not'), - for the positive ones ('Numpuses "
+                                   "are'), so a step can read a premise's polarity linearly. 0 turns it off.")
     dtype: str = _f("float32", "Training/inference dtype: float32, bfloat16 or float16. bf16 needs a GPU.")
     lora: bool = _f(False, "Train a LoRA adapter (PEFT) instead of all weights.")
     lora_r: int = _f(16, "LoRA rank.")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -143,6 +144,32 @@ def mimetic_init(model, layer: int = 1, noise: float = 0.5, seed: int = 0) -> No
             attn.o_proj.weight[:, rows] = proj.T + noise * attn.o_proj.weight[:, rows]
 
 
+# Fused subject-verb tokens (see PRETOKENIZE_PATTERN) that state a polarity: "Numpuses are (not)", "Each numpus
+# is (not)", "Max is (not)"; not the "is a"/"is an" forms, which link concepts.
+_POLARITY_TOKEN = re.compile(r"^ ?(?:(?:Each|Every) [a-z]+ is|[A-Z][a-z]+ (?:are|is))( not)?$")
+
+
+def add_polarity_direction(model, tokenizer, scale: float, seed: int = 1234) -> dict:
+    """Add +scale*v to the input embedding of every fused token ending in "not" and -scale*v to the positive
+    ones, v one random unit-RMS direction. With random frozen embeddings, a token's polarity is otherwise a
+    per-token fact the model has to memorise, and the tiny model copied the wrong polarity into about 40% of its
+    first claims (docs/tiny-model.md). Dimension 0 is left alone (prewire_previous_token_heads sets it).
+    Returns {"negative": n, "positive": n} token counts."""
+    emb = model.get_input_embeddings().weight
+    g = torch.Generator().manual_seed(seed)
+    v = torch.randn(emb.shape[1], generator=g)
+    v[0] = 0.0
+    v *= math.sqrt(emb.shape[1] - 1) / v.norm()
+    counts = {"negative": 0, "positive": 0}
+    with torch.no_grad():
+        for token, i in tokenizer.get_vocab().items():
+            m = _POLARITY_TOKEN.match(tokenizer.convert_tokens_to_string([token]))
+            if m:
+                emb[i] += (scale if m.group(1) else -scale) * v
+                counts["negative" if m.group(1) else "positive"] += 1
+    return counts
+
+
 def build_tiny_model(model_cfg: ModelConfig, tokenizer, seed: int = 0) -> LlamaForCausalLM:
     """The randomly initialised tiny Llama. With `freeze_embeddings` its input embeddings are N(0, 1) and stay
     fixed in training (freeze_input_embeddings); with `induction_init` layer 0 starts with previous-token heads and
@@ -154,6 +181,8 @@ def build_tiny_model(model_cfg: ModelConfig, tokenizer, seed: int = 0) -> LlamaF
     if model_cfg.freeze_embeddings:
         with torch.no_grad():
             model.get_input_embeddings().weight.normal_(0.0, 1.0)
+        if model_cfg.polarity_direction:
+            add_polarity_direction(model, tokenizer, model_cfg.polarity_direction)
     if model_cfg.induction_init and model_cfg.num_layers >= 2:
         prewire_previous_token_heads(model)
         mimetic_init(model, layer=1)
