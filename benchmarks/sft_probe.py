@@ -12,7 +12,8 @@ itself (the premise whose last word is the key) and `premise` the premise's text
 cited premise of a trace is reported apart (`*_first`): two rules end in the query's property (the proof's and a
 distractor) and the trace tries the one listed first; when that is the distractor, its subject is looked up and
 found missing (`missing_key`, then `missing`: the "?"), and the next cite is the proof's rule. Every later key
-occurs once as a last word in the premises.
+occurs once as a last word in the premises. `answer` is the true/false of the last step ("So the query is true."):
+the derived fact compared with the query.
 
     python benchmarks/sft_probe.py --model runs/demo/sft [--problems N] [--hops 3-5]
     python benchmarks/sft_probe.py --model runs/demo/sft --prontoqa ../shared/data/prontoqa/5hop_0shot_random.json
@@ -40,12 +41,13 @@ CITE = re.compile(r"(?<=[: ])(?P<key>[a-z]+)(?P<tag>\[\d+\]) (?P<premise>[^\[\n]
 CLAIM = re.compile(r"So (?P<new_tag>\[\d+\]) (?P<claim>[^\n]*?\.)\n")
 ARGS = re.compile(r'type="(?!CONCLUDE)[A-Z_]+" args="\[(?P<args>[\d, ]+)\]"')
 MISSING = re.compile(r"\. (?P<missing_key>[a-z]+)(?P<missing>\?)")
+ANSWER = re.compile(r"So the query is (?P<answer>true|false)\.")
 
 
 def roles_of(tok, prompt: str, completion: str) -> tuple[list[int], list[str | None]]:
     """Token ids of prompt + completion and, per token, its role (None for prompt tokens)."""
     char_role: dict[int, str] = {}
-    for pattern in (CITE, CLAIM, ARGS, MISSING):
+    for pattern in (CITE, CLAIM, ARGS, MISSING, ANSWER):
         for k, m in enumerate(pattern.finditer(completion)):
             for name in pattern.groupindex:
                 a, b = m.span(name)

@@ -39,5 +39,7 @@ def test_tag_roles_are_the_cited_premises(tiny_model_dir, small_problems):
         news = [tok.decode([i]) for i, r in zip(ids, roles) if r == "new_tag"]
         assert "".join(news) == "".join(f"[{len(p.premises) + k}]" for k in range(len(steps)))
         assert all(r is None for r in roles[: len(tok(build_prompt(p))["input_ids"]) - 1])
+        answer = "".join(tok.decode([i]) for i, r in zip(ids, roles) if r == "answer")
+        assert answer.strip() == ("true" if p.label == "TRUE" else "false")
         checked += len(cited)
     assert checked >= 20 and dead_ends >= 3
