@@ -149,25 +149,21 @@ def mimetic_init(model, layer: int = 1, noise: float = 0.5, seed: int = 0) -> No
 _POLARITY_TOKEN = re.compile(r"^ ?(?:(?:Each|Every) [a-z]+ is|[A-Z][a-z]+ (?:are|is))( not)?$")
 
 
-def add_polarity_direction(model, tokenizer, scale: float, seed: int = 1234) -> dict:
+def add_polarity_direction(model, tokenizer, scale: float, seed: int = 1234) -> None:
     """Add +scale*v to the input embedding of every fused token ending in "not" and -scale*v to the positive
     ones, v one random unit-RMS direction. With random frozen embeddings, a token's polarity is otherwise a
     per-token fact the model has to memorise, and the tiny model copied the wrong polarity into about 40% of its
-    first claims (docs/tiny-model.md). Dimension 0 is left alone (prewire_previous_token_heads sets it).
-    Returns {"negative": n, "positive": n} token counts."""
+    first claims (docs/tiny-model.md). Dimension 0 is left alone (prewire_previous_token_heads sets it)."""
     emb = model.get_input_embeddings().weight
     g = torch.Generator().manual_seed(seed)
     v = torch.randn(emb.shape[1], generator=g)
     v[0] = 0.0
     v *= math.sqrt(emb.shape[1] - 1) / v.norm()
-    counts = {"negative": 0, "positive": 0}
     with torch.no_grad():
         for token, i in tokenizer.get_vocab().items():
             m = _POLARITY_TOKEN.match(tokenizer.convert_tokens_to_string([token]))
             if m:
                 emb[i] += (scale if m.group(1) else -scale) * v
-                counts["negative" if m.group(1) else "positive"] += 1
-    return counts
 
 
 def build_tiny_model(model_cfg: ModelConfig, tokenizer, seed: int = 0) -> LlamaForCausalLM:
