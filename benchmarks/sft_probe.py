@@ -12,8 +12,8 @@ itself (the premise whose last word is the key) and `premise` the premise's text
 cited premise of a trace is reported apart (`*_first`): two rules end in the query's property (the proof's and a
 distractor) and the trace tries the one listed first; when that is the distractor, its subject is looked up and
 found missing (`missing_key`, then `missing`: the "?"), and the next cite is the proof's rule. Every later key
-occurs once as a last word in the premises. `answer` is the true/false of the last step ("So the query is true."):
-the derived fact compared with the query.
+occurs once as a last word in the premises. `query` is the last step's restatement of the query, copied by its tag
+("So [Q] Max is not wooden: true."), and `answer` its true/false: the derived fact compared with the query.
 
     python benchmarks/sft_probe.py --model runs/demo/sft [--problems N] [--hops 3-5]
     python benchmarks/sft_probe.py --model runs/demo/sft --prontoqa ../shared/data/prontoqa/5hop_0shot_random.json
@@ -41,7 +41,7 @@ CITE = re.compile(r"(?<=[: ])(?P<key>[a-z]+)(?P<tag>\[\d+\]) (?P<premise>[^\[\n]
 CLAIM = re.compile(r"So (?P<new_tag>\[\d+\]) (?P<claim>[^\n]*?\.)\n")
 ARGS = re.compile(r'type="(?!CONCLUDE)[A-Z_]+" args="\[(?P<args>[\d, ]+)\]"')
 MISSING = re.compile(r"\. (?P<missing_key>[a-z]+)(?P<missing>\?)")
-ANSWER = re.compile(r"So the query is (?P<answer>true|false)\.")
+ANSWER = re.compile(r"So \[Q\] (?P<query>[^:\n]*): (?P<answer>true|false)\.")
 
 
 def roles_of(tok, prompt: str, completion: str) -> tuple[list[int], list[str | None]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pytest
 import torch
@@ -18,8 +19,11 @@ def _pairs(problems):
     out = []
     for p in problems:
         gold = gold_trace(p)
-        out.append({"prompt": build_prompt(p), "chosen": gold, "rejected": gold.replace("TRUE", "FALSE")
-                    if "Final Answer: TRUE" in gold else gold.replace("FALSE", "TRUE")})
+        flip = {"true": "false", "false": "true", "TRUE": "FALSE", "FALSE": "TRUE"}  # the answer, both places
+        rejected = re.sub(r"(?<=: )(true|false)(?=\.\n)|(?<=Final Answer: )(TRUE|FALSE)",
+                          lambda m: flip[m.group(0)], gold)
+        assert rejected != gold
+        out.append({"prompt": build_prompt(p), "chosen": gold, "rejected": rejected})
     return out
 
 

@@ -77,13 +77,18 @@ def test_tokenizer_pieces_make_each_lookup_one_token(tiny_dir):
                                   query="True or false: Max is not wooden.", label="TRUE"))
     pieces = [w.replace("Ġ", " ").replace("Ċ", "\n")
               for w, _ in tok.backend_tokenizer.pre_tokenizer.pre_tokenize_str(prompt)]
-    assert pieces == ["Query", ":", " True", " or", " false", ":", " Max is not", " wooden.", "\n", "Premises", ":",
+    assert pieces == ["Query", ":", " True", " or", " false", ":", " Max is not", "[Q]", " wooden.", "\n", "Premises", ":",
                       "\n", "[0]", " Numpuses are not", "[0]", " wooden", ".", "\n", "[1]", " Max is a", "[1]",
                       " numpus", ".", "\n", "[2]", " Every yumpus is", "[2]", " numpus", "es", ".", "\n", "Proof",
                       ":", "\n"]
     assert tok.decode(tok(prompt)["input_ids"], skip_special_tokens=True) == prompt
     assert tok.tokenize(' <Option type="MODUS_PONENS" args="[') == ['Ġ<OptionĠtype="', "MODUS_PONENS", '"Ġargs="[']
     assert tok.tokenize(']" />') == [']"Ġ/>']
+    # the last step restates the query by its tag: "[Q]" is one token, the same as in the prompt
+    pieces = [w.replace("Ġ", " ") for w, _ in tok.backend_tokenizer.pre_tokenizer.pre_tokenize_str(
+        " So [Q] Max is not wooden: true.")]
+    assert pieces == [" So", " ", "[Q]", " Max is not", " wooden", ":", " true", "."]
+    assert tok.tokenize("[Q]") == ["[Q]"]
 
 
 def test_polarity_direction_separates_the_fused_tokens_by_polarity(problems):

@@ -30,7 +30,7 @@ Thought: [1] Max is a vumpus. [0] Every vumpus is a brimpus. So [5] Max is a bri
 Action: <Option type="MODUS_PONENS" args="[1, 0]" />
 Thought: [5] Max is a brimpus. [2] Brimpuses are wooden. So [6] Max is wooden.
 Action: <Option type="MODUS_PONENS" args="[5, 2]" />
-Thought: [6] Max is wooden. So the query is false.
+Thought: [6] Max is wooden. So [Q] Max is not wooden: false.
 Action: <Option type="CONCLUDE" args="[1]" />
 Final Answer: FALSE"""
 
@@ -48,7 +48,7 @@ Thought: wooden[2] Brimpuses are wooden. brimpus[0] Every vumpus is a brimpus. S
 Action: <Option type="HYPOTHETICAL_SYLLOGISM" args="[0, 2]" />
 Thought: vumpus[1] Max is a vumpus. So [6] Max is wooden.
 Action: <Option type="MODUS_PONENS" args="[1, 5]" />
-Thought: [6] Max is wooden. So the query is false.
+Thought: [6] Max is wooden. So [Q] Max is not wooden: false.
 Action: <Option type="CONCLUDE" args="[1]" />
 Final Answer: FALSE"""
     v = verify_trace(PROBLEM, text)
@@ -75,7 +75,7 @@ def test_gold_trace_query_is_premise_is_conclude_only():
     p = Problem(id="q", premises=["Max is a wumpus.", "Every wumpus is a yumpus."],
                 query="True or false: Max is a wumpus.", label="TRUE", proof=["Max is a wumpus."])
     text = gold_trace(p)
-    assert text == ('Thought: [0] Max is a wumpus. So the query is true.\n'
+    assert text == ('Thought: [0] Max is a wumpus. So [Q] Max is a wumpus: true.\n'
                     'Action: <Option type="CONCLUDE" args="[0]" />\nFinal Answer: TRUE')
     v = verify_trace(p, text)
     assert (v["trace_valid"], v["num_reasoning_steps"], v["step_validity"], v["trace_reason"]) == (True, 0, 0.0, "ok")
@@ -86,7 +86,7 @@ def test_parse_trace_fields_and_spans():
     assert [(s.index, s.option, s.args, s.claim, s.error) for s in t.steps] == [
         (0, "MODUS_PONENS", [1, 0], "Max is a brimpus.", None),
         (1, "MODUS_PONENS", [5, 2], "Max is wooden.", None),
-        (2, "CONCLUDE", [1], "The query is false.", None),
+        (2, "CONCLUDE", [1], "Max is not wooden: false.", None),
     ]
     assert t.final_answer == "FALSE"
     for s in t.steps:
@@ -157,7 +157,7 @@ def test_verdict_exact():
              "reason": "ok"},
             {"index": 1, "option": "MODUS_PONENS", "args": [5, 2], "claim": "Max is wooden.", "valid": True,
              "reason": "ok"},
-            {"index": 2, "option": "CONCLUDE", "args": [1], "claim": "The query is false.", "valid": True,
+            {"index": 2, "option": "CONCLUDE", "args": [1], "claim": "Max is not wooden: false.", "valid": True,
              "reason": "ok"},
         ],
         "answer": "FALSE", "correct": True, "trace_valid": True, "step_validity": 1.0, "num_reasoning_steps": 2,

@@ -20,7 +20,7 @@ Trace (the completion after the prompt):
     Final Answer: TRUE
 
 The k-th non-CONCLUDE step produces formula P+k. The claim of a step is the last sentence of its thought,
-with leading connectives (So, Thus, Therefore, Hence) and formula tags like "[25]" removed.
+with leading connectives (So, Thus, Therefore, Hence) and formula tags like "[25]" and the query's "[Q]" removed.
 
 parse_trace(text) reads a completion into steps (total: never raises; malformed parts become steps with an
 `error`); gold_trace(problem) is the optionizer that writes a problem's gold proof in this format.
@@ -95,7 +95,7 @@ def query_statement(query: str) -> str:
 def build_prompt(problem: Problem) -> str:
     """The prompt the policy sees; the trace follows it directly. The SFT/DPO/generation code all use this.
 
-        Query: True or false: Max is not wooden.
+        Query: True or false: Max is not[Q] wooden.
         Premises:
         [0] Numpuses are not[0] wooden.
         [1] Max is a[1] numpus.
@@ -104,14 +104,17 @@ def build_prompt(problem: Problem) -> str:
     Each premise line carries its tag twice: in front, and again just before the sentence's last word. The
     second copy is for small models: the backward proof (gold_trace) looks a premise up by its last word, and
     with the tag right before that word one attention lookup ("what precedes this word?") finds the tag, and a
-    second ("what follows this tag?") the sentence. The query comes first so the lookups never land on it.
+    second ("what follows this tag?") the sentence. The query comes first so the lookups never land on it. It
+    carries the tag [Q] the same way, so the last step can restate it by one lookup ("So [Q] Max is not wooden:
+    true.") and the answer is decided two tokens after the restated query's polarity (see gold_trace).
     FOLIO problems (with `fol`) get the FOLIO prompt, which also shows each premise's first-order formula.
     """
     if problem.fol:
         from .solvers.folio import build_folio_prompt
 
         return build_folio_prompt(problem)
-    lines = [f"Query: {problem.query}", "Premises:"]
+    head, _, last = " ".join(problem.query.split()).rpartition(" ")
+    lines = [f"Query: {head}{QUERY_TAG} {last}" if head else f"Query: {last}", "Premises:"]
     for i, p in enumerate(problem.premises):
         head, _, last = " ".join(p.split()).rpartition(" ")
         lines.append(f"[{i}] {head}[{i}] {last}" if head else f"[{i}] {last}")
@@ -142,7 +145,8 @@ def trace_record(problem_id: str, sample: int, text: str, **extra: Any) -> dict:
 
 _ACTION_RE = re.compile(r'^Action:\s*<Option\s+type\s*=\s*"([^"]*)"\s+args\s*=\s*"([^"]*)"\s*/?>\s*$')
 _FINAL_RE = re.compile(r"^\s*Final Answer:\s*(TRUE|FALSE|UNKNOWN)\s*\.?\s*$", re.IGNORECASE)
-_TAG_RE = re.compile(r"\[\s*\d+\s*\]")
+QUERY_TAG = "[Q]"  # the query's tag in PrOntoQA prompts (build_prompt) and in the gold trace's last step
+_TAG_RE = re.compile(r"\[\s*(?:\d+|Q)\s*\]")
 _CONNECTIVE_RE = re.compile(
     r"^(?:so|thus|therefore|hence|then|consequently|accordingly|finally|"
     r"(?:and\s+)?(?:so\s+)?we\s+(?:can\s+)?(?:conclude|derive|infer|deduce|get|know|have)(?:\s+that)?|"
@@ -396,8 +400,12 @@ def gold_trace(problem: Problem, backward: bool = True) -> str | None:
     if backward:
         steps, k = backward, P + len(backward) - 1
         texts[k] = render(goal)
+    # The last step restates the query by its tag and answers right after it: the answer then depends on two
+    # nearby polarities (derived fact, restated query). Written "So the query is true." after the derived fact,
+    # with the query only at the prompt's start, the tiny model never learned it (docs/tiny-model.md).
     word = "true" if problem.label == "TRUE" else "false"
-    steps.append((f"[{k}] {texts[k]} So the query is {word}.", "CONCLUDE", [ANSWER_CODES[problem.label]]))
+    steps.append((f"[{k}] {texts[k]} So {QUERY_TAG} {statement.rstrip('.!?')}: {word}.", "CONCLUDE",
+                  [ANSWER_CODES[problem.label]]))
     return render_trace(steps, problem.label)
 
 

@@ -35,14 +35,15 @@ PAD, BOS, EOS = "<pad>", "<s>", "</s>"
 #   so the bare word (" wooden") occurs only in the premises, where the proof looks it up;
 # - a sentence's subject and verb fused ("Every vumpus is a", "Numpuses are not", "Max is a"): one token, so a
 #   premise is tag, subject, object, and "what follows this tag" is one token;
-# - formula tags "[12]" (never glued to a space: the same token in the prompt and in a thought);
+# - formula tags "[12]" and the query's tag "[Q]" (never glued to a space: the same token in the prompt and in a
+#   thought);
 # - a plural concept split before "es" ("yumpus" + "es"), so a concept is the same token as object and as key;
 # - words with underscores (MODUS_PONENS) and the fixed parts of an Action line.
 PRETOKENIZE_PATTERN = (
     r" ?\p{Ll}+\.(?=\nPremises:)"
     r"| ?(?:(?:Each|Every) \p{Ll}+ is(?: not)?(?: an?)?|\p{Lu}\p{Ll}+ (?:are|is)(?: not)?(?: an?)?)(?=\s|\[)"
-    r'|\[\d+\]| ?\p{Ll}+pus(?=es\b)| ?<Option type="|" args="\[|\]" />| ?[\p{L}_]+| ?\p{N}+'
-    r"| ?(?!\[\d)[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+")
+    r'|\[(?:\d+|Q)\]| ?\p{Ll}+pus(?=es\b)| ?<Option type="|" args="\[|\]" />| ?[\p{L}_]+| ?\p{N}+'
+    r"| ?(?!\[(?:\d|Q\]))[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+")
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
