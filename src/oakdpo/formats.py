@@ -83,6 +83,9 @@ class Problem:
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
+QUERY_TAG = "[Q]"  # the query's tag in PrOntoQA prompts (build_prompt) and in the gold trace's last step
+
+
 def query_statement(query: str) -> str:
     """'True or false: Max is a cat.' -> 'Max is a cat.'  (also 'Prove: ...')."""
     q = query.strip()
@@ -113,13 +116,16 @@ def build_prompt(problem: Problem) -> str:
         from .solvers.folio import build_folio_prompt
 
         return build_folio_prompt(problem)
-    head, _, last = " ".join(problem.query.split()).rpartition(" ")
-    lines = [f"Query: {head}{QUERY_TAG} {last}" if head else f"Query: {last}", "Premises:"]
-    for i, p in enumerate(problem.premises):
-        head, _, last = " ".join(p.split()).rpartition(" ")
-        lines.append(f"[{i}] {head}[{i}] {last}" if head else f"[{i}] {last}")
+    lines = [f"Query: {_tag_last_word(problem.query, QUERY_TAG)}", "Premises:"]
+    lines += [f"[{i}] {_tag_last_word(p, f'[{i}]')}" for i, p in enumerate(problem.premises)]
     lines.append("Proof:")
     return "\n".join(lines) + "\n"
+
+
+def _tag_last_word(sentence: str, tag: str) -> str:
+    """'Numpuses are not wooden.' -> 'Numpuses are not[0] wooden.' (whitespace normalised; one word: unchanged)."""
+    head, _, last = " ".join(sentence.split()).rpartition(" ")
+    return f"{head}{tag} {last}" if head else last
 
 
 def render_action(option: str, args: list[int]) -> str:
@@ -145,7 +151,6 @@ def trace_record(problem_id: str, sample: int, text: str, **extra: Any) -> dict:
 
 _ACTION_RE = re.compile(r'^Action:\s*<Option\s+type\s*=\s*"([^"]*)"\s+args\s*=\s*"([^"]*)"\s*/?>\s*$')
 _FINAL_RE = re.compile(r"^\s*Final Answer:\s*(TRUE|FALSE|UNKNOWN)\s*\.?\s*$", re.IGNORECASE)
-QUERY_TAG = "[Q]"  # the query's tag in PrOntoQA prompts (build_prompt) and in the gold trace's last step
 _TAG_RE = re.compile(r"\[\s*(?:\d+|Q)\s*\]")
 _CONNECTIVE_RE = re.compile(
     r"^(?:so|thus|therefore|hence|then|consequently|accordingly|finally|"
