@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT / "src"))
 import torch  # noqa: E402
 
 from oakdpo.data import generate_problems, load_prontoqa_json  # noqa: E402
-from oakdpo.formats import build_prompt, gold_trace  # noqa: E402
+from oakdpo.formats import QUERY_TAG, build_prompt, gold_trace  # noqa: E402
 from oakdpo.io import UserError  # noqa: E402
 from oakdpo.model import load_policy  # noqa: E402
 
@@ -41,7 +41,7 @@ CITE = re.compile(r"(?<=[: ])(?P<key>[a-z]+)(?P<tag>\[\d+\]) (?P<premise>[^\[\n]
 CLAIM = re.compile(r"So (?P<new_tag>\[\d+\]) (?P<claim>[^\n]*?\.)\n")
 ARGS = re.compile(r'type="(?!CONCLUDE)[A-Z_]+" args="\[(?P<args>[\d, ]+)\]"')
 MISSING = re.compile(r"\. (?P<missing_key>[a-z]+)(?P<missing>\?)")
-ANSWER = re.compile(r"So \[Q\] (?P<query>[^:\n]*): (?P<answer>true|false)\.")
+ANSWER = re.compile(r"So " + re.escape(QUERY_TAG) + r" (?P<query>[^:\n]*): (?P<answer>true|false)\.")
 
 
 def roles_of(tok, prompt: str, completion: str) -> tuple[list[int], list[str | None]]:

@@ -83,7 +83,8 @@ class Problem:
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
-QUERY_TAG = "[Q]"  # the query's tag in PrOntoQA prompts (build_prompt) and in the gold trace's last step
+QUERY_TAG_NAME = "Q"  # what stands in the query's tag where a formula tag has its number
+QUERY_TAG = f"[{QUERY_TAG_NAME}]"  # the query's tag in PrOntoQA prompts (build_prompt) and in the gold trace's last step
 
 
 def query_statement(query: str) -> str:
@@ -151,7 +152,7 @@ def trace_record(problem_id: str, sample: int, text: str, **extra: Any) -> dict:
 
 _ACTION_RE = re.compile(r'^Action:\s*<Option\s+type\s*=\s*"([^"]*)"\s+args\s*=\s*"([^"]*)"\s*/?>\s*$')
 _FINAL_RE = re.compile(r"^\s*Final Answer:\s*(TRUE|FALSE|UNKNOWN)\s*\.?\s*$", re.IGNORECASE)
-_TAG_RE = re.compile(r"\[\s*(?:\d+|Q)\s*\]")
+_TAG_RE = re.compile(rf"\[\s*(?:\d+|{QUERY_TAG_NAME})\s*\]")
 _CONNECTIVE_RE = re.compile(
     r"^(?:so|thus|therefore|hence|then|consequently|accordingly|finally|"
     r"(?:and\s+)?(?:so\s+)?we\s+(?:can\s+)?(?:conclude|derive|infer|deduce|get|know|have)(?:\s+that)?|"

@@ -24,6 +24,7 @@ from transformers import (AutoModelForCausalLM, AutoTokenizer, GenerationConfig,
                           PreTrainedTokenizerFast)
 
 from .config import ModelConfig
+from .formats import QUERY_TAG_NAME
 from .io import UserError
 
 PAD, BOS, EOS = "<pad>", "<s>", "</s>"
@@ -42,8 +43,10 @@ PAD, BOS, EOS = "<pad>", "<s>", "</s>"
 PRETOKENIZE_PATTERN = (
     r" ?\p{Ll}+\.(?=\nPremises:)"
     r"| ?(?:(?:Each|Every) \p{Ll}+ is(?: not)?(?: an?)?|\p{Lu}\p{Ll}+ (?:are|is)(?: not)?(?: an?)?)(?=\s|\[)"
-    r'|\[(?:\d+|Q)\]| ?\p{Ll}+pus(?=es\b)| ?<Option type="|" args="\[|\]" />| ?[\p{L}_]+| ?\p{N}+'
-    r"| ?(?!\[(?:\d|Q\]))[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+")
+    rf"|\[(?:\d+|{QUERY_TAG_NAME})\]"
+    r'| ?\p{Ll}+pus(?=es\b)| ?<Option type="|" args="\[|\]" />| ?[\p{L}_]+| ?\p{N}+'
+    rf"| ?(?!\[(?:\d|{QUERY_TAG_NAME}\]))"
+    r"[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+")
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
