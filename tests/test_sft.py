@@ -141,6 +141,39 @@ def test_cut_to_proof_keeps_the_proof():
         assert verify_trace(q, gold_trace(q))["trace_valid"]
 
 
+def test_cut_to_proof_keeps_the_lookalikes():
+    import random
+
+    from oakdpo.data import cut_to_proof
+
+    def ends_in_query_word(p):
+        last = p.query.split()[-1].rstrip(".")
+        return [x for x in p.premises if x.rstrip(".").split()[-1] == last]
+
+    dead_ends = 0
+    for p in generate_problems(40, (1, 5), seed=9):
+        plain, kept = cut_to_proof(p, 3, random.Random(0)), cut_to_proof(p, 3, random.Random(0), True)
+        assert len(ends_in_query_word(p)) == 2 and ends_in_query_word(kept) == ends_in_query_word(p)
+        assert [x for x in p.premises if x in kept.premises] == kept.premises
+        # same premise order, so the cut problem's gold trace meets the dead end exactly when the full one does
+        assert ("?" in gold_trace(kept)) == ("?" in gold_trace(p))
+        dead_ends += "?" in gold_trace(p)
+        assert set(plain.premises) <= set(p.premises)
+    assert 10 <= dead_ends <= 30
+
+
+def test_curriculum_lookalikes_reach_the_sft_rows(problems):
+    def lookalike_lines(prompt):
+        word = prompt.splitlines()[0].split()[-1]  # "wooden." after "[Q]"
+        return sum(1 for line in prompt.splitlines()[1:] if line.startswith("[") and line.endswith(" " + word))
+
+    for flag, want in ((True, {2}), (False, {1})):  # keep 0: without the flag only the proof's own rule
+        ds = sft_dataset(problems, "</s>", _cfg(curriculum_steps=4, curriculum_keep=0, epochs=1.0, batch_size=4,
+                                               curriculum_lookalikes=flag))
+        counts = {lookalike_lines(r["prompt"]) for r in ds.select(range(16))}
+        assert counts == want
+
+
 def test_induction_init_wires_previous_token_heads(problems, tmp_path):
     init_tiny_model(INDUCTION, build_corpus(problems), tmp_path / "m")
     model, tok = load_policy(tmp_path / "m")

@@ -84,6 +84,9 @@ class SFTConfig:
                                "proof's premises plus `curriculum_keep` others (data.cut_to_proof), before the "
                                "`epochs` over the full problems. 0: no curriculum.")
     curriculum_keep: int = _f(3, "Curriculum: premises kept besides those the proof uses.")
+    curriculum_lookalikes: bool = _f(False, "Curriculum: also keep the premises that end in the query's last word "
+                                     "(the distractor rule), so the cut problems practise the first lookup's "
+                                     "dead end and retry.")
     logging_steps: int = _f(20, "Log every N optimizer steps.")
     report_to: str = _f("none", "Where TRL logs metrics: none, tensorboard, wandb.")
     seed: int = _f(0, "Training seed.")

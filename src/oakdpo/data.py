@@ -253,13 +253,20 @@ _RULE_PLUR = re.compile(r"^(\w+) are( not)? (\w+)\.$")
 _FACT = re.compile(r"^([A-Z]\w*) is( not)? (?:an? (\w+)|(\w+))\.$")
 
 
-def cut_to_proof(problem: Problem, keep: int, rng: random.Random) -> Problem:
+def cut_to_proof(problem: Problem, keep: int, rng: random.Random, keep_lookalikes: bool = False) -> Problem:
     """A copy of `problem` with only the premises its gold proof uses plus `keep` others drawn by `rng`, in their
     original order (renumbered). The SFT curriculum (sft.curriculum_steps) starts on these: with a handful of
-    premises a lookup has few candidates, and the small model learns what a lookup is before the full problems."""
+    premises a lookup has few candidates, and the small model learns what a lookup is before the full problems.
+
+    keep_lookalikes: also keep every premise that ends in the query's last word (in PrOntoQA, the distractor
+    rule about the queried property), so the backward proof's first lookup has its two candidates and the
+    cut problems practise the dead end and the retry after it."""
     used_text = {" ".join(s.split()).rstrip(".") for s in problem.proof}
     norm = [" ".join(p.split()).rstrip(".") for p in problem.premises]
     used = [i for i, t in enumerate(norm) if t in used_text]
+    if keep_lookalikes and problem.query.split():
+        last = problem.query.split()[-1].rstrip(".")
+        used += [i for i, t in enumerate(norm) if i not in used and t.split() and t.split()[-1] == last]
     other = [i for i in range(len(norm)) if i not in used]
     rng.shuffle(other)
     kept = sorted(used + other[:keep])
