@@ -122,12 +122,59 @@ def test_save_load_roundtrip(tmp_path):
     save_qhat(head, tmp_path / "qhat")
     assert sorted(p.name for p in (tmp_path / "qhat").iterdir()) == ["qhat.json", "qhat.safetensors"]
     meta = json.loads((tmp_path / "qhat" / "qhat.json").read_text())
+    assert head.n_isotonic >= 2  # the default calibration installs an isotonic map
     assert meta == {"hidden_dim": 16, "hidden_size": 64, "option_dim": 16, "option_types": list(OPTION_TYPES),
-                    "position": "action", "n_confidence": 0}
+                    "position": "action", "n_confidence": 0, "n_isotonic": head.n_isotonic}
     loaded = load_qhat(tmp_path / "qhat")
     assert float(loaded.temperature) == float(head.temperature)
     h, o = feats["hidden"], feats["option"]
     assert torch.equal(predict(loaded, h, o), predict(head, h, o))
+
+
+def test_interp_matches_numpy():
+    import numpy as np
+
+    from oakdpo.knowledge import _interp
+
+    xs, ys = torch.tensor([0.1, 0.3, 0.3, 0.7, 0.9]), torch.tensor([0.0, 0.2, 0.25, 0.25, 1.0])
+    p = torch.tensor([0.0, 0.1, 0.2, 0.3, 0.5, 0.8, 0.95, 1.0])
+    want = np.interp(p.numpy(), xs.numpy(), ys.numpy())
+    assert torch.allclose(_interp(p, xs, ys), torch.tensor(want, dtype=torch.float32), atol=1e-6)
+    assert torch.equal(_interp(p, torch.tensor([0.4]), torch.tensor([0.6])), torch.full_like(p, 0.6))
+
+
+def test_isotonic_map_applies_after_the_temperature():
+    head = QHead(4, 8)
+    h, o = torch.randn(50, 4), torch.full((50,), MP)
+    raw = predict(head, h, o)
+    head.set_isotonic([0.0, 1.0], [0.2, 0.6])  # P' = 0.2 + 0.4 P
+    assert torch.allclose(predict(head, h, o), 0.2 + 0.4 * raw, atol=1e-5)
+    head.set_isotonic([0.0, 0.5, 0.5, 1.0], [0.0, 0.0, 1.0, 1.0])  # a step: clamped off 0 and 1
+    got = predict(head, h, o)
+    assert torch.allclose(got, torch.where(raw < 0.5, 1e-4, 1 - 1e-4), atol=1e-6)
+
+
+def test_isotonic_calibration_fixes_a_miscalibrated_middle():
+    # Scores that rank perfectly well but whose middle range is far too confident: the isotonic map learns
+    # the empirical rates; the temperature alone cannot.
+    g = torch.Generator().manual_seed(0)
+    n = 6000
+    z = torch.rand(n, generator=g) * 6 - 3
+    rate = torch.where(z.abs() < 1.5, 0.15, torch.where(z > 0, 0.97, 0.03))  # mid: 15% valid whatever z says
+    label = (torch.rand(n, generator=g) < rate).float()
+    feats = {"hidden": torch.stack([z, torch.randn(n, generator=g)], 1), "option": torch.full((n,), MP),
+             "label": label, "problem_id": [f"p{i // 5}" for i in range(n)]}
+    _, temp = train_qhat(feats, KnowledgeConfig(epochs=20, calibration="temperature"), seed=0)
+    iso_head, iso = train_qhat(feats, KnowledgeConfig(epochs=20, calibration="isotonic"), seed=0)
+    assert temp["isotonic_knots"] == 0 and iso["isotonic_knots"] == iso_head.n_isotonic >= 2
+    assert iso["ece"] < 0.03 < temp["ece"]
+    assert iso["brier"] < temp["brier"]
+
+
+def test_unknown_calibration_is_one_clear_error():
+    from oakdpo.io import UserError
+    with pytest.raises(UserError, match="knowledge.calibration: expected 'temperature' or 'isotonic'"):
+        train_qhat(_synthetic(n_problems=4), KnowledgeConfig(epochs=1, calibration="platt"), seed=0)
 
 
 def test_load_qhat_missing_folder(tmp_path):

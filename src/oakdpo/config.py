@@ -162,7 +162,10 @@ class KnowledgeConfig:
     learning_rate: float = _f(3e-3, "q-hat learning rate.")
     heldout_fraction: float = _f(0.25, "Fraction of problems held out for calibration metrics.")
     calibration_fraction: float = _f(0.2, "Fraction of the training problems kept aside to pick the best epoch "
-                                     "and fit a temperature (0: train on all, last epoch, no temperature).")
+                                     "and calibrate (0: train on all, last epoch, no calibration).")
+    calibration: str = _f("isotonic", "How the calibration split calibrates q-hat: 'temperature' (one scalar, "
+                          "Guo et al. 2017) or 'isotonic' (temperature, then a monotone map fit by isotonic "
+                          "regression, which also corrects a miscalibrated middle range).")
     batch_size: int = _f(256, "q-hat training minibatch size (steps).")
     weight_decay: float = _f(0.01, "q-hat AdamW weight decay.")
     batch_size_features: int = _f(16, "Sequences per forward pass when reading the policy's hidden states.")

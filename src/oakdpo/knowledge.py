@@ -270,7 +270,8 @@ class QHead(nn.Module):
     """
 
     def __init__(self, hidden_dim: int, hidden_size: int = 64, option_dim: int = 16,
-                 n_options: int = len(OPTION_TYPES), position: str = "action", n_confidence: int = 0):
+                 n_options: int = len(OPTION_TYPES), position: str = "action", n_confidence: int = 0,
+                 n_isotonic: int = 0):
         super().__init__()
         self.position = position
         self.hidden_dim, self.hidden_size, self.n_confidence = hidden_dim, hidden_size, n_confidence
@@ -281,12 +282,42 @@ class QHead(nn.Module):
         self.register_buffer("mean", torch.zeros(dim))
         self.register_buffer("std", torch.ones(dim))
         self.register_buffer("temperature", torch.ones(()))
+        # Isotonic calibration map (set_isotonic): P -> P' by linear interpolation between these knots.
+        self.register_buffer("iso_x", torch.zeros(n_isotonic))
+        self.register_buffer("iso_y", torch.zeros(n_isotonic))
+
+    @property
+    def n_isotonic(self) -> int:
+        return int(self.iso_x.numel())
+
+    def set_isotonic(self, x, y) -> None:
+        """Install an isotonic map given by its knots (increasing x, non-decreasing y, both in [0, 1])."""
+        self.iso_x = torch.as_tensor(x, dtype=torch.float32).clone()
+        self.iso_y = torch.as_tensor(y, dtype=torch.float32).clone()
 
     def forward(self, features: torch.Tensor, option: torch.Tensor) -> torch.Tensor:
         """features: [N, hidden_dim + n_confidence] (the hidden state, then the confidence features)."""
         x = (features - self.mean) / self.std
         x = torch.cat([x, self.option_emb(option)], dim=-1)
-        return self.mlp(x).squeeze(-1) / self.temperature
+        logit = self.mlp(x).squeeze(-1) / self.temperature
+        if self.n_isotonic == 0:
+            return logit
+        p = _interp(torch.sigmoid(logit), self.iso_x, self.iso_y).clamp(ISO_EPS, 1 - ISO_EPS)
+        return torch.logit(p)
+
+
+ISO_EPS = 1e-4  # isotonic probabilities are kept off 0 and 1 so the head still returns finite logits
+
+
+def _interp(p: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
+    """np.interp in torch: piecewise-linear through (xs, ys), constant beyond the ends (sklearn's 'clip')."""
+    if xs.numel() == 1:
+        return ys.expand_as(p).clone()
+    p = p.clamp(xs[0], xs[-1])
+    i = torch.searchsorted(xs, p.contiguous(), right=True).clamp(1, xs.numel() - 1)
+    x0, x1, y0, y1 = xs[i - 1], xs[i], ys[i - 1], ys[i]
+    w = torch.where(x1 > x0, (p - x0) / (x1 - x0).clamp_min(1e-12), torch.ones_like(p))
+    return y0 + w * (y1 - y0)
 
 
 @torch.no_grad()
@@ -405,6 +436,8 @@ def _bce(head, h, o, y) -> float:
 
 def _fit(features: dict, cfg: KnowledgeConfig, seed: int):
     """Train, calibrate and evaluate; returns (head, metrics, held-out probs, held-out labels)."""
+    if cfg.calibration not in ("temperature", "isotonic"):
+        raise UserError(f"knowledge.calibration: expected 'temperature' or 'isotonic', got {cfg.calibration!r}")
     h_all, o_all, y_all = features["hidden"].float(), features["option"].long(), features["label"].float()
     conf = features.get("confidence")
     n_conf = 0 if conf is None else int(conf.shape[1])
@@ -457,6 +490,15 @@ def _fit(features: dict, cfg: KnowledgeConfig, seed: int):
             grid = torch.exp(torch.linspace(-3, 3, 241))
             nll = torch.stack([nn.functional.binary_cross_entropy_with_logits(logits / t, yc) for t in grid])
             head.temperature.fill_(float(grid[int(torch.argmin(nll))]))
+        if len(hc) and cfg.calibration == "isotonic" and 0 < float(yc.mean()) < 1:
+            # A monotone map fit on the calibration split (Zadrozny & Elkan 2002). Temperature scaling only
+            # sharpens or flattens; on the tiny model's traces the middle range (0.3-0.7) was 0.2-0.4 too
+            # confident while both ends were right, which only a non-parametric map corrects.
+            from sklearn.isotonic import IsotonicRegression
+
+            iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
+            iso.fit(predict(head, hc, oc).numpy(), yc.numpy())
+            head.set_isotonic(iso.X_thresholds_, iso.y_thresholds_)
 
     p_held = predict(head, h_all[is_held], o_all[is_held]).numpy()
     y_held = y_all[is_held].numpy()
@@ -473,6 +515,7 @@ def _fit(features: dict, cfg: KnowledgeConfig, seed: int):
         "positive_rate": float(y_all.mean()) if n else None,
         "heldout_positive_rate": float(y_held.mean()) if len(y_held) else None,
         "temperature": float(head.temperature),
+        "isotonic_knots": head.n_isotonic,
         "best_epoch": best_epoch,
     }
     return head, metrics, p_held, y_held
@@ -482,12 +525,12 @@ def train_qhat(features: dict, cfg: KnowledgeConfig, seed: int = 0) -> tuple[QHe
     """Train q-hat on step features (see step_features), problems split into train / held-out by problem_id.
 
     The held-out problems (cfg.heldout_fraction) are never trained on. Of the training problems,
-    cfg.calibration_fraction is kept aside to pick the epoch (lowest BCE) and fit a temperature; the rest is
-    fit with BCE + AdamW, minibatches of cfg.batch_size, features standardised with the fit split's mean/std.
+    cfg.calibration_fraction is kept aside to pick the epoch (lowest BCE), fit a temperature and, with
+    cfg.calibration "isotonic", an isotonic map on top; the rest is fit with BCE + AdamW, minibatches of cfg.batch_size, features standardised with the fit split's mean/std.
     Deterministic per seed; the global torch RNG is left as it was. Metrics (held-out; None when there is no
     held-out step, auroc None with one class): brier, ece, auroc, heldout_accuracy, n_train / n_heldout (steps),
     n_train_problems, n_heldout_problems, positive_rate (all steps), heldout_positive_rate, temperature,
-    best_epoch.
+    isotonic_knots (0: no isotonic map), best_epoch.
     """
     head, metrics, _, _ = _fit(features, cfg, seed)
     return head, metrics
@@ -509,7 +552,7 @@ def save_qhat(head: QHead, out_dir) -> None:
     write_json(out_dir / "qhat.json", {
         "hidden_dim": head.hidden_dim, "hidden_size": head.hidden_size, "option_dim": head.option_dim,
         "option_types": list(OPTION_TYPES)[:head.n_options], "position": head.position,
-        "n_confidence": head.n_confidence,
+        "n_confidence": head.n_confidence, "n_isotonic": head.n_isotonic,
     })
 
 
@@ -526,7 +569,8 @@ def load_qhat(path) -> QHead:
         if meta["option_types"] != list(OPTION_TYPES):
             raise UserError(f"{meta_path}: field 'option_types' differs from this version's option vocabulary")
         head = QHead(int(meta["hidden_dim"]), int(meta["hidden_size"]), int(meta["option_dim"]), len(OPTION_TYPES),
-                     position=str(meta.get("position", "action")), n_confidence=int(meta.get("n_confidence", 0)))
+                     position=str(meta.get("position", "action")), n_confidence=int(meta.get("n_confidence", 0)),
+                     n_isotonic=int(meta.get("n_isotonic", 0)))
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
         raise UserError(f"{meta_path}: invalid q-hat metadata ({e})") from None
     head.load_state_dict(load_file(str(weights)), strict=True)
