@@ -141,10 +141,12 @@ def test_cut_to_proof_keeps_the_proof():
         assert verify_trace(q, gold_trace(q))["trace_valid"]
 
 
-def test_cut_to_proof_keeps_the_lookalikes():
+def test_cut_to_proof_distractor_modes():
     import random
 
     from oakdpo.data import cut_to_proof
+    from oakdpo.io import UserError
+    from oakdpo.verify import verify_trace
 
     def ends_in_query_word(p):
         last = p.query.split()[-1].rstrip(".")
@@ -152,26 +154,36 @@ def test_cut_to_proof_keeps_the_lookalikes():
 
     dead_ends = 0
     for p in generate_problems(40, (1, 5), seed=9):
-        plain, kept = cut_to_proof(p, 3, random.Random(0)), cut_to_proof(p, 3, random.Random(0), True)
+        plain = cut_to_proof(p, 3, random.Random(0))
+        kept = cut_to_proof(p, 3, random.Random(0), "keep")
+        first = cut_to_proof(p, 3, random.Random(0), "first")
         assert len(ends_in_query_word(p)) == 2 and ends_in_query_word(kept) == ends_in_query_word(p)
         assert [x for x in p.premises if x in kept.premises] == kept.premises
-        # same premise order, so the cut problem's gold trace meets the dead end exactly when the full one does
+        # "keep" keeps the premise order: the cut problem meets the dead end exactly when the full one does
         assert ("?" in gold_trace(kept)) == ("?" in gold_trace(p))
         dead_ends += "?" in gold_trace(p)
+        # "first": the same premises, the distractor listed first, so every gold trace goes through the dead end
+        assert sorted(first.premises) == sorted(kept.premises)
+        assert ends_in_query_word(first)[0] not in p.proof and ends_in_query_word(first)[1] in p.proof
+        assert "?" in gold_trace(first) and verify_trace(first, gold_trace(first))["trace_valid"]
         assert set(plain.premises) <= set(p.premises)
     assert 10 <= dead_ends <= 30
+    with pytest.raises(UserError, match="sft.curriculum_distractor: expected one of random, keep, first"):
+        cut_to_proof(p, 3, random.Random(0), "last")
 
 
-def test_curriculum_lookalikes_reach_the_sft_rows(problems):
+def test_curriculum_distractor_reaches_the_sft_rows(problems):
     def lookalike_lines(prompt):
         word = prompt.splitlines()[0].split()[-1]  # "wooden." after "[Q]"
         return sum(1 for line in prompt.splitlines()[1:] if line.startswith("[") and line.endswith(" " + word))
 
-    for flag, want in ((True, {2}), (False, {1})):  # keep 0: without the flag only the proof's own rule
+    # keep 0: without the distractor only the proof's own rule ends in the query's word
+    for mode, want, dead in (("first", {2}, {True}), ("keep", {2}, {True, False}), ("random", {1}, {False})):
         ds = sft_dataset(problems, "</s>", _cfg(curriculum_steps=4, curriculum_keep=0, epochs=1.0, batch_size=4,
-                                               curriculum_lookalikes=flag))
-        counts = {lookalike_lines(r["prompt"]) for r in ds.select(range(16))}
-        assert counts == want
+                                               curriculum_distractor=mode))
+        rows = ds.select(range(16))
+        assert {lookalike_lines(r["prompt"]) for r in rows} == want
+        assert {"?" in r["completion"] for r in rows} == dead
 
 
 def test_induction_init_wires_previous_token_heads(problems, tmp_path):

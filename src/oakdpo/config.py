@@ -84,9 +84,11 @@ class SFTConfig:
                                "proof's premises plus `curriculum_keep` others (data.cut_to_proof), before the "
                                "`epochs` over the full problems. 0: no curriculum.")
     curriculum_keep: int = _f(3, "Curriculum: premises kept besides those the proof uses.")
-    curriculum_lookalikes: bool = _f(False, "Curriculum: also keep the premises that end in the query's last word "
-                                     "(the distractor rule), so the cut problems practise the first lookup's "
-                                     "dead end and retry.")
+    curriculum_distractor: str = _f("random", "Curriculum: the distractor rule (the premise that ends in the "
+                                    "query's property like the proof's rule). 'random': kept only if drawn among "
+                                    "the `curriculum_keep` others; 'keep': always kept; 'first': always kept and "
+                                    "listed before the proof's rule, so every cut problem practises the first "
+                                    "lookup's dead end and retry (data.cut_to_proof).")
     logging_steps: int = _f(20, "Log every N optimizer steps.")
     report_to: str = _f("none", "Where TRL logs metrics: none, tensorboard, wandb.")
     seed: int = _f(0, "Training seed.")

@@ -253,23 +253,38 @@ _RULE_PLUR = re.compile(r"^(\w+) are( not)? (\w+)\.$")
 _FACT = re.compile(r"^([A-Z]\w*) is( not)? (?:an? (\w+)|(\w+))\.$")
 
 
-def cut_to_proof(problem: Problem, keep: int, rng: random.Random, keep_lookalikes: bool = False) -> Problem:
+DISTRACTOR_MODES = ("random", "keep", "first")
+
+
+def cut_to_proof(problem: Problem, keep: int, rng: random.Random, distractor: str = "random") -> Problem:
     """A copy of `problem` with only the premises its gold proof uses plus `keep` others drawn by `rng`, in their
     original order (renumbered). The SFT curriculum (sft.curriculum_steps) starts on these: with a handful of
     premises a lookup has few candidates, and the small model learns what a lookup is before the full problems.
 
-    keep_lookalikes: also keep every premise that ends in the query's last word (in PrOntoQA, the distractor
-    rule about the queried property), so the backward proof's first lookup has its two candidates and the
-    cut problems practise the dead end and the retry after it."""
+    `distractor`, for the premises that end in the query's last word but are not in the proof (in PrOntoQA, the
+    distractor rule about the queried property, which the backward proof's first lookup must tell from the
+    proof's rule): "random", kept only if drawn among the `keep` others; "keep", always kept; "first", always
+    kept and listed before the proof's rule, so the gold trace tries it first, meets the dead end and retries.
+    """
+    if distractor not in DISTRACTOR_MODES:
+        raise UserError(f"sft.curriculum_distractor: expected one of {', '.join(DISTRACTOR_MODES)}, "
+                        f"got {distractor!r}")
     used_text = {" ".join(s.split()).rstrip(".") for s in problem.proof}
     norm = [" ".join(p.split()).rstrip(".") for p in problem.premises]
     used = [i for i, t in enumerate(norm) if t in used_text]
-    if keep_lookalikes and problem.query.split():
-        last = problem.query.split()[-1].rstrip(".")
-        used += [i for i, t in enumerate(norm) if i not in used and t.split() and t.split()[-1] == last]
+    last = problem.query.split()[-1].rstrip(".") if problem.query.split() else None
+    lookalike = {i for i, t in enumerate(norm) if last and t.split() and t.split()[-1] == last}
+    if distractor != "random":
+        used += sorted(lookalike - set(used))
     other = [i for i in range(len(norm)) if i not in used]
     rng.shuffle(other)
     kept = sorted(used + other[:keep])
+    if distractor == "first":
+        look = [k for k, i in enumerate(kept) if i in lookalike]
+        proof_k = next((k for k in look if norm[kept[k]] in used_text), None)
+        dis_k = next((k for k in look if norm[kept[k]] not in used_text), None)
+        if proof_k is not None and dis_k is not None and proof_k < dis_k:
+            kept[proof_k], kept[dis_k] = kept[dis_k], kept[proof_k]
     return dataclasses.replace(problem, id=f"{problem.id}-cut", premises=[problem.premises[i] for i in kept])
 
 

@@ -57,7 +57,7 @@ def sft_dataset(problems: list[Problem], eos_token: str, cfg: Config | None = No
     s = cfg.sft
     rng = random.Random(s.seed)
     per_step = s.batch_size * s.grad_accum * world_size
-    cut = [cut_to_proof(problems[i % len(problems)], s.curriculum_keep, rng, s.curriculum_lookalikes)
+    cut = [cut_to_proof(problems[i % len(problems)], s.curriculum_keep, rng, s.curriculum_distractor)
            for i in range(s.curriculum_steps * per_step)]
     cut_rows = sft_rows(cut, eos_token)
     passes = [cut_rows] + [rows] * int(s.epochs) + [rng.sample(rows, round((s.epochs % 1) * len(rows)))]
