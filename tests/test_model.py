@@ -210,3 +210,15 @@ def test_float_override_accepts_exponent_without_dot():
     with pytest.raises(UserError, match="dpo.learning_rate: expected float, got 'fast'"):
         load_config(ROOT / "configs" / "tiny.yaml", ["dpo.learning_rate=fast"])
 
+
+
+def test_choice_keys_are_checked_when_the_config_loads(tmp_path):
+    cfg = load_config(ROOT / "configs" / "tiny.yaml", ["knowledge.calibration=temperature"])
+    assert (cfg.knowledge.calibration, cfg.sft.curriculum_distractor) == ("temperature", "keep")
+    with pytest.raises(UserError, match=r"^override: knowledge.calibration: expected one of temperature, isotonic, "
+                                        r"got 'platt'$"):
+        load_config(ROOT / "configs" / "tiny.yaml", ["knowledge.calibration=platt"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("sft:\n  curriculum_distractor: last\n")
+    with pytest.raises(UserError, match=r"bad.yaml: sft.curriculum_distractor: expected one of random, keep, first"):
+        load_config(bad)

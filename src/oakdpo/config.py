@@ -17,10 +17,11 @@ import yaml
 from .io import UserError, write_text
 
 
-def _f(default: Any, help: str):
+def _f(default: Any, help: str, choices: tuple | None = None):
+    meta = {"help": help, "choices": choices}  # choices: checked when a config is loaded (_apply)
     if isinstance(default, (list, dict)):
-        return field(default_factory=lambda d=default: type(d)(d), metadata={"help": help})
-    return field(default=default, metadata={"help": help})
+        return field(default_factory=lambda d=default: type(d)(d), metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 @dataclass
@@ -88,7 +89,8 @@ class SFTConfig:
                                     "query's property like the proof's rule). 'random': kept only if drawn among "
                                     "the `curriculum_keep` others; 'keep': always kept; 'first': always kept and "
                                     "listed before the proof's rule, so every cut problem practises the first "
-                                    "lookup's dead end and retry (data.cut_to_proof).")
+                                    "lookup's dead end and retry (data.cut_to_proof).",
+                                    choices=("random", "keep", "first"))
     logging_steps: int = _f(20, "Log every N optimizer steps.")
     report_to: str = _f("none", "Where TRL logs metrics: none, tensorboard, wandb.")
     seed: int = _f(0, "Training seed.")
@@ -167,7 +169,8 @@ class KnowledgeConfig:
                                      "and calibrate (0: train on all, last epoch, no calibration).")
     calibration: str = _f("isotonic", "How the calibration split calibrates q-hat: 'temperature' (one scalar, "
                           "Guo et al. 2017) or 'isotonic' (temperature, then a monotone map fit by isotonic "
-                          "regression, which also corrects a miscalibrated middle range).")
+                          "regression, which also corrects a miscalibrated middle range).",
+                          choices=("temperature", "isotonic"))
     batch_size: int = _f(256, "q-hat training minibatch size (steps).")
     weight_decay: float = _f(0.01, "q-hat AdamW weight decay.")
     batch_size_features: int = _f(16, "Sequences per forward pass when reading the policy's hidden states.")
@@ -229,11 +232,15 @@ def _apply(cfg: Config, data: dict, source: str) -> None:
             continue
         if not isinstance(values, dict):
             raise UserError(f"{source}: section '{sec}' must be a mapping")
-        known = {f.name for f in dataclasses.fields(obj)}
+        known = {f.name: f for f in dataclasses.fields(obj)}
         for key, value in values.items():
             if key not in known:
                 raise UserError(f"{source}: unknown key '{sec}.{key}'")
-            setattr(obj, key, _coerce(value, getattr(obj, key), f"{source}: {sec}.{key}"))
+            value = _coerce(value, getattr(obj, key), f"{source}: {sec}.{key}")
+            choices = known[key].metadata.get("choices")
+            if choices and value not in choices:
+                raise UserError(f"{source}: {sec}.{key}: expected one of {', '.join(choices)}, got {value!r}")
+            setattr(obj, key, value)
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
