@@ -17,6 +17,10 @@ import yaml
 from .io import UserError, write_text
 
 
+CURRICULUM_DISTRACTOR_MODES = ("random", "keep", "first")  # sft.curriculum_distractor (data.cut_to_proof)
+QHAT_CALIBRATIONS = ("temperature", "isotonic")  # knowledge.calibration (knowledge._fit)
+
+
 def _f(default: Any, help: str, choices: tuple | None = None):
     meta = {"help": help, "choices": choices}  # choices: checked when a config is loaded (_apply)
     if isinstance(default, (list, dict)):
@@ -90,7 +94,7 @@ class SFTConfig:
                                     "the `curriculum_keep` others; 'keep': always kept; 'first': always kept and "
                                     "listed before the proof's rule, so every cut problem practises the first "
                                     "lookup's dead end and retry (data.cut_to_proof).",
-                                    choices=("random", "keep", "first"))
+                                    choices=CURRICULUM_DISTRACTOR_MODES)
     logging_steps: int = _f(20, "Log every N optimizer steps.")
     report_to: str = _f("none", "Where TRL logs metrics: none, tensorboard, wandb.")
     seed: int = _f(0, "Training seed.")
@@ -170,7 +174,7 @@ class KnowledgeConfig:
     calibration: str = _f("isotonic", "How the calibration split calibrates q-hat: 'temperature' (one scalar, "
                           "Guo et al. 2017) or 'isotonic' (temperature, then a monotone map fit by isotonic "
                           "regression, which also corrects a miscalibrated middle range).",
-                          choices=("temperature", "isotonic"))
+                          choices=QHAT_CALIBRATIONS)
     batch_size: int = _f(256, "q-hat training minibatch size (steps).")
     weight_decay: float = _f(0.01, "q-hat AdamW weight decay.")
     batch_size_features: int = _f(16, "Sequences per forward pass when reading the policy's hidden states.")

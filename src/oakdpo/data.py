@@ -34,6 +34,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterable
 
+from .config import CURRICULUM_DISTRACTOR_MODES
 from .formats import LABELS, Problem, query_statement, trace_record
 from .io import UserError, read_json, read_jsonl_lines, write_jsonl
 
@@ -253,9 +254,6 @@ _RULE_PLUR = re.compile(r"^(\w+) are( not)? (\w+)\.$")
 _FACT = re.compile(r"^([A-Z]\w*) is( not)? (?:an? (\w+)|(\w+))\.$")
 
 
-DISTRACTOR_MODES = ("random", "keep", "first")
-
-
 def cut_to_proof(problem: Problem, keep: int, rng: random.Random, distractor: str = "random") -> Problem:
     """A copy of `problem` with only the premises its gold proof uses plus `keep` others drawn by `rng`, in their
     original order (renumbered). The SFT curriculum (sft.curriculum_steps) starts on these: with a handful of
@@ -266,8 +264,8 @@ def cut_to_proof(problem: Problem, keep: int, rng: random.Random, distractor: st
     proof's rule): "random", kept only if drawn among the `keep` others; "keep", always kept; "first", always
     kept and listed before the proof's rule, so the gold trace tries it first, meets the dead end and retries.
     """
-    if distractor not in DISTRACTOR_MODES:
-        raise UserError(f"sft.curriculum_distractor: expected one of {', '.join(DISTRACTOR_MODES)}, "
+    if distractor not in CURRICULUM_DISTRACTOR_MODES:
+        raise UserError(f"sft.curriculum_distractor: expected one of {', '.join(CURRICULUM_DISTRACTOR_MODES)}, "
                         f"got {distractor!r}")
     used_text = {" ".join(s.split()).rstrip(".") for s in problem.proof}
     norm = [" ".join(p.split()).rstrip(".") for p in problem.premises]

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .config import KnowledgeConfig
+from .config import QHAT_CALIBRATIONS, KnowledgeConfig
 from .formats import OPTION_TYPES, Problem, build_prompt
 from .io import UserError, atomic_path, write_json
 
@@ -436,7 +436,7 @@ def _bce(head, h, o, y) -> float:
 
 def _fit(features: dict, cfg: KnowledgeConfig, seed: int):
     """Train, calibrate and evaluate; returns (head, metrics, held-out probs, held-out labels)."""
-    if cfg.calibration not in ("temperature", "isotonic"):
+    if cfg.calibration not in QHAT_CALIBRATIONS:
         raise UserError(f"knowledge.calibration: expected 'temperature' or 'isotonic', got {cfg.calibration!r}")
     h_all, o_all, y_all = features["hidden"].float(), features["option"].long(), features["label"].float()
     conf = features.get("confidence")
@@ -526,7 +526,8 @@ def train_qhat(features: dict, cfg: KnowledgeConfig, seed: int = 0) -> tuple[QHe
 
     The held-out problems (cfg.heldout_fraction) are never trained on. Of the training problems,
     cfg.calibration_fraction is kept aside to pick the epoch (lowest BCE), fit a temperature and, with
-    cfg.calibration "isotonic", an isotonic map on top; the rest is fit with BCE + AdamW, minibatches of cfg.batch_size, features standardised with the fit split's mean/std.
+    cfg.calibration "isotonic", an isotonic map on top; the rest is fit with BCE + AdamW, minibatches of
+    cfg.batch_size, features standardised with the fit split's mean/std.
     Deterministic per seed; the global torch RNG is left as it was. Metrics (held-out; None when there is no
     held-out step, auroc None with one class): brier, ece, auroc, heldout_accuracy, n_train / n_heldout (steps),
     n_train_problems, n_heldout_problems, positive_rate (all steps), heldout_positive_rate, temperature,
