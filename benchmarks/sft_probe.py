@@ -37,7 +37,7 @@ from oakdpo.formats import QUERY_TAG, build_prompt, gold_trace  # noqa: E402
 from oakdpo.io import UserError  # noqa: E402
 from oakdpo.model import load_policy  # noqa: E402
 
-CITE = re.compile(r"(?<=[: ])(?P<key>[a-z]+)(?P<tag>\[\d+\]) (?P<premise>[^\[\n]*?\.)")
+CITE = re.compile(r"(?<=[: ])(?P<key>[a-z]+)(?P<tag>\[\d+\]|\{\d+\}) (?P<premise>[^\[\n]*?\.)")
 CLAIM = re.compile(r"So (?P<new_tag>\[\d+\]) (?P<claim>[^\n]*?\.)\n")
 ARGS = re.compile(r'type="(?!CONCLUDE)[A-Z_]+" args="\[(?P<args>[\d, ]+)\]"')
 MISSING = re.compile(r"\. (?P<missing_key>[a-z]+)(?P<missing>\?)")

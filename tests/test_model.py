@@ -2,6 +2,8 @@
 
 import json
 import random
+import re
+import zlib
 from pathlib import Path
 
 import pytest
@@ -14,8 +16,8 @@ from oakdpo.config import ModelConfig, load_config
 from oakdpo.data import generate_problems
 from oakdpo.formats import Problem, build_prompt, gold_trace
 from oakdpo.io import UserError
-from oakdpo.model import (_POLARITY_TOKEN, build_corpus, build_tiny_model, init_tiny_model, load_policy,
-                          train_tokenizer)
+from oakdpo.model import (_POLARITY_TOKEN, _random_direction, build_corpus, build_tiny_model, init_tiny_model,
+                          load_policy, subject_group, train_tokenizer)
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ModelConfig(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, vocab_size=600,
@@ -79,7 +81,7 @@ def test_tokenizer_pieces_make_each_lookup_one_token(tiny_dir):
               for w, _ in tok.backend_tokenizer.pre_tokenizer.pre_tokenize_str(prompt)]
     assert pieces == ["Query", ":", " True", " or", " false", ":", " Max is not", "[Q]", " wooden.", "\n", "Premises", ":",
                       "\n", "[0]", " Numpuses are not", "[0]", " wooden", ".", "\n", "[1]", " Max is a", "[1]",
-                      " numpus", ".", "\n", "[2]", " Every yumpus is", "[2]", " numpus", "es", ".", "\n", "Proof",
+                      " numpus", ".", "\n", "[2]", " Every yumpus is", "{2}", " numpus", "es", ".", "\n", "Proof",
                       ":", "\n"]
     assert tok.decode(tok(prompt)["input_ids"], skip_special_tokens=True) == prompt
     assert tok.tokenize(' <Option type="MODUS_PONENS" args="[') == ['Ġ<OptionĠtype="', "MODUS_PONENS", '"Ġargs="[']
@@ -110,6 +112,40 @@ def test_polarity_direction_separates_the_fused_tokens_by_polarity(problems):
     assert not (((plain[neg] @ v) > 0).all() and ((plain[pos] @ v) < 0).all())
     rms = signed[:, 1:].pow(2).mean(-1).sqrt()
     assert torch.allclose(rms, torch.ones_like(rms), atol=1e-4)  # rows stay unit-RMS for the prewired heads
+
+
+def test_second_form_and_subject_directions(problems):
+    tok = train_tokenizer(build_corpus(problems), 2048)
+    cfg = ModelConfig(**{**TINY.__dict__, "hidden_size": 128, "num_heads": 4, "freeze_embeddings": True,
+                          "induction_init": True})  # width of the tiny default: random directions are ~orthogonal
+    plain = build_tiny_model(cfg, tok, seed=0).get_input_embeddings().weight
+    text = {i: tok.convert_tokens_to_string([t]) for t, i in tok.get_vocab().items()}
+
+    # second-form tags ("{12}") get one shared direction, every other token keeps its embedding
+    formed = build_tiny_model(ModelConfig(**{**cfg.__dict__, "tag_form_direction": 1.0}), tok,
+                              seed=0).get_input_embeddings().weight
+    second = [i for i, t in text.items() if re.fullmatch(r"\{\d+\}", t)]
+    first = [i for i, t in text.items() if re.fullmatch(r"\[\d+\]", t)]
+    assert len(second) >= 10 and len(first) >= 10  # "{12}" is one token like "[12]"
+    other = [i for i in text if i not in second]
+    assert torch.equal(formed[other], plain[other])
+    w = (formed[second] - plain[second]).mean(0)
+    assert (formed[second] @ w).min() > (formed[first] @ w).max()  # one linear read-out tells the forms apart
+
+    # fused subject-verb tokens share a direction per subject, whatever the form
+    subj = build_tiny_model(ModelConfig(**{**cfg.__dict__, "subject_direction": 1.0}), tok,
+                            seed=0).get_input_embeddings().weight
+    ids = {t: i for i, t in text.items()}
+    same = [ids[t] for t in (" Numpuses are", " Every numpus is", " Each numpus is not") if t in ids]
+    assert len(same) >= 2
+    c = _random_direction(plain.shape[1], 2468 + zlib.crc32(b"numpus"))  # seed 2468 + crc32(subject)
+    assert torch.equal(subj[ids[" numpus"]], plain[ids[" numpus"]])  # the bare concept (a lookup key) is untouched
+    others = [i for i, t in text.items() if re.match(r"^ ?(Each|Every) [a-z]+ is", t) and "numpus" not in t]
+    assert (subj[same] @ c).min() > 2 * (subj[others] @ c).abs().max()
+    assert (plain[same] @ c).abs().max() < (subj[same] @ c).min() / 3
+
+    assert (subject_group(" Each sterpus is an"), subject_group(" Max is not"), subject_group(" sterpus")) == (
+        "sterpus", "max", None)
 
 
 def test_load_policy_for_generation_and_training(tiny_dir):

@@ -9,8 +9,8 @@ import random
 
 import pytest
 
-from oakdpo.formats import (Problem, extract_claim, gold_trace, parse_action, parse_trace, query_statement,
-                            render_trace)
+from oakdpo.formats import (Problem, build_prompt, extract_claim, gold_trace, parse_action, parse_trace,
+                            query_statement, render_trace, repeated_keys)
 from oakdpo.io import UserError
 from oakdpo.verify import (SUMMARY_KEYS, sokrates_claim, summarize, verify_sokrates_record, verify_trace,
                            verify_traces)
@@ -69,6 +69,24 @@ def test_gold_trace_one_hop_backward():
     assert gold_trace(p).splitlines()[0] == (
         "Thought: yumpus[0] Every wumpus is a yumpus. wumpus[1] Max is a wumpus. So [2] Max is a yumpus.")
     assert verify_trace(p, gold_trace(p))["trace_valid"]
+
+
+def test_dead_end_retry_cites_the_second_tag_form():
+    # Two rules end in "wooden": the distractor (listed first, its subject "gorpus" ends no premise) and the
+    # proof's. The later-listed one carries "{k}" before its last word, in the prompt and where the trace cites it.
+    p = Problem(id="d", premises=["Every gorpus is not wooden.", "Every wumpus is a yumpus.", "Yumpuses are wooden.",
+                                  "Max is a wumpus."],
+                query="True or false: Max is wooden.", label="TRUE",
+                proof=["Max is a wumpus.", "Every wumpus is a yumpus.", "Max is a yumpus.", "Yumpuses are wooden.",
+                       "Max is wooden."])
+    assert repeated_keys(p.premises) == [False, False, True, False]
+    assert build_prompt(p).splitlines()[2:6] == ["[0] Every gorpus is not[0] wooden.", "[1] Every wumpus is a[1] yumpus.",
+                                                 "[2] Yumpuses are{2} wooden.", "[3] Max is a[3] wumpus."]
+    text = gold_trace(p)
+    assert text.splitlines()[0] == ("Thought: wooden[0] Every gorpus is not wooden. gorpus? wooden{2} Yumpuses are "
+                                    "wooden. yumpus[1] Every wumpus is a yumpus. So [4] Every wumpus is wooden.")
+    assert verify_trace(p, text)["trace_valid"]
+    assert extract_claim("wooden{2} Yumpuses are wooden. So {4} Every wumpus is wooden.") == "Every wumpus is wooden."
 
 
 def test_gold_trace_query_is_premise_is_conclude_only():

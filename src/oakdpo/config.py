@@ -51,6 +51,15 @@ class ModelConfig:
                                    "added to the frozen embeddings of the fused subject-verb tokens, + for those "
                                    "ending in 'not' ('Numpuses are not'), - for the positive ones ('Numpuses "
                                    "are'), so a step can read a premise's polarity linearly. 0 turns it off.")
+    tag_form_direction: float = _f(0.0, "Tiny model (with freeze_embeddings): scale of one random direction added "
+                                   "to the frozen embeddings of the second-form tags ('{12}', written before a "
+                                   "premise's last word when an earlier premise ends in the same word), so a "
+                                   "lookup can tell the two forms apart linearly. 0 turns it off.")
+    subject_direction: float = _f(0.0, "Tiny model (with freeze_embeddings): scale of a random direction per "
+                                  "subject word, added to the frozen embeddings of every fused subject-verb token "
+                                  "with that subject ('Shumpuses are', 'Every shumpus is not', 'Each shumpus is "
+                                  "an'), so a claim can copy its subject from the premise it cites linearly "
+                                  "whatever the sentence's form. 0 turns it off.")
     dtype: str = _f("float32", "Training/inference dtype: float32, bfloat16 or float16. bf16 needs a GPU.")
     lora: bool = _f(False, "Train a LoRA adapter (PEFT) instead of all weights.")
     lora_r: int = _f(16, "LoRA rank.")

@@ -111,6 +111,8 @@ def build_prompt(problem: Problem) -> str:
     second ("what follows this tag?") the sentence. The query comes first so the lookups never land on it. It
     carries the tag [Q] the same way, so the last step can restate it by one lookup ("So [Q] Max is not wooden:
     true.") and the answer is decided two tokens after the restated query's polarity (see gold_trace).
+    When an earlier premise ends in the same word, the second copy is written "{i}" instead (inner_tag), so
+    the two rules that end in the query's property are told apart by their tags' form.
     FOLIO problems (with `fol`) get the FOLIO prompt, which also shows each premise's first-order formula.
     """
     if problem.fol:
@@ -118,9 +120,29 @@ def build_prompt(problem: Problem) -> str:
 
         return build_folio_prompt(problem)
     lines = [f"Query: {_tag_last_word(problem.query, QUERY_TAG)}", "Premises:"]
-    lines += [f"[{i}] {_tag_last_word(p, f'[{i}]')}" for i, p in enumerate(problem.premises)]
+    lines += [f"[{i}] {_tag_last_word(p, inner_tag(i, repeat))}"
+              for i, (p, repeat) in enumerate(zip(problem.premises, repeated_keys(problem.premises)))]
     lines.append("Proof:")
     return "\n".join(lines) + "\n"
+
+
+def inner_tag(i: int, repeat: bool) -> str:
+    """The tag written before premise i's last word: "[i]", or "{i}" when an earlier premise ends in the same
+    word (repeated_keys). Two rules end in the query's property (the proof's and a distractor): with the
+    later-listed one's tag written differently, each of the two lookups by that word has one answer of its
+    kind, and the retry after a dead end need not exclude the rule it tried (docs/tiny-model.md, change 8)."""
+    return f"{{{i}}}" if repeat else f"[{i}]"
+
+
+def repeated_keys(premises: list[str]) -> list[bool]:
+    """For each premise: whether an earlier premise has the same lookup key (_key: last word, singular)."""
+    seen: set[str] = set()
+    out = []
+    for p in premises:
+        k = _key(_sentence(p)) if p.strip() else ""
+        out.append(k in seen)
+        seen.add(k)
+    return out
 
 
 def _tag_last_word(sentence: str, tag: str) -> str:
@@ -152,7 +174,7 @@ def trace_record(problem_id: str, sample: int, text: str, **extra: Any) -> dict:
 
 _ACTION_RE = re.compile(r'^Action:\s*<Option\s+type\s*=\s*"([^"]*)"\s+args\s*=\s*"([^"]*)"\s*/?>\s*$')
 _FINAL_RE = re.compile(r"^\s*Final Answer:\s*(TRUE|FALSE|UNKNOWN)\s*\.?\s*$", re.IGNORECASE)
-_TAG_RE = re.compile(rf"\[\s*(?:\d+|{QUERY_TAG_NAME})\s*\]")
+_TAG_RE = re.compile(rf"\[\s*(?:\d+|{QUERY_TAG_NAME})\s*\]|\{{\s*\d+\s*\}}")
 _CONNECTIVE_RE = re.compile(
     r"^(?:so|thus|therefore|hence|then|consequently|accordingly|finally|"
     r"(?:and\s+)?(?:so\s+)?we\s+(?:can\s+)?(?:conclude|derive|infer|deduce|get|know|have)(?:\s+that)?|"
@@ -448,8 +470,10 @@ def _backward(problem: Problem, steps, texts: dict, formulas: dict, goal):
     if not isinstance(formulas.get(fact0), Fact) or not all(isinstance(formulas.get(r), Rule) for r in rules):
         return None
 
+    repeat = repeated_keys(problem.premises)
+
     def cite(i: int) -> str:
-        return f"{_key(texts[i])}[{i}] {texts[i]}"
+        return f"{_key(texts[i])}{inner_tag(i, repeat[i])} {texts[i]}"
 
     # Two rules end in the query's property: the proof's and a distractor whose subject no premise leads to.
     # A lookup cannot tell them apart, so the proof tries them in prompt order: a distractor listed first is

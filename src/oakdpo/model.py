@@ -16,6 +16,7 @@ import math
 import os
 import re
 import tempfile
+import zlib
 from pathlib import Path
 
 import torch
@@ -42,10 +43,10 @@ PAD, BOS, EOS = "<pad>", "<s>", "</s>"
 # - words with underscores (MODUS_PONENS) and the fixed parts of an Action line.
 PRETOKENIZE_PATTERN = (
     r" ?\p{Ll}+\.(?=\nPremises:)"
-    r"| ?(?:(?:Each|Every) \p{Ll}+ is(?: not)?(?: an?)?|\p{Lu}\p{Ll}+ (?:are|is)(?: not)?(?: an?)?)(?=\s|\[)"
-    rf"|\[(?:\d+|{QUERY_TAG_NAME})\]"
+    r"| ?(?:(?:Each|Every) \p{Ll}+ is(?: not)?(?: an?)?|\p{Lu}\p{Ll}+ (?:are|is)(?: not)?(?: an?)?)(?=\s|\[|\{)"
+    rf"|\[(?:\d+|{QUERY_TAG_NAME})\]|\{{\d+\}}"
     r'| ?\p{Ll}+pus(?=es\b)| ?<Option type="|" args="\[|\]" />| ?[\p{L}_]+| ?\p{N}+'
-    rf"| ?(?!\[(?:\d|{QUERY_TAG_NAME}\]))"
+    rf"| ?(?!\[(?:\d|{QUERY_TAG_NAME}\])|\{{\d)"
     r"[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+")
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -153,21 +154,60 @@ def mimetic_init(model, layer: int = 1, noise: float = 0.5, seed: int = 0) -> No
 _POLARITY_TOKEN = re.compile(r"^ ?(?:(?:Each|Every) [a-z]+ is|[A-Z][a-z]+ (?:are|is))( not)?$")
 
 
+def _random_direction(dim: int, seed: int) -> torch.Tensor:
+    """One random unit-RMS direction with dimension 0 at zero (prewire_previous_token_heads sets that one)."""
+    v = torch.randn(dim, generator=torch.Generator().manual_seed(seed))
+    v[0] = 0.0
+    return v * math.sqrt(dim - 1) / v.norm()
+
+
 def add_polarity_direction(model, tokenizer, scale: float, seed: int = 1234) -> None:
     """Add +scale*v to the input embedding of every fused token ending in "not" and -scale*v to the positive
     ones, v one random unit-RMS direction. With random frozen embeddings, a token's polarity is otherwise a
     per-token fact the model has to memorise, and the tiny model copied the wrong polarity into about 40% of its
     first claims (docs/tiny-model.md). Dimension 0 is left alone (prewire_previous_token_heads sets it)."""
     emb = model.get_input_embeddings().weight
-    g = torch.Generator().manual_seed(seed)
-    v = torch.randn(emb.shape[1], generator=g)
-    v[0] = 0.0
-    v *= math.sqrt(emb.shape[1] - 1) / v.norm()
+    v = _random_direction(emb.shape[1], seed)
     with torch.no_grad():
         for token, i in tokenizer.get_vocab().items():
             m = _POLARITY_TOKEN.match(tokenizer.convert_tokens_to_string([token]))
             if m:
                 emb[i] += (scale if m.group(1) else -scale) * v
+
+
+def add_group_directions(model, tokenizer, group_of, scale: float, seed: int) -> None:
+    """Add scale*c_g to the input embedding of every token whose text `group_of` maps to a group g (an int or a
+    string; None: left alone), c_g one random unit-RMS direction per group. Tokens of one group then share a
+    component that a head can read linearly: the second-form tags ("{12}": is this the retry's rule?), or the
+    forms of one subject ("Shumpuses are", "Every shumpus is not": a claim writes its cited premise's subject
+    in another form), which with unrelated random embeddings are a table of tokens to memorise
+    (docs/tiny-model.md, change 8)."""
+    emb = model.get_input_embeddings().weight
+    with torch.no_grad():
+        for token, i in tokenizer.get_vocab().items():
+            g = group_of(tokenizer.convert_tokens_to_string([token]))
+            if g is not None:
+                offset = g if isinstance(g, int) else zlib.crc32(g.encode())
+                emb[i] += scale * _random_direction(emb.shape[1], seed + offset)
+
+
+# Fused subject-verb tokens (PRETOKENIZE_PATTERN), group 1 or 2 the subject word.
+_SUBJECT_TOKEN = re.compile(r"^ ?(?:(?:Each|Every) ([a-z]+) is|([A-Z][a-z]+) (?:are|is))(?: not)?(?: an?)?$")
+_SECOND_FORM_TAG = re.compile(r"^\{\d+\}$")
+
+
+def subject_group(text: str) -> str | None:
+    """'Shumpuses are', 'Every shumpus is not', 'Each shumpus is an' -> 'shumpus'; 'Max is a' -> 'max'."""
+    from .data import singular  # lazy: data imports formats, which this module imports
+
+    m = _SUBJECT_TOKEN.match(text)
+    return singular((m.group(1) or m.group(2)).lower()) if m else None
+
+
+def second_form_group(text: str) -> int | None:
+    """'{12}' -> one group (0) for all second-form tags: the retry after a dead end looks up the rule whose tag
+    has that form."""
+    return 0 if _SECOND_FORM_TAG.match(text) else None
 
 
 def build_tiny_model(model_cfg: ModelConfig, tokenizer, seed: int = 0) -> LlamaForCausalLM:
@@ -183,6 +223,10 @@ def build_tiny_model(model_cfg: ModelConfig, tokenizer, seed: int = 0) -> LlamaF
             model.get_input_embeddings().weight.normal_(0.0, 1.0)
         if model_cfg.polarity_direction:
             add_polarity_direction(model, tokenizer, model_cfg.polarity_direction)
+        for group_of, scale, seed in ((second_form_group, model_cfg.tag_form_direction, 4321),
+                                      (subject_group, model_cfg.subject_direction, 2468)):
+            if scale:
+                add_group_directions(model, tokenizer, group_of, scale, seed)
     if model_cfg.induction_init and model_cfg.num_layers >= 2:
         prewire_previous_token_heads(model)
         mimetic_init(model, layer=1)
