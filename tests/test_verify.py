@@ -80,6 +80,7 @@ def test_dead_end_retry_cites_the_second_tag_form():
                 proof=["Max is a wumpus.", "Every wumpus is a yumpus.", "Max is a yumpus.", "Yumpuses are wooden.",
                        "Max is wooden."])
     assert repeated_keys(p.premises) == [False, False, True, False]
+    assert repeated_keys(["...", "", "a b.", "c b"]) == [False, False, False, True]  # any text: no error
     assert build_prompt(p).splitlines()[2:6] == ["[0] Every gorpus is not[0] wooden.", "[1] Every wumpus is a[1] yumpus.",
                                                  "[2] Yumpuses are{2} wooden.", "[3] Max is a[3] wumpus."]
     text = gold_trace(p)

@@ -139,8 +139,9 @@ def repeated_keys(premises: list[str]) -> list[bool]:
     seen: set[str] = set()
     out = []
     for p in premises:
-        k = _key(_sentence(p)) if p.strip() else ""
-        out.append(k in seen)
+        words = p.rstrip(" .!?").split()
+        k = _key(words[-1]) if words else None  # any text: a premise with no word has no key
+        out.append(k is not None and k in seen)
         seen.add(k)
     return out
 
