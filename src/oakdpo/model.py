@@ -183,12 +183,16 @@ def add_group_directions(model, tokenizer, group_of, scale: float, seed: int) ->
     in another form), which with unrelated random embeddings are a table of tokens to memorise
     (docs/tiny-model.md, change 8)."""
     emb = model.get_input_embeddings().weight
+    directions: dict = {}
     with torch.no_grad():
         for token, i in tokenizer.get_vocab().items():
             g = group_of(tokenizer.convert_tokens_to_string([token]))
-            if g is not None:
+            if g is None:
+                continue
+            if g not in directions:
                 offset = g if isinstance(g, int) else zlib.crc32(g.encode())
-                emb[i] += scale * _random_direction(emb.shape[1], seed + offset)
+                directions[g] = _random_direction(emb.shape[1], seed + offset)
+            emb[i] += scale * directions[g]
 
 
 # Fused subject-verb tokens (PRETOKENIZE_PATTERN), group 1 or 2 the subject word.
