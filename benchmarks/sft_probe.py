@@ -11,7 +11,8 @@ the backward proof (formats.gold_trace):
 itself (the premise whose last word is the key) and `premise` the premise's text after its tag. The first
 cited premise of a trace is reported apart (`*_first`): two rules end in the query's property (the proof's and a
 distractor) and the trace tries the one listed first; when that is the distractor, its subject is looked up and
-found missing (`missing_key`, then `missing`: the "?"), and the next cite is the proof's rule. Every later key
+found missing (`missing_key`, then `missing`: the "?"), and the next cite is the proof's rule (`*_retry`, its
+tag in the second form, "{10}"). Every later key
 occurs once as a last word in the premises. `query` is the last step's restatement of the query, copied by its tag
 ("So [Q] Max is not wooden: true."), and `answer` its true/false: the derived fact compared with the query.
 
@@ -44,6 +45,13 @@ MISSING = re.compile(r"\. (?P<missing_key>[a-z]+)(?P<missing>\?)")
 ANSWER = re.compile(r"So " + re.escape(QUERY_TAG) + r" (?P<query>[^:\n]*): (?P<answer>true|false)\.")
 
 
+def _cite_suffix(pattern, k: int, completion: str, start: int) -> str:
+    """'_first' for a trace's first cite, '_retry' for the cite right after a dead end ("yumpus? "), else ''."""
+    if pattern is not CITE:
+        return ""
+    return "_first" if k == 0 else "_retry" if completion[:start].endswith("? ") else ""
+
+
 def roles_of(tok, prompt: str, completion: str) -> tuple[list[int], list[str | None]]:
     """Token ids of prompt + completion and, per token, its role (None for prompt tokens)."""
     char_role: dict[int, str] = {}
@@ -52,7 +60,7 @@ def roles_of(tok, prompt: str, completion: str) -> tuple[list[int], list[str | N
             for name in pattern.groupindex:
                 a, b = m.span(name)
                 for c in range(a, b):
-                    char_role[len(prompt) + c] = name + ("_first" if k == 0 and pattern is CITE else "")
+                    char_role[len(prompt) + c] = name + _cite_suffix(pattern, k, completion, m.start())
     enc = tok(prompt + completion, return_offsets_mapping=True)
     roles: list[str | None] = []
     for a, b in enc["offset_mapping"]:
@@ -63,21 +71,26 @@ def roles_of(tok, prompt: str, completion: str) -> tuple[list[int], list[str | N
     return enc["input_ids"], roles
 
 
-def probe(model, tok, problems) -> dict[str, tuple[int, int]]:
+def probe(model, tok, problems) -> dict[str, tuple[int, int, float]]:
+    """Per role: (argmax hits, tokens, summed probability of the gold token)."""
     hit: Counter = Counter()
     total: Counter = Counter()
+    prob: Counter = Counter()
     with torch.no_grad():
         for p in problems:
             completion = gold_trace(p)
             if not completion:
                 continue
             ids, roles = roles_of(tok, build_prompt(p), completion)
-            pred = model(torch.tensor([ids])).logits[0].argmax(-1).tolist()
+            logits = model(torch.tensor([ids])).logits[0]
+            pred = logits.argmax(-1).tolist()
+            gold_p = torch.softmax(logits[:-1], -1).gather(1, torch.tensor(ids[1:])[:, None])[:, 0].tolist()
             for t in range(1, len(ids)):
                 if roles[t] is not None:
                     total[roles[t]] += 1
                     hit[roles[t]] += pred[t - 1] == ids[t]
-    return {r: (hit[r], total[r]) for r in sorted(total)}
+                    prob[roles[t]] += gold_p[t - 1]
+    return {r: (hit[r], total[r], prob[r]) for r in sorted(total)}
 
 
 def main() -> None:
@@ -100,9 +113,9 @@ def main() -> None:
     premises = sum(len(p.premises) for p in problems) / len(problems)
     print(f"{len(problems)} problems, {premises:.1f} premises on average (chance: tag_first 0.5, "
           f"tag ~{1 / premises:.3f} without the lookup)")
-    print(f"{'role':18s} {'accuracy':>9s} {'tokens':>7s}")
-    for role, (h, n) in probe(model, tok, problems).items():
-        print(f"{role:18s} {h / n:9.3f} {n:7d}")
+    print(f"{'role':18s} {'accuracy':>9s} {'p(gold)':>8s} {'tokens':>7s}")
+    for role, (h, n, pr) in probe(model, tok, problems).items():
+        print(f"{role:18s} {h / n:9.3f} {pr / n:8.3f} {n:7d}")
 
 
 if __name__ == "__main__":

@@ -241,8 +241,8 @@ def test_tiny_config_loads():
 
 
 def test_float_override_accepts_exponent_without_dot():
-    cfg = load_config(ROOT / "configs" / "tiny.yaml", ["dpo.learning_rate=5e-5", "sft.learning_rate=2"])
-    assert (cfg.dpo.learning_rate, cfg.sft.learning_rate) == (5e-5, 2.0)
+    cfg = load_config(ROOT / "configs" / "tiny.yaml", ["dpo.learning_rate=3e-5", "sft.learning_rate=2"])
+    assert (cfg.dpo.learning_rate, cfg.sft.learning_rate) == (3e-5, 2.0)
     with pytest.raises(UserError, match="dpo.learning_rate: expected float, got 'fast'"):
         load_config(ROOT / "configs" / "tiny.yaml", ["dpo.learning_rate=fast"])
 
@@ -250,7 +250,7 @@ def test_float_override_accepts_exponent_without_dot():
 
 def test_choice_keys_are_checked_when_the_config_loads(tmp_path):
     cfg = load_config(ROOT / "configs" / "tiny.yaml", ["knowledge.calibration=temperature"])
-    assert (cfg.knowledge.calibration, cfg.sft.curriculum_distractor) == ("temperature", "keep")
+    assert (cfg.knowledge.calibration, cfg.sft.curriculum_distractor) == ("temperature", "first")
     with pytest.raises(UserError, match=r"^override: knowledge.calibration: expected one of temperature, isotonic, "
                                         r"got 'platt'$"):
         load_config(ROOT / "configs" / "tiny.yaml", ["knowledge.calibration=platt"])
