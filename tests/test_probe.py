@@ -27,7 +27,7 @@ def test_tag_roles_are_the_cited_premises(tiny_model_dir, small_problems):
         steps = [s for s in parse_trace(completion).steps if not s.is_conclude]
         tried = [int(x) for x in re.findall(r"\[(\d+)\] [^.]*\. [a-z]+\?", completion)]  # dead ends
         cited = sorted([a for s in steps for a in s.args if a < len(p.premises)] + tried)
-        tags = "".join(tok.decode([i]) for i, r in zip(ids, roles) if r in ("tag", "tag_first"))
+        tags = "".join(tok.decode([i]) for i, r in zip(ids, roles) if r in ("tag", "tag_first", "tag_retry"))
         assert sorted(int(x) for x in re.findall(r"[\[{](\d+)[\]}]", tags)) == cited  # "{k}": formats.inner_tag
         first = [tok.decode([i]) for i, r in zip(ids, roles) if r == "tag_first"]
         key = [tok.decode([i]) for i, r in zip(ids, roles) if r == "key_first"]
@@ -36,6 +36,10 @@ def test_tag_roles_are_the_cited_premises(tiny_model_dir, small_problems):
         assert "".join(first).strip("[]{}") == str((tried or [steps[0].args[1]])[0])
         missing = [tok.decode([i]) for i, r in zip(ids, roles) if r == "missing"]
         assert missing == ["?"] * len(tried)
+        # the cite right after a dead end is the retry: the next rule ending in the query's property
+        retry = [tok.decode([i]) for i, r in zip(ids, roles) if r == "tag_retry"]
+        after = [int(x) for x in re.findall(r"[a-z]+\? [a-z]+[\[{](\d+)[\]}]", completion)]
+        assert [int(x) for x in re.findall(r"\d+", "".join(retry))] == after and len(after) == len(tried)
         dead_ends += len(tried)
         news = [tok.decode([i]) for i, r in zip(ids, roles) if r == "new_tag"]
         assert "".join(news) == "".join(f"[{len(p.premises) + k}]" for k in range(len(steps)))
@@ -44,3 +48,15 @@ def test_tag_roles_are_the_cited_premises(tiny_model_dir, small_problems):
         assert answer.strip() == ("true" if p.label == "TRUE" else "false")
         checked += len(cited)
     assert checked >= 20 and dead_ends >= 3
+
+
+def test_probe_counts_hits_and_gold_probability(tiny_model_dir, small_problems):
+    probe = _probe_module()
+    model, tok = load_policy(tiny_model_dir)
+    out = probe.probe(model, tok, small_problems[:3])
+    assert {"tag", "tag_first", "premise", "answer"} <= set(out)
+    for hits, n, p in out.values():
+        assert 0 <= hits <= n and 0.0 < p < n  # summed softmax of the gold token: a probability per token
+    # an untrained model spreads its probability: far below one per token on the lookups
+    hits, n, p = out["tag"]
+    assert p / n < 0.5
