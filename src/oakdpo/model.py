@@ -227,10 +227,10 @@ def build_tiny_model(model_cfg: ModelConfig, tokenizer, seed: int = 0) -> LlamaF
             model.get_input_embeddings().weight.normal_(0.0, 1.0)
         if model_cfg.polarity_direction:
             add_polarity_direction(model, tokenizer, model_cfg.polarity_direction)
-        for group_of, scale, seed in ((second_form_group, model_cfg.tag_form_direction, 4321),
-                                      (subject_group, model_cfg.subject_direction, 2468)):
+        for group_of, scale, direction_seed in ((second_form_group, model_cfg.tag_form_direction, 4321),
+                                                (subject_group, model_cfg.subject_direction, 2468)):
             if scale:
-                add_group_directions(model, tokenizer, group_of, scale, seed)
+                add_group_directions(model, tokenizer, group_of, scale, direction_seed)
     if model_cfg.induction_init and model_cfg.num_layers >= 2:
         prewire_previous_token_heads(model)
         mimetic_init(model, layer=1)
