@@ -23,9 +23,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from oakdpo.solvers.fol import Z3Builder, parse_fol  # noqa: E402
-from oakdpo.solvers.folio import (_check, _parse, folio_gold_trace, load_folio, solve,  # noqa: E402
-                                  solve_problems, verify_folio_trace)
+from oakdpo.tasks.folio.fol import Z3Builder, parse_fol  # noqa: E402
+from oakdpo.tasks.folio.solver import _check, _parse, solve, solve_problems  # noqa: E402
+from oakdpo.tasks.folio.gold import folio_gold_trace  # noqa: E402
+from oakdpo.tasks.folio.loader import load_folio  # noqa: E402
+from oakdpo.tasks.folio.verify import verify_folio_trace  # noqa: E402
 
 TRAIN = ROOT / ".." / "shared" / "data" / "folio" / "folio-v0.0-train.jsonl"
 HANDWRITTEN = ROOT / "tests" / "data" / "folio_handwritten.json"

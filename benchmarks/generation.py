@@ -19,9 +19,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from oakdpo.config import load_config  # noqa: E402
-from oakdpo.data import generate_problems  # noqa: E402
+from oakdpo.tasks.prontoqa.generator import generate_problems  # noqa: E402
 from oakdpo.generation import generate_traces  # noqa: E402
-from oakdpo.model import build_corpus, init_tiny_model, load_policy  # noqa: E402
+from oakdpo.tiny import build_corpus, init_tiny_model  # noqa: E402
+from oakdpo.model import load_policy  # noqa: E402
 
 
 def run(model, tok, problems, samples, gen_cfg) -> dict:

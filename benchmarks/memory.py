@@ -34,7 +34,8 @@ def child(stage: str, work: Path, config: str) -> None:
         run_sft(cfg, problems, work / "init", work / "sft")
     else:
         from oakdpo.dpo import base_dpo_args, iteration_args, run_dpo
-        from oakdpo.formats import build_prompt, gold_trace
+        from oakdpo.tasks.prontoqa.prompt import build_lookup_prompt as build_prompt
+        from oakdpo.tasks.prontoqa.gold import gold_trace
         from oakdpo.model import load_policy
 
         pairs = []
@@ -61,8 +62,9 @@ def main() -> None:
         child(a.child, Path(a.work), a.config)
         return
     from oakdpo.config import load_config
-    from oakdpo.data import generate_problems, write_problems
-    from oakdpo.model import build_corpus, init_tiny_model
+    from oakdpo.tasks.prontoqa.generator import generate_problems
+    from oakdpo.data import write_problems
+    from oakdpo.tiny import build_corpus, init_tiny_model
 
     cfg = load_config(a.config)
     with tempfile.TemporaryDirectory() as tmp:

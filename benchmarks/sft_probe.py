@@ -33,8 +33,11 @@ sys.path.insert(0, str(ROOT / "src"))
 
 import torch  # noqa: E402
 
-from oakdpo.data import generate_problems, load_prontoqa_json  # noqa: E402
-from oakdpo.formats import QUERY_TAG, build_prompt, gold_trace  # noqa: E402
+from oakdpo.tasks.prontoqa.generator import generate_problems  # noqa: E402
+from oakdpo.tasks.prontoqa.loaders import load_prontoqa_json  # noqa: E402
+from oakdpo.trace import QUERY_TAG  # noqa: E402
+from oakdpo.tasks.prontoqa.prompt import build_lookup_prompt as build_prompt  # noqa: E402
+from oakdpo.tasks.prontoqa.gold import gold_trace  # noqa: E402
 from oakdpo.io import UserError  # noqa: E402
 from oakdpo.model import load_policy  # noqa: E402
 

@@ -46,8 +46,8 @@ def main() -> int:
     if not (SHARED / "prontoqa").is_dir():
         print(f"skipped: {SHARED / 'prontoqa'} is absent")
         return 0
-    from oakdpo.data import load_prontoqa_json
-    from oakdpo.formats import gold_trace
+    from oakdpo.tasks.prontoqa.loaders import load_prontoqa_json
+    from oakdpo.tasks.prontoqa.gold import gold_trace
     from oakdpo.verify import summarize, verify_traces
 
     problems = []

@@ -18,7 +18,7 @@ def shared_data() -> Path:
 
 @pytest.fixture(scope="session")
 def small_problems():
-    from oakdpo.data import generate_problems
+    from oakdpo.tasks.prontoqa.generator import generate_problems
 
     return generate_problems(40, hops=(1, 3), seed=123)
 
@@ -27,7 +27,7 @@ def small_problems():
 def tiny_model_dir(tmp_path_factory, small_problems) -> Path:
     """A randomly initialised ~50k-parameter Llama + BPE tokenizer trained on a small generated corpus."""
     from oakdpo.config import ModelConfig
-    from oakdpo.model import build_corpus, init_tiny_model
+    from oakdpo.tiny import build_corpus, init_tiny_model
 
     out = tmp_path_factory.mktemp("tiny") / "model"
     cfg = ModelConfig(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, vocab_size=400,

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from oakdpo import cli
-from oakdpo.data import generate_problems, write_problems
+from oakdpo.tasks.prontoqa.generator import generate_problems
+from oakdpo.data import write_problems
 
 
 def run_error(argv: list[str], capsys) -> str:
@@ -61,8 +62,8 @@ def test_wrong_label_and_field_types(tmp_path, capsys, problems_lines):
     bad = tmp_path / "problems.jsonl"
     for field, value, message in [
         ("label", "yes", "field 'label' must be one of TRUE, FALSE, UNKNOWN, got 'yes'"),
-        ("premises", "Max is a cat.", "field 'premises' must be a list of strings"),
-        ("proof", [1, 2], "field 'proof' must be a list of strings"),
+        ("premises", "Max is a cat.", "field 'premises' must be a list of strings, got 'Max is a cat.'"),
+        ("proof", [1, 2], "field 'proof' must be a list of strings, got [1, 2]"),
         ("hops", "3", "field 'hops' must be an integer or null, got '3'"),
     ]:
         rec = json.loads(problems_lines[2])
@@ -91,7 +92,7 @@ def test_unknown_format(tmp_path, capsys):
     inp = tmp_path / "in.json"
     inp.write_text("{}")
     line = run_error(["data", "import", "--format", "xml", str(inp), "-o", str(tmp_path / "p.jsonl")], capsys)
-    assert line == "error: --format: unknown format 'xml' (known: prontoqa-json, logiclm, folio)"
+    assert line == "error: --format: unknown format 'xml' (known: prontoqa-json, logiclm, folio, proofwriter-logiclm)"
     no_outputs(tmp_path, {"in.json"})
 
 
@@ -102,7 +103,7 @@ def test_bad_generate_arguments(tmp_path, capsys):
     assert run_error(["data", "generate", "--num", "3", "--hops", "two", "-o", out], capsys) == \
         "error: --hops: expected H or H1-H2 (e.g. 1-5), got 'two'"
     assert run_error(["data", "generate", "--dataset", "folio", "--num", "3", "-o", out], capsys) == \
-        "error: --dataset: only 'prontoqa' can be generated, got 'folio'"
+        "error: --dataset: task 'folio' has no generator (import its files with oakdpo data import)"
     assert run_error(["data", "generate", "--num", "3", "--context-order", "inorder", "-o", out], capsys) == \
         "error: --context-order: expected one of random, postorder, preorder, got 'inorder'"
     no_outputs(tmp_path, set())

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from oakdpo import cli, data, formats
-from oakdpo.data import (ADJECTIVES, CONCEPTS, NAMES, generate_problems, load_logiclm, load_prontoqa_json,
-                         label_heuristics, parse_simple, read_problems, shortcut_prediction,
-                         write_problems)
-from oakdpo.formats import Problem, query_statement
+from oakdpo import cli, data
+from oakdpo.tasks.prontoqa import loaders
+from oakdpo.tasks.prontoqa.generator import ADJECTIVES, CONCEPTS, NAMES, generate_problems, label_heuristics, parse_simple, shortcut_prediction
+from oakdpo.tasks.prontoqa.loaders import load_logiclm, load_prontoqa_json
+from oakdpo.data import read_problems, write_problems
+from oakdpo.trace import Problem, query_statement
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 PRONTOQA = SHARED / "prontoqa"
@@ -257,7 +258,7 @@ def test_load_logiclm(tmp_path):
                      "Each yumpus is a dumpus.", "Dumpuses are not wooden.", "Numpuses are sour.",
                      "Dumpuses are not sour.", "Max is a yumpus."],
         "query": "True or false: Max is sour.", "label": "FALSE", "proof": LOGICLM[0]["explanation"],
-        "hops": 2, "rule": "ModusPonens", "source": "logiclm:dev.json"}
+        "hops": 2, "rule": "ModusPonens", "source": "logiclm:dev.json", "task": "prontoqa"}
     assert (b.id, b.label, b.query, b.hops) == ("ProntoQA_2", "TRUE", "True or false: Stella is bright.", 2)
     _check_gold(a, n_facts=1)  # Logic-LM's ProntoQA has no distractor fact
     _check_gold(b, n_facts=1)
@@ -306,7 +307,7 @@ def test_load_proofs_only(tmp_path, rule):
     t = ex["test_example"]
     assert (p.id, p.label, p.query, p.rule, p.hops) == (f"2hop_{rule}_0shot/example1", "TRUE", t["query"], rule, 2)
     assert p.proof == [s.strip() for s in t["chain_of_thought"]]
-    assert p.premises == data.split_sentences(t["question"])
+    assert p.premises == loaders.split_sentences(t["question"])
     # without the rule in the file name it is told from the sentence forms; no hop count in the name either
     unnamed = tmp_path / "examples.json"
     unnamed.write_text(json.dumps({"example7": ex}))
@@ -368,20 +369,21 @@ def test_cli_import(tmp_path, capsys):
     assert [p.id for p in read_problems(out)] == ["ProntoQA_1", "ProntoQA_2"]
 
 
-def test_cli_gold(tmp_path, capsys):
-    if not hasattr(formats, "gold_trace"):
-        pytest.skip("formats.gold_trace (the optionizer) not available yet")
+@pytest.mark.parametrize("style", ["natural", "lookup"])
+def test_cli_gold(tmp_path, capsys, style):
+    from oakdpo.tasks.prontoqa.gold import gold_trace
+
     problems = generate_problems(5, (1, 3), seed=2)
     pfile, tfile = tmp_path / "problems.jsonl", tmp_path / "traces.jsonl"
     write_problems(pfile, problems)
-    assert cli.main(["data", "gold", "--problems", str(pfile), "-o", str(tfile)]) == 0
+    assert cli.main(["data", "gold", "--problems", str(pfile), "--style", style, "-o", str(tfile)]) == 0
     recs = [json.loads(line) for line in tfile.read_text().splitlines()]
-    assert recs == [{"problem_id": p.id, "sample": 0, "text": formats.gold_trace(p)} for p in problems]
-    assert capsys.readouterr().out.startswith("wrote 5 gold traces for 5 problems: ")
+    assert recs == [{"problem_id": p.id, "sample": 0, "text": gold_trace(p, style)} for p in problems]
+    assert capsys.readouterr().out.startswith(f"wrote 5 gold traces ({style} style) for 5 problems: ")
 
 
 def test_cli_import_folio(tmp_path, capsys):
-    pytest.importorskip("oakdpo.solvers.folio")
+    pytest.importorskip("oakdpo.tasks.folio")
     path = SHARED / "folio" / "folio-v0.0-train.jsonl"
     if not path.is_file():
         pytest.skip("shared FOLIO data absent")

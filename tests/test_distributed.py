@@ -24,7 +24,8 @@ def _run(tmp: Path, model_dir: Path, problems, extra_cfg: dict) -> tuple[subproc
     from oakdpo.data import write_problems
 
     write_problems(tmp / "train.jsonl", problems)
-    cfg = {"generation": {"max_new_tokens": 40, "batch_size": 8}, "eval": {"max_new_tokens": 40},
+    cfg = {"format": {"style": "lookup"}, "generation": {"max_new_tokens": 40, "batch_size": 8},
+           "eval": {"max_new_tokens": 40},
            "dpo": {"batch_size": 2, "max_length": 512, "logging_steps": 1}, "knowledge": {"enabled": False}}
     for sec, vals in extra_cfg.items():
         cfg.setdefault(sec, {}).update(vals)

@@ -11,7 +11,8 @@ import torch
 
 from oakdpo.config import Config
 from oakdpo.dpo import base_dpo_args, iteration_args, run_dpo
-from oakdpo.formats import build_prompt, gold_trace
+from oakdpo.tasks.prontoqa.prompt import build_lookup_prompt as build_prompt
+from oakdpo.tasks.prontoqa.gold import gold_trace
 from oakdpo.model import load_policy
 
 
@@ -29,6 +30,7 @@ def _pairs(problems):
 
 def _cfg(lora: bool) -> Config:
     cfg = Config()
+    cfg.format.style = "lookup"  # the tiny model's style
     cfg.model.lora = lora
     cfg.model.lora_r = 4
     cfg.model.lora_alpha = 8
@@ -82,7 +84,7 @@ def test_partial_rejected_gets_no_eos(tmp_path, tiny_model_dir, small_problems):
     pairs[0]["rejected_partial"] = True
     model, tok = load_policy(tiny_model_dir, cfg.model, for_training=True)
     args = iteration_args(base_dpo_args(cfg, tmp_path), tmp_path, 0)
-    trainer = _trainer_class()(model=model, ref_model=None, args=args,
+    trainer = _trainer_class([tok.eos_token_id])(model=model, ref_model=None, args=args,
                                train_dataset=_pairs_dataset(pairs, tmp_path / "ds"), processing_class=tok)
     rows = trainer.train_dataset
     eos = tok.eos_token_id

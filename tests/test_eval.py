@@ -6,11 +6,17 @@ from pathlib import Path
 import pytest
 
 from oakdpo import cli
-from oakdpo.config import EvalConfig, ModelConfig
-from oakdpo.data import generate_problems, write_problems
-from oakdpo.evaluation import evaluate, read_problem_file
-from oakdpo.formats import gold_trace, trace_record
-from oakdpo.model import build_corpus, init_tiny_model, load_policy
+from oakdpo.config import Config, EvalConfig, FormatConfig, ModelConfig
+from oakdpo.tasks.prontoqa.generator import generate_problems
+from oakdpo.data import write_problems
+from oakdpo.evaluation import evaluate
+from oakdpo.data import read_problem_file
+from oakdpo.tasks.prontoqa.gold import gold_trace
+from oakdpo.trace import trace_record
+from oakdpo.tiny import build_corpus, init_tiny_model
+from oakdpo.model import load_policy
+
+LOOKUP = FormatConfig(style="lookup")  # the tiny model's style
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 TINY = ModelConfig(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, vocab_size=500)
@@ -36,7 +42,7 @@ def test_evaluate_gold_traces_scores_perfectly(problems, tmp_path, monkeypatch):
         return [trace_record(p.id, 0, gold_trace(p), num_tokens=10) for p in probs]
 
     monkeypatch.setattr(oakdpo.generation, "generate_traces", gold)
-    m = evaluate(None, None, problems, EvalConfig(), tmp_path / "out", progress=False)
+    m = evaluate(None, None, problems, Config(format=LOOKUP), tmp_path / "out", progress=False)
     assert {k: m[k] for k in ("accuracy", "step_validity", "trace_validity", "conclude_support")} == \
         {"accuracy": 1.0, "step_validity": 1.0, "trace_validity": 1.0, "conclude_support": 1.0}
     hops = sorted({str(p.hops) for p in problems})
@@ -52,7 +58,7 @@ def test_evaluate_gold_traces_scores_perfectly(problems, tmp_path, monkeypatch):
 def test_evaluate_writes_the_four_files(problems, tiny_dir, tmp_path):
     model, tok = load_policy(tiny_dir)
     out = tmp_path / "out"
-    m = evaluate(model, tok, problems, EvalConfig(max_new_tokens=20), out, progress=False)
+    m = evaluate(model, tok, problems, Config(eval=EvalConfig(max_new_tokens=20), format=LOOKUP), out, progress=False)
     assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "summary.md", "traces.jsonl", "verdicts.jsonl"]
     saved = json.loads((out / "metrics.json").read_text())
     assert saved == json.loads(json.dumps(m))

@@ -9,11 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from oakdpo.formats import Problem
+from oakdpo.trace import Problem
 from oakdpo.io import UserError
-from oakdpo.solvers.fol import Z3Builder, parse_fol, to_text
-from oakdpo.solvers.folio import (build_folio_prompt, folio_gold_trace, load_folio, render_folio_trace, solve,
-                                  verify_folio_trace, _check, _parse)
+from oakdpo.tasks.folio.fol import Z3Builder, parse_fol, to_text
+from oakdpo.tasks.folio.prompt import build_folio_prompt, render_folio_trace
+from oakdpo.tasks.folio.gold import folio_gold_trace
+from oakdpo.tasks.folio.loader import load_folio
+from oakdpo.tasks.folio.solver import solve, _check, _parse
+from oakdpo.tasks.folio.verify import verify_folio_trace
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 TRAIN = SHARED / "folio" / "folio-v0.0-train.jsonl"
@@ -206,7 +209,8 @@ def test_train_split_loads():
 def _problem(query="Tired(tom)", label="TRUE") -> Problem:
     fol = ["∀x (Drinks(x) → Dependent(x))", "Drinks(rina)", "Student(max) ∧ Unaware(max)", "Jokes(tom) ∨ Drinks(tom)",
            "¬Jokes(tom)", "∀x (Dependent(x) → Tired(x))", "∃x (Student(x) ∧ Jokes(x))"]
-    return Problem(id="t", premises=[f"Sentence {i}." for i in range(len(fol))], query="True or false: Tom is tired.",
+    return Problem(id="t", task="folio", premises=[f"Sentence {i}." for i in range(len(fol))],
+                   query="True or false: Tom is tired.",
                    label=label, rule="FOL", source="test", fol={"premises": fol, "query": query})
 
 
@@ -360,7 +364,7 @@ def test_gold_traces_on_handwritten_conclusions():
     found = {"TRUE": 0, "FALSE": 0, "UNKNOWN": 0}
     for i, c in enumerate(cases):
         fol = premises[c["story_id"]]
-        p = Problem(id=str(i), premises=[f"s{j}" for j in range(len(fol))], query="True or false: q.",
+        p = Problem(id=str(i), task="folio", premises=[f"s{j}" for j in range(len(fol))], query="True or false: q.",
                     label=c["label"], rule="FOL", source="t", fol={"premises": fol, "query": c["fol"]})
         g = folio_gold_trace(p)
         if g is not None:
@@ -374,14 +378,14 @@ def test_gold_traces_on_handwritten_conclusions():
 def test_solve_cli(tmp_path, capsys):
     from oakdpo.cli import main
     probs = [_problem(), _problem("Tired(max)", "UNKNOWN"), _problem("Tired(tom)", "FALSE")]
-    probs[2].id = "x"
+    probs[1].id, probs[2].id = "u", "x"
     path = tmp_path / "problems.jsonl"
     path.write_text("".join(json.dumps(p.to_dict(), ensure_ascii=False) + "\n" for p in probs), encoding="utf-8")
     out = tmp_path / "labels.jsonl"
     assert main(["solve", "--problems", str(path), "-o", str(out)]) == 0
     recs = [json.loads(line) for line in out.read_text().splitlines()]
     assert [(r["problem_id"], r["predicted"], r["label"], r["status"]) for r in recs] == [
-        ("t", "TRUE", "TRUE", "ok"), ("t", "UNKNOWN", "UNKNOWN", "ok"), ("x", "TRUE", "FALSE", "ok")]
+        ("t", "TRUE", "TRUE", "ok"), ("u", "UNKNOWN", "UNKNOWN", "ok"), ("x", "TRUE", "FALSE", "ok")]
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert {k: summary[k] for k in ("problems", "scored", "inconsistent", "timeout", "unparsed", "no_query")} == {
         "problems": 3, "scored": 3, "inconsistent": 0, "timeout": 0, "unparsed": 0, "no_query": 0}

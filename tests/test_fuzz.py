@@ -12,10 +12,11 @@ import random
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from oakdpo.formats import OPTION_TYPES, Problem, gold_trace, render_trace
-from oakdpo import logic
-from oakdpo.logic import parse_sentence, render
-from oakdpo.verify import verify_sokrates_record, verify_trace
+from oakdpo.trace import OPTION_TYPES, Problem, render_trace
+from oakdpo.tasks.prontoqa.gold import gold_trace
+from oakdpo.tasks.prontoqa import logic
+from oakdpo.tasks.prontoqa.logic import parse_sentence, render
+from oakdpo.tasks.prontoqa.verify import verify_sokrates_record, verify_trace
 
 FUZZ = settings(derandomize=True, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
@@ -131,7 +132,7 @@ def test_edited_gold_traces(edits):
 
 def test_seeded_gold_mutations():
     """8000 mutations of gold traces of generated problems: citations, options, claims, lines, answers."""
-    from oakdpo.data import generate_problems
+    from oakdpo.tasks.prontoqa.generator import generate_problems
     problems = generate_problems(100, hops=(1, 5), seed=11)
     golds = [gold_trace(p) for p in problems]
     rng = random.Random(0)

@@ -8,10 +8,12 @@ from transformers import LlamaForCausalLM
 
 from oakdpo import cli
 from oakdpo.config import GenerationConfig, ModelConfig
-from oakdpo.data import generate_problems, write_problems
+from oakdpo.tasks.prontoqa.generator import generate_problems
+from oakdpo.data import write_problems
 from oakdpo.generation import cut_after_final_answer, generate_traces
 from oakdpo.io import UserError
-from oakdpo.model import build_corpus, init_tiny_model, load_policy
+from oakdpo.tiny import build_corpus, init_tiny_model
+from oakdpo.model import load_policy
 
 TINY = ModelConfig(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, vocab_size=500)
 

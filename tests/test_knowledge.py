@@ -4,11 +4,16 @@ random Llama with a locally trained byte-level BPE tokenizer, save/load, scoring
 import json
 
 import pytest
+
+from oakdpo.config import FormatConfig
+
+LOOKUP = FormatConfig(style="lookup")  # the tiny model's style
 import torch
 from torch import nn
 
 from oakdpo.config import KnowledgeConfig
-from oakdpo.formats import OPTION_TYPES, Problem, build_prompt, render_trace
+from oakdpo.trace import OPTION_TYPES, Problem, render_trace
+from oakdpo.tasks.prontoqa.prompt import build_lookup_prompt as build_prompt
 from oakdpo.knowledge import (
     QHead, action_line_spans, auroc, brier, ece, load_qhat, predict, reliability_diagram, rerank,
     cap_traces, run_knowledge_stage, save_qhat, score_traces, split_problems, step_features, train_qhat,
@@ -256,7 +261,7 @@ def _full_hidden(model, tokenizer, text):
 def test_step_features_positions_and_states(policy):
     model, tokenizer = policy
     by_id = {p.id: p for p in PROBLEMS}
-    f = step_features(model, tokenizer, by_id, TRACES, VERDICTS, batch_size=3)
+    f = step_features(model, tokenizer, by_id, TRACES, VERDICTS, batch_size=3, fmt=LOOKUP)
     assert model.training  # train mode restored
     # reasoning steps only (CONCLUDE and the unknown RULE step dropped), in trace order
     assert f["problem_id"] == ["a", "a", "a", "b", "b"]
@@ -284,7 +289,7 @@ def test_step_features_positions_and_states(policy):
 def test_step_features_action_end(policy):
     model, tokenizer = policy
     by_id = {p.id: p for p in PROBLEMS}
-    f = step_features(model, tokenizer, by_id, TRACES[:1], VERDICTS[:1], position="action_end")
+    f = step_features(model, tokenizer, by_id, TRACES[:1], VERDICTS[:1], position="action_end", fmt=LOOKUP)
     tr = TRACES[0]
     full = build_prompt(by_id["a"]) + tr["text"]
     enc = tokenizer(full, return_offsets_mapping=True)
@@ -303,7 +308,7 @@ class StubHead(nn.Module):
 def test_score_traces_and_rerank(policy):
     model, tokenizer = policy
     by_id = {p.id: p for p in PROBLEMS}
-    s = score_traces(model, tokenizer, StubHead(), by_id, TRACES)
+    s = score_traces(model, tokenizer, StubHead(), by_id, TRACES, fmt=LOOKUP)
     sig = torch.sigmoid(torch.tensor(2.0, dtype=torch.float32)).double().item()
     assert s[0] == pytest.approx(sig * sig)  # two MODUS_PONENS steps
     assert s[1] == pytest.approx(1 - sig, rel=1e-5)  # one MODUS_TOLLENS step
@@ -311,15 +316,15 @@ def test_score_traces_and_rerank(policy):
     assert s[3] == 0.0  # unknown option type RULE: the verifier rejects it
     no_steps = {"problem_id": "a", "sample": 7, "text": "Thought: Max is not red.\n"
                 "Action: <Option type=\"CONCLUDE\" args=\"[0]\" />\nFinal Answer: TRUE"}
-    assert score_traces(model, tokenizer, StubHead(), by_id, [no_steps]) == [0.0]
+    assert score_traces(model, tokenizer, StubHead(), by_id, [no_steps], fmt=LOOKUP) == [0.0]
 
     tie = dict(TRACES[2], sample=5)  # same text as sample 0 of b: tie -> lowest sample
-    picked = rerank(model, tokenizer, StubHead(), PROBLEMS, [TRACES[1], tie, TRACES[3], TRACES[2], TRACES[0], no_steps])
+    picked = rerank(model, tokenizer, StubHead(), PROBLEMS, [TRACES[1], tie, TRACES[3], TRACES[2], TRACES[0], no_steps], fmt=LOOKUP)
     assert [(t["problem_id"], t["sample"]) for t in picked] == [("a", 0), ("b", 0)]
     assert picked[0]["text"] == TRACES[0]["text"] and picked[0]["qhat_score"] == pytest.approx(sig * sig)
     # problems given as dicts work too; a problem without traces is left out
     assert [t["sample"] for t in rerank(model, tokenizer, StubHead(), [p.to_dict() for p in PROBLEMS],
-                                        [TRACES[1]])] == [1]
+                                        [TRACES[1]], fmt=LOOKUP)] == [1]
 
 
 def test_run_knowledge_stage(policy, tmp_path):
@@ -335,9 +340,9 @@ def test_run_knowledge_stage(policy, tmp_path):
                     traces.append({**tr, "problem_id": q.id})
                     verdicts.append({**v, "problem_id": q.id})
     cfg = KnowledgeConfig(epochs=3)
-    m = run_knowledge_stage(model, tokenizer, problems, traces, verdicts, cfg, tmp_path, seed=0)
+    m = run_knowledge_stage(model, tokenizer, problems, traces, verdicts, cfg, tmp_path, seed=0, fmt=LOOKUP)
     by_id = {q.id: q for q in problems}  # the loop passes {id: Problem}: same result
-    assert run_knowledge_stage(model, tokenizer, by_id, traces, verdicts, cfg, tmp_path / "d", seed=0) == m
+    assert run_knowledge_stage(model, tokenizer, by_id, traces, verdicts, cfg, tmp_path / "d", seed=0, fmt=LOOKUP) == m
     assert m["n_steps"] == 12 * 5 and m["n_train"] + m["n_heldout"] == 60
     assert m["n_heldout_problems"] == 6 and m["n_heldout"] > 0  # 24 problems * 0.25
     assert m["positive_rate"] == pytest.approx(3 / 5)
@@ -349,12 +354,12 @@ def test_run_knowledge_stage(policy, tmp_path):
     head = load_qhat(tmp_path / "qhat")
     assert head.hidden_dim == 32 and head.position == "action"
     # the saved head scores traces of this policy; a head of another hidden size is refused in one line
-    assert len(score_traces(model, tokenizer, head, by_id, traces[:3])) == 3
+    assert len(score_traces(model, tokenizer, head, by_id, traces[:3], fmt=LOOKUP)) == 3
     from oakdpo.io import UserError
     with pytest.raises(UserError, match="hidden states of size 16, but this policy's are 32"):
-        score_traces(model, tokenizer, QHead(16), by_id, traces[:3])
+        score_traces(model, tokenizer, QHead(16), by_id, traces[:3], fmt=LOOKUP)
     # nothing to learn from: no files, metrics say why
-    m0 = run_knowledge_stage(model, tokenizer, problems[:1], traces[:0], verdicts[:0], cfg, tmp_path / "empty")
+    m0 = run_knowledge_stage(model, tokenizer, problems[:1], traces[:0], verdicts[:0], cfg, tmp_path / "empty", fmt=LOOKUP)
     assert m0["n_steps"] == 0 and m0["skipped"] == "no reasoning steps" and not (tmp_path / "empty").exists()
 
 
@@ -374,7 +379,7 @@ def test_step_features_peft_and_bos_tokenizer(policy):
     peft_model = get_peft_model(copy.deepcopy(model), LoraConfig(r=4, target_modules=["q_proj", "v_proj"],
                                                                  init_lora_weights=False))
     by_id = {p.id: p for p in PROBLEMS}
-    f = step_features(peft_model, bos_tok, by_id, TRACES[:1], VERDICTS[:1])
+    f = step_features(peft_model, bos_tok, by_id, TRACES[:1], VERDICTS[:1], fmt=LOOKUP)
     full = build_prompt(by_id["a"]) + TRACES[0]["text"]
     enc = bos_tok(full)
     assert enc["input_ids"][0] == bos
@@ -390,7 +395,7 @@ def test_step_features_peft_and_bos_tokenizer(policy):
     torch.testing.assert_close(f["hidden"], ref[pos], atol=1e-5, rtol=1e-4)
     assert not torch.allclose(f["hidden"], base[pos], atol=1e-3)  # the LoRA weights were applied
     # confidence features through the PEFT wrapper: the running sum is the LoRA policy's log-prob of the trace
-    fc = step_features(peft_model, bos_tok, by_id, TRACES[:1], VERDICTS[:1], confidence=True)
+    fc = step_features(peft_model, bos_tok, by_id, TRACES[:1], VERDICTS[:1], confidence=True, fmt=LOOKUP)
     with torch.no_grad():
         logp = torch.log_softmax(peft_model(input_ids=ids).logits[0], -1)[:-1].gather(1, ids[0, 1:, None])[:, 0]
     first = len(bos_tok(build_prompt(by_id["a"]))["input_ids"])  # the prompt ends on a token boundary here
@@ -410,14 +415,14 @@ def test_cap_traces():
 def test_steps_past_the_context_are_dropped(policy, monkeypatch):
     model, tokenizer = policy
     by_id = {p.id: p for p in PROBLEMS}
-    f = step_features(model, tokenizer, by_id, TRACES[:1], VERDICTS[:1])
+    f = step_features(model, tokenizer, by_id, TRACES[:1], VERDICTS[:1], fmt=LOOKUP)
     second = f["position"].tolist()[1]
     monkeypatch.setattr(model.config, "max_position_embeddings", second)  # the 2nd Action token no longer fits
-    g = step_features(model, tokenizer, by_id, TRACES[:1], VERDICTS[:1])
+    g = step_features(model, tokenizer, by_id, TRACES[:1], VERDICTS[:1], fmt=LOOKUP)
     assert g["step_index"].tolist() == [0]
     torch.testing.assert_close(g["hidden"], f["hidden"][:1], atol=1e-5, rtol=1e-4)
     # scoring: a step the model cannot read counts as 0 (no evidence it is valid)
-    assert score_traces(model, tokenizer, StubHead(), by_id, TRACES[:1]) == [0.0]
+    assert score_traces(model, tokenizer, StubHead(), by_id, TRACES[:1], fmt=LOOKUP) == [0.0]
 
 
 def test_confidence_features_hand_computed():
@@ -433,9 +438,9 @@ def test_confidence_features_hand_computed():
 def test_step_features_confidence_matches_the_policy_log_probs(policy):
     model, tokenizer = policy
     by_id = {p.id: p for p in PROBLEMS}
-    f = step_features(model, tokenizer, by_id, TRACES[:1], VERDICTS[:1], confidence=True)
+    f = step_features(model, tokenizer, by_id, TRACES[:1], VERDICTS[:1], confidence=True, fmt=LOOKUP)
     assert f["hidden"].shape == (2, 32) and f["confidence"].shape == (2, 4)
-    plain = step_features(model, tokenizer, by_id, TRACES[:1], VERDICTS[:1])
+    plain = step_features(model, tokenizer, by_id, TRACES[:1], VERDICTS[:1], fmt=LOOKUP)
     torch.testing.assert_close(f["hidden"], plain["hidden"])
     assert plain["confidence"].shape == (2, 0)
     prompt = build_prompt(by_id["a"])

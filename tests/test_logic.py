@@ -2,8 +2,7 @@
 
 import pytest
 
-from oakdpo.logic import (Assume, Contradicts, Lit, apply_option, make_fact, make_rule, negate_fact,
-                          parse_sentence, render, singular)
+from oakdpo.tasks.prontoqa.logic import Assume, Contradicts, Lit, apply_option, make_fact, make_rule, negate_fact, parse_sentence, render, singular
 
 
 def fact(name, *preds, op="atom"):

@@ -16,6 +16,7 @@ from oakdpo.dpo import base_dpo_args, iteration_args
 
 def loop_config(**knowledge) -> Config:
     cfg = Config()
+    cfg.format.style = "lookup"  # the tiny model's style
     cfg.generation.max_new_tokens = 40
     cfg.generation.batch_size = 16
     cfg.eval.max_new_tokens = 40
@@ -48,7 +49,8 @@ def test_world_size_one_never_initialises_distributed(monkeypatch):
 def test_prompt_ids_are_a_prefix_of_prompt_plus_chosen(tiny_model_dir, small_problems):
     from transformers import AutoTokenizer
 
-    from oakdpo.formats import build_prompt, gold_trace
+    from oakdpo.tasks.prontoqa.prompt import build_lookup_prompt as build_prompt
+    from oakdpo.tasks.prontoqa.gold import gold_trace
 
     tok = AutoTokenizer.from_pretrained(tiny_model_dir, local_files_only=True)
     for p in small_problems:

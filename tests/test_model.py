@@ -13,11 +13,13 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
 
 from oakdpo import cli
 from oakdpo.config import ModelConfig, load_config
-from oakdpo.data import generate_problems
-from oakdpo.formats import Problem, build_prompt, gold_trace
+from oakdpo.tasks.prontoqa.generator import generate_problems
+from oakdpo.trace import Problem
+from oakdpo.tasks.prontoqa.prompt import build_lookup_prompt as build_prompt
+from oakdpo.tasks.prontoqa.gold import gold_trace
 from oakdpo.io import UserError
-from oakdpo.model import (_POLARITY_TOKEN, _random_direction, build_corpus, build_tiny_model, init_tiny_model,
-                          load_policy, subject_group, train_tokenizer)
+from oakdpo.tiny import _POLARITY_TOKEN, _random_direction, build_corpus, build_tiny_model, init_tiny_model, subject_group, train_tokenizer
+from oakdpo.model import load_policy
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ModelConfig(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, vocab_size=600,

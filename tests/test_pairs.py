@@ -1,8 +1,31 @@
 """Preference pairs: selection rules and prompt stripping (exactly once, by prefix)."""
 
-from oakdpo.config import PairsConfig
-from oakdpo.formats import Problem, build_prompt
-from oakdpo.pairs import build_pairs, strip_prompt
+import pytest
+
+from oakdpo.config import FormatConfig, PairsConfig
+from oakdpo.pairs import build_pairs as _build_pairs, strip_prompt
+from oakdpo.prompting import Framing
+from oakdpo.tasks.prontoqa import PrOntoQATask
+from oakdpo.tasks.prontoqa.prompt import build_lookup_prompt as build_prompt
+from oakdpo.trace import Problem
+
+
+class PlainTokenizer:
+    """What a Framing reads of a tokenizer without a chat template."""
+    chat_template = None
+    eos_token, eos_token_id = "</s>", 2
+
+
+FRAMING = Framing(PlainTokenizer(), FormatConfig(style="lookup"))
+
+
+def build_pairs(problems, traces, verdicts, cfg):
+    return _build_pairs(problems, traces, verdicts, cfg, FRAMING)
+
+
+@pytest.fixture
+def gold_is_GOLD(monkeypatch):
+    monkeypatch.setattr(PrOntoQATask, "gold_trace", lambda self, problem, style: "GOLD")
 
 
 def _problem(pid="p0", proof=True):
@@ -36,10 +59,7 @@ def test_valid_vs_invalid_pairs_hardest_negative_first():
     assert pairs[0]["prompt"] == prompt and pairs[0]["chosen_sample"] == 1 and pairs[0]["rejected_sample"] == 2
 
 
-def test_gold_pairs_when_no_valid_sample(monkeypatch):
-    import oakdpo.pairs as pairs_mod
-
-    monkeypatch.setattr(pairs_mod, "_gold_text", lambda problem: "GOLD")
+def test_gold_pairs_when_no_valid_sample(gold_is_GOLD):
     p = _problem()
     tvs = [_tv("p0", 0, "bad", False, 0.0)]
     pairs = build_pairs([p], [t for t, _ in tvs], [v for _, v in tvs], PairsConfig())
@@ -48,12 +68,13 @@ def test_gold_pairs_when_no_valid_sample(monkeypatch):
 
 
 def test_step_validity_ranking_needs_gap_without_gold():
-    p = _problem(proof=False)
+    p = _problem()
     tvs = [_tv("p0", 0, "a", False, 0.9), _tv("p0", 1, "b", False, 0.8), _tv("p0", 2, "c", False, 0.1)]
     pairs = build_pairs([p], [t for t, _ in tvs], [v for _, v in tvs],
-                        PairsConfig(min_step_validity_gap=0.5, max_pairs_per_problem=5))
+                        PairsConfig(min_step_validity_gap=0.5, max_pairs_per_problem=5, use_gold=False))
     assert [(x["chosen"], x["rejected"], x["kind"]) for x in pairs] == [("a", "c", "step_validity")]
-    none = build_pairs([p], [t for t, _ in tvs], [v for _, v in tvs], PairsConfig(min_step_validity_gap=0.95))
+    none = build_pairs([p], [t for t, _ in tvs], [v for _, v in tvs],
+                       PairsConfig(min_step_validity_gap=0.95, use_gold=False))
     assert none == []
 
 
@@ -99,10 +120,7 @@ def test_build_pairs_truncates_rejected_only_when_configured():
     assert [(x["chosen"], x["rejected"]) for x in whole] == [("good", bad)]
 
 
-def test_on_policy_step_validity_pairs_come_before_gold(monkeypatch):
-    import oakdpo.pairs as pairs_mod
-
-    monkeypatch.setattr(pairs_mod, "_gold_text", lambda problem: "GOLD")
+def test_on_policy_step_validity_pairs_come_before_gold(gold_is_GOLD):
     p = _problem()
     ranked = [_tv("p0", 0, "a", False, 0.9), _tv("p0", 1, "c", False, 0.1)]
     pairs = build_pairs([p], [t for t, _ in ranked], [v for _, v in ranked], PairsConfig(min_step_validity_gap=0.5))

@@ -4,7 +4,9 @@ import importlib.util
 import re
 from pathlib import Path
 
-from oakdpo.formats import build_prompt, gold_trace, parse_trace
+from oakdpo.tasks.prontoqa.prompt import build_lookup_prompt as build_prompt
+from oakdpo.tasks.prontoqa.gold import gold_trace
+from oakdpo.trace import parse_trace
 from oakdpo.model import load_policy
 
 ROOT = Path(__file__).resolve().parents[1]

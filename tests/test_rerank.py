@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 
-from oakdpo.config import EvalConfig, KnowledgeConfig
+from oakdpo.config import Config, EvalConfig, FormatConfig, KnowledgeConfig
 from oakdpo.evaluation import evaluate_rerank
-from oakdpo.formats import gold_trace
+from oakdpo.tasks.prontoqa.gold import gold_trace
 from oakdpo.knowledge import load_qhat, run_knowledge_stage, score_traces
 from oakdpo.model import load_policy
 from oakdpo.verify import verify_traces
+
+LOOKUP = FormatConfig(style="lookup")  # the tiny model's style
 
 
 def test_rerank_picks_the_highest_scoring_sample(tmp_path, tiny_model_dir, small_problems):
@@ -23,12 +25,13 @@ def test_rerank_picks_the_highest_scoring_sample(tmp_path, tiny_model_dir, small
         traces.append({"problem_id": p.id, "sample": 1, "text": gold.replace('args="[', 'args="[9', 1)})
     verdicts = verify_traces(problems, traces, progress=False)
     m = run_knowledge_stage(model, tok, {p.id: p for p in problems}, traces, verdicts,
-                            KnowledgeConfig(epochs=5, heldout_fraction=0.25), tmp_path / "it", seed=0)
+                            KnowledgeConfig(epochs=5, heldout_fraction=0.25), tmp_path / "it", seed=0, fmt=LOOKUP)
     assert m["n_steps"] > 0
     head = load_qhat(tmp_path / "it" / "qhat")
 
     cfg = EvalConfig(rerank=3, max_new_tokens=40, batch_size=16)
-    rr = evaluate_rerank(model, tok, problems[:4], cfg, tmp_path / "it" / "qhat", tmp_path / "eval")
+    rr = evaluate_rerank(model, tok, problems[:4], Config(eval=cfg, format=LOOKUP), tmp_path / "it" / "qhat",
+                         tmp_path / "eval")
     assert rr["n"] == 3 and rr["reranked"]["traces"] == 4 and rr["first_sample"]["traces"] == 4
     chosen = [json.loads(line) for line in (tmp_path / "eval" / "rerank" / "traces.jsonl").read_text().splitlines()]
     assert [c["problem_id"] for c in chosen] == [p.id for p in problems[:4]]
@@ -38,8 +41,8 @@ def test_rerank_picks_the_highest_scoring_sample(tmp_path, tiny_model_dir, small
 
     samples = generate_traces(model, tok, problems[:4], 3, GenerationConfig(batch_size=16, max_new_tokens=40,
                                                                             temperature=cfg.temperature,
-                                                                            seed=cfg.seed), progress=False)
-    scores = score_traces(model, tok, head, {p.id: p for p in problems}, samples)
+                                                                            seed=cfg.seed), progress=False, fmt=LOOKUP)
+    scores = score_traces(model, tok, head, {p.id: p for p in problems}, samples, fmt=LOOKUP)
     for c in chosen:
         best = max(s for t, s in zip(samples, scores) if t["problem_id"] == c["problem_id"])
         mine = next(s for t, s in zip(samples, scores)

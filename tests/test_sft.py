@@ -8,11 +8,15 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
 from oakdpo import cli
-from oakdpo.config import Config, ModelConfig, load_config
-from oakdpo.data import generate_problems, write_problems
-from oakdpo.formats import build_prompt, gold_trace
+from oakdpo.config import Config, FormatConfig, ModelConfig, load_config
+from oakdpo.prompting import Framing
+from oakdpo.tasks.prontoqa.generator import generate_problems
+from oakdpo.data import write_problems
+from oakdpo.tasks.prontoqa.prompt import build_lookup_prompt as build_prompt
+from oakdpo.tasks.prontoqa.gold import gold_trace
 from oakdpo.generation import generate_traces
-from oakdpo.model import build_corpus, init_tiny_model, load_policy
+from oakdpo.tiny import build_corpus, init_tiny_model
+from oakdpo.model import load_policy
 from oakdpo.training import run_sft, sft_args, sft_dataset
 
 TINY = ModelConfig(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, vocab_size=500)
@@ -30,8 +34,19 @@ def tiny_dir(tmp_path_factory, problems):
     return out
 
 
+class PlainTokenizer:
+    """What a Framing reads of a tokenizer without a chat template."""
+    chat_template = None
+    eos_token, eos_token_id = "</s>", 2
+
+
+LOOKUP = FormatConfig(style="lookup")  # the tiny model's style
+FRAMING = Framing(PlainTokenizer(), LOOKUP)
+
+
 def _cfg(**sft) -> Config:
     cfg = Config()
+    cfg.format = FormatConfig(style="lookup")
     cfg.model = ModelConfig(**{**TINY.__dict__})
     for k, v in {**dict(epochs=1.0, batch_size=8, learning_rate=1e-2, logging_steps=1, warmup_ratio=0.0,
                         max_length=512), **sft}.items():
@@ -44,7 +59,7 @@ def test_prompt_tokens_are_masked_in_the_collated_batch(tiny_dir, problems, tmp_
 
     model, tok = load_policy(tiny_dir, for_training=True)
     trainer = SFTTrainer(model=model, args=sft_args(_cfg(), tmp_path), processing_class=tok,
-                         train_dataset=sft_dataset(problems[:3], tok.eos_token))
+                         train_dataset=sft_dataset(problems[:3], Framing(tok, LOOKUP)))
     batch = trainer.data_collator([trainer.train_dataset[i] for i in range(3)])
     for row, p in enumerate(problems[:3]):
         ids, labels = batch["input_ids"][row].tolist(), batch["labels"][row].tolist()
@@ -75,7 +90,7 @@ def test_run_sft_trains_saves_and_reloads(tiny_dir, problems, tmp_path):
     assert [k for k in before if torch.equal(before[k], after[k])] == []  # every tensor was trained
     model = AutoModelForCausalLM.from_pretrained(out, local_files_only=True)
     _, tok = load_policy(out)
-    traces = generate_traces(model, tok, problems[:2], 1, cfg.generation, do_sample=False, progress=False)
+    traces = generate_traces(model, tok, problems[:2], 1, cfg.generation, fmt=LOOKUP, do_sample=False, progress=False)
     assert len(traces) == 2 and all(t["num_tokens"] >= 1 for t in traces)
 
 
@@ -94,7 +109,7 @@ def test_run_sft_with_lora_writes_an_adapter(tiny_dir, problems, tmp_path):
     base, _ = load_policy(tiny_dir)
     q = "model.layers.0.self_attn.q_proj.weight"
     assert not torch.equal(model.state_dict()[q], base.state_dict()[q])
-    traces = generate_traces(model, tok, problems[:1], 1, cfg.generation, do_sample=False, progress=False)
+    traces = generate_traces(model, tok, problems[:1], 1, cfg.generation, fmt=LOOKUP, do_sample=False, progress=False)
     assert traces[0]["num_tokens"] >= 1
 
 
@@ -113,7 +128,7 @@ INDUCTION = ModelConfig(hidden_size=64, num_layers=2, num_heads=2, intermediate_
 
 def test_curriculum_rows_come_first_and_cut_down(problems, tmp_path):
     cfg = _cfg(curriculum_steps=3, curriculum_keep=2, epochs=1.5, batch_size=4)
-    ds = sft_dataset(problems, "</s>", cfg)
+    ds = sft_dataset(problems, FRAMING, cfg)
     full = {build_prompt(p): len(p.premises) for p in problems}
     n_cut = 3 * 4
     assert len(ds) == n_cut + 16 + 8  # 3 steps x 4 rows, then 1.5 epochs of 16
@@ -130,8 +145,8 @@ def test_curriculum_rows_come_first_and_cut_down(problems, tmp_path):
 def test_cut_to_proof_keeps_the_proof():
     import random
 
-    from oakdpo.data import cut_to_proof
-    from oakdpo.verify import verify_trace
+    from oakdpo.tasks.prontoqa.generator import cut_to_proof
+    from oakdpo.tasks.prontoqa.verify import verify_trace
 
     for p in generate_problems(20, (1, 5), seed=9):
         q = cut_to_proof(p, 3, random.Random(0))
@@ -144,9 +159,9 @@ def test_cut_to_proof_keeps_the_proof():
 def test_cut_to_proof_distractor_modes():
     import random
 
-    from oakdpo.data import cut_to_proof
+    from oakdpo.tasks.prontoqa.generator import cut_to_proof
     from oakdpo.io import UserError
-    from oakdpo.verify import verify_trace
+    from oakdpo.tasks.prontoqa.verify import verify_trace
 
     def ends_in_query_word(p):
         last = p.query.split()[-1].rstrip(".")
@@ -179,7 +194,7 @@ def test_curriculum_distractor_reaches_the_sft_rows(problems):
 
     # keep 0: without the distractor only the proof's own rule ends in the query's word
     for mode, want, dead in (("first", {2}, {True}), ("keep", {2}, {True, False}), ("random", {1}, {False})):
-        ds = sft_dataset(problems, "</s>", _cfg(curriculum_steps=4, curriculum_keep=0, epochs=1.0, batch_size=4,
+        ds = sft_dataset(problems, FRAMING, _cfg(curriculum_steps=4, curriculum_keep=0, epochs=1.0, batch_size=4,
                                                curriculum_distractor=mode))
         rows = ds.select(range(16))
         assert {lookalike_lines(r["prompt"]) for r in rows} == want

@@ -9,13 +9,14 @@ import random
 
 import pytest
 
-from oakdpo.formats import (Problem, build_prompt, extract_claim, gold_trace, parse_action, parse_trace,
-                            query_statement, render_trace, repeated_keys)
+from oakdpo.trace import Problem, extract_claim, parse_action, parse_trace, query_statement, render_trace
+from oakdpo.tasks.prontoqa.prompt import build_lookup_prompt as build_prompt, repeated_keys
+from oakdpo.tasks.prontoqa.gold import gold_trace
 from oakdpo.io import UserError
-from oakdpo.verify import (SUMMARY_KEYS, sokrates_claim, summarize, verify_sokrates_record, verify_trace,
-                           verify_traces)
+from oakdpo.verify import SUMMARY_KEYS, summarize, verify_traces
+from oakdpo.tasks.prontoqa.verify import sokrates_claim, verify_sokrates_record, verify_trace
 
-data = pytest.importorskip("oakdpo.data")
+from oakdpo.tasks.prontoqa import generator as data, loaders  # noqa: E402
 
 PROBLEM = Problem(
     id="p1",
@@ -25,6 +26,7 @@ PROBLEM = Problem(
     proof=["Max is a vumpus.", "Every vumpus is a brimpus.", "Max is a brimpus.", "Brimpuses are wooden.",
            "Max is wooden."])
 
+# A forward proof with every formula tagged: what the verifier reads whatever the gold style.
 GOLD = """\
 Thought: [1] Max is a vumpus. [0] Every vumpus is a brimpus. So [5] Max is a brimpus.
 Action: <Option type="MODUS_PONENS" args="[1, 0]" />
@@ -34,11 +36,21 @@ Thought: [6] Max is wooden. So [Q] Max is not wooden: false.
 Action: <Option type="CONCLUDE" args="[1]" />
 Final Answer: FALSE"""
 
+GOLD_NATURAL = """\
+Thought: Max is a vumpus. Every vumpus is a brimpus. So Max is a brimpus.
+Action: <Option type="MODUS_PONENS" args="[1, 0]" />
+Thought: Max is a brimpus. Brimpuses are wooden. So Max is wooden.
+Action: <Option type="MODUS_PONENS" args="[5, 2]" />
+Thought: Max is wooden. So the query is false.
+Action: <Option type="CONCLUDE" args="[1]" />
+Final Answer: FALSE"""
+
 
 # ------------------------------------------------------------------------------------------ trace format
 
 def test_gold_trace_exact():
-    assert gold_trace(PROBLEM, backward=False) == GOLD
+    assert gold_trace(PROBLEM, "natural") == GOLD_NATURAL
+    assert verify_trace(PROBLEM, GOLD_NATURAL)["trace_valid"] and verify_trace(PROBLEM, GOLD)["trace_valid"]
 
 
 def test_gold_trace_backward_exact():
@@ -219,9 +231,9 @@ def test_verify_traces_and_summary():
     vs = verify_traces([PROBLEM], traces, progress=False)
     assert [(v["problem_id"], v["sample"], v["trace_valid"]) for v in vs] == [("p1", 0, True), ("p1", 1, False)]
     assert summarize(vs) == {"traces": 2, "reasoning_steps": 2, "step_validity": 1.0, "trace_validity": 0.5,
-                             "accuracy": 0.5, "conclude_support": 0.5}
+                             "accuracy": 0.5, "conclude_support": 0.5, "timeouts": 0}
     assert summarize([]) == {"traces": 0, "reasoning_steps": 0, "step_validity": 0.0, "trace_validity": 0.0,
-                             "accuracy": 0.0, "conclude_support": 0.0}
+                             "accuracy": 0.0, "conclude_support": 0.0, "timeouts": 0}
     with pytest.raises(UserError, match="unknown problem_id 'nope'"):
         verify_traces([PROBLEM], [{"problem_id": "nope", "sample": 0, "text": GOLD}], progress=False)
 
@@ -269,10 +281,10 @@ def test_other_rules_gold_traces(problem, options):
     assert (v["trace_valid"], v["correct"], v["step_validity"]) == (True, True, 1.0)
 
 
-def test_gold_trace_unreachable_raises():
+@pytest.mark.parametrize("style", ["natural", "lookup"])
+def test_gold_trace_unreachable_is_none(style):
     p = Problem(id="x", premises=["Max is a wumpus."], query="True or false: Max is wooden.", label="TRUE")
-    with pytest.raises(UserError, match="problem x: the gold proof does not reach the answer TRUE"):
-        gold_trace(p)
+    assert gold_trace(p, style) is None  # skipped and counted by the caller, never the end of a file
 
 
 # ---------------------------------------------------------------------------------- sokrates records
@@ -336,7 +348,7 @@ def test_sokrates_claims_and_errors():
 def _shared_problems(shared_data):
     out = []
     for f in sorted((shared_data / "prontoqa").glob("*.json")):
-        out += data.load_prontoqa_json(f)
+        out += loaders.load_prontoqa_json(f)
     return out
 
 
@@ -373,7 +385,7 @@ def _render(steps, answer):
 
 
 def _set_claim(thought, claim):
-    head, sep, _ = thought.rpartition("] ")
+    head, sep, _ = thought.rpartition("So ")
     return head + sep + claim
 
 
@@ -390,7 +402,7 @@ def _lit(obj, negated):
 
 def _mutations(problem, rng):
     """Yield (name, mutated text, expected reason of the first invalid step or the CONCLUDE / trace)."""
-    gold = gold_trace(problem, backward=False)
+    gold = gold_trace(problem, "natural")
     steps, answer = _steps(gold)
     P = len(problem.premises)
     m = len(steps) - 1  # reasoning steps (all MODUS_PONENS [fact, rule])

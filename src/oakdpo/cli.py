@@ -15,8 +15,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="oakdpo", description="Train LMs to reason with solver-verified proofs.")
     sub = p.add_subparsers(dest="command", required=True)
     # Each module registers its own subcommands: add_cli(sub) attaches parsers with set_defaults(func=...).
-    for module_name in ("data", "verify", "solvers.folio", "model", "training", "generation", "evaluation",
-                        "loop", "report"):
+    for module_name in ("data", "verify", "tiny", "training", "generation", "evaluation", "loop", "report"):
         try:
             module = __import__(f"oakdpo.{module_name}", fromlist=["add_cli"])
         except ModuleNotFoundError as e:

@@ -19,6 +19,8 @@ from .io import UserError, write_text
 
 CURRICULUM_DISTRACTOR_MODES = ("random", "keep", "first")  # sft.curriculum_distractor (data.cut_to_proof)
 QHAT_CALIBRATIONS = ("temperature", "isotonic")  # knowledge.calibration (knowledge._fit)
+FORMAT_STYLES = ("natural", "lookup")  # format.style (tasks.base.STYLES)
+CHAT_TEMPLATE_MODES = ("auto", "never", "always")  # format.chat_template (prompting)
 
 
 def _f(default: Any, help: str, choices: tuple | None = None):
@@ -70,8 +72,31 @@ class ModelConfig:
 
 
 @dataclass
+class FormatConfig:
+    style: str = _f("natural", "How a problem and its proof are written. 'natural': the premises exactly as "
+                    "written, numbered once, the query as written, an instruction (the task, the option types, "
+                    "the trace grammar), forward gold proofs in plain sentences; what a real checkpoint should "
+                    "see. 'lookup': the built-in tiny model's format (tags before each premise's last word, "
+                    "backward proofs with lookup scaffolding, no instruction); configs/tiny.yaml selects it.",
+                    choices=FORMAT_STYLES)
+    chat_template: str = _f("auto", "'auto': a tokenizer with a chat template gets the instruction as the system "
+                            "message and the problem as the user message (apply_chat_template with "
+                            "add_generation_prompt), SFT and DPO use TRL's conversational form and generation "
+                            "stops at the template's end of turn; a tokenizer without one gets plain text. "
+                            "'never': always plain text. 'always': require a chat template (error without one).",
+                            choices=CHAT_TEMPLATE_MODES)
+
+
+@dataclass
+class VerifyConfig:
+    workers: int = _f(0, "Processes that verify traces (0: every CPU this process may use; 1: in process).")
+    trace_timeout_s: float = _f(10.0, "Time budget of one trace's verification, parsing and solver calls "
+                                "included; a trace over it gets the verdict 'timeout' (invalid) and the run goes on.")
+
+
+@dataclass
 class DataConfig:
-    dataset: str = _f("prontoqa", "prontoqa or folio.")
+    dataset: str = _f("prontoqa", "The task (oakdpo.tasks): prontoqa, folio, proofwriter or a plugin's name.")
     train_problems: int = _f(4000, "quickstart: number of generated training problems.")
     val_problems: int = _f(200, "quickstart: number of generated validation problems.")
     hops: str = _f("1-5", "quickstart: hop range of generated problems, 'H' or 'H1-H2'.")
@@ -200,6 +225,7 @@ class KnowledgeConfig:
 @dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
+    format: FormatConfig = field(default_factory=FormatConfig)
     data: DataConfig = field(default_factory=DataConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
@@ -208,6 +234,7 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
     oak: OakConfig = field(default_factory=OakConfig)
     knowledge: KnowledgeConfig = field(default_factory=KnowledgeConfig)
+    verify: VerifyConfig = field(default_factory=VerifyConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

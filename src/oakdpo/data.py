@@ -1,523 +1,20 @@
-"""PrOntoQA problems: our own generator, loaders for the original formats, and the `oakdpo data` commands.
+"""Problem files and the `oakdpo data` commands (generate, import, gold).
 
-Generator. It follows the generative story of the original PrOntoQA generator (asaparov/prontoqa, fictional
-ontology, ModusPonens, relevant distractors) with code written here:
-  - a chain ontology root <- level 1 <- ... <- level L (L <= 5); every non-root node has one property (an
-    adjective from its own property family; positive with probability 2/3) and a "distractor parent", a
-    concept with a property of its own;
-  - a two-concept distractor ontology (child -> root) with one property on the child;
-  - the entity is a member of a chain node (the start) and of the distractor child (the distractor fact);
-  - the proof walks up from the start and stops at a property after exactly `hops` rule applications;
-  - a distractor rule "Every D is (not) P", D a concept used nowhere else and P the conclusion's adjective;
-  - the query is the conclusion or its negation (fair coin): label TRUE or FALSE;
-  - sentences: "Every/Each X is (not) a Y.", "Xs are (not) Ys.", "Every/Each X is (not) ADJ.",
-    "Xs are (not) ADJ.", "NAME is a X.", singular/plural and each/every chosen by fair coins.
-Context order: postorder (children before parents: the relevant rules appear in proof order), preorder,
-or random; the two entity facts come last, in random order.
-
-The label shortcut of the original (see ../shared/data/README.md): the distractor rule is the one rule whose
-subject concept occurs nowhere else, and its polarity is always the opposite of the true conclusion's.
-With `remove_shortcut=True` (the default) the distractor rule's polarity is a fair coin, independent of the
-label, so that rule predicts the answer at chance (`shortcut_prediction`). The structure is unchanged. The
-price: the two rules about the query's adjective now agree half of the time, and then their polarity is the
-answer (~75% for "majority polarity"; see `label_heuristics`). Taking the ontology's own rule about the
-adjective answers every problem, here and in the original: final-answer accuracy alone shows little.
+problems.jsonl holds one Problem record per line (oakdpo.trace). Every other file shape is a task's own format,
+read by that task's loader (oakdpo.tasks): `read_problem_file` accepts either, so every stage takes both.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import random
-import re
 from collections import Counter
 from pathlib import Path
 from typing import Iterable
 
-from .config import CURRICULUM_DISTRACTOR_MODES
-from .formats import LABELS, Problem, query_statement, trace_record
-from .io import UserError, read_json, read_jsonl_lines, write_jsonl
+from .io import UserError, read_jsonl_lines, write_jsonl
+from .tasks import get_task, task_for_format
+from .trace import LABELS, Problem, trace_record
 
-# ----------------------------------------------------------------------------------------------------------
-# Vocabulary of the original generator (fictional ontology)
-
-NAMES = ("Fae", "Rex", "Sally", "Max", "Alex", "Sam", "Polly", "Stella", "Wren")
-CONCEPTS = ("wumpus", "yumpus", "zumpus", "dumpus", "rompus", "numpus", "tumpus", "vumpus", "impus", "jompus",
-            "gorpus", "shumpus", "lempus", "sterpus", "grimpus", "lorpus", "brimpus")
-PROPERTY_FAMILIES = (
-    ("blue", "red", "brown", "orange"),
-    ("small", "large"),
-    ("metallic", "wooden", "luminous", "liquid"),
-    ("transparent", "opaque"),
-    ("nervous", "happy", "feisty", "shy"),
-    ("bright", "dull"),
-    ("sweet", "sour", "spicy", "bitter"),
-    ("floral", "fruity", "earthy"),
-    ("hot", "cold", "temperate"),
-    ("kind", "mean", "angry", "amenable", "aggressive"),
-    ("melodic", "muffled", "discordant", "loud"),
-    ("slow", "moderate", "fast"),
-    ("windy", "sunny", "overcast", "rainy", "snowy"),
-)
-ADJECTIVES = tuple(a for fam in PROPERTY_FAMILIES for a in fam)
-MAX_HOPS = 5  # 13 property families: a depth-L chain needs 2L+1 of them plus 2 for the distractor ontology
-DEDUCTION_RULES = ("ModusPonens", "AndIntro", "AndElim", "OrIntro", "OrElim", "ProofByContra", "Composed")
-IMPORT_FORMATS = ("prontoqa-json", "logiclm", "folio")
-CONTEXT_ORDERS = ("random", "postorder", "preorder")
-
-
-def plural(noun: str) -> str:
-    """'wumpus' -> 'wumpuses' (every fictional concept ends in -us)."""
-    return noun + "es" if noun.endswith(("s", "x", "sh", "ch")) else noun + "s"
-
-
-def singular(word: str) -> str:
-    """'wumpuses' -> 'wumpus'; other words unchanged."""
-    return word[:-2] if word.endswith("puses") else word
-
-
-def is_concept(word: str) -> bool:
-    """Fictional concepts all end in '-pus' (adjectives such as 'nervous' do not)."""
-    return word.lower().endswith(("pus", "puses"))
-
-
-def with_article(noun: str) -> str:
-    """'impus' -> 'an impus' (the original's rule: 'an' before a vowel, except 'eu')."""
-    return ("an " if noun[0] in "aeiou" and not noun.startswith("eu") else "a ") + noun
-
-
-def rule_sentence(subject: str, obj: str, negated: bool, is_adjective: bool, form: str) -> str:
-    """Surface form of the rule 'every `subject` is (not) `obj`'. form: 'plural', 'each' or 'every'."""
-    neg = " not" if negated else ""
-    if form == "plural":
-        rhs = obj if is_adjective else plural(obj)
-        return f"{plural(subject).capitalize()} are{neg} {rhs}."
-    rhs = obj if is_adjective else with_article(obj)
-    return f"{form.capitalize()} {subject} is{neg} {rhs}."
-
-
-def fact_sentence(name: str, obj: str, negated: bool = False, is_adjective: bool = False) -> str:
-    """'Max is a wumpus.', 'Max is not red.'"""
-    neg = " not" if negated else ""
-    rhs = obj if is_adjective else with_article(obj)
-    return f"{name} is{neg} {rhs}."
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Generator
-
-def _draw_property(rng: random.Random, family: list[str]) -> tuple[str, bool]:
-    """(adjective, negated): each value of the family has weight 1 positive and 0.5 negated (as the original)."""
-    adj = rng.choice(family)
-    return adj, rng.random() >= 2 / 3
-
-
-def _rule_form(rng: random.Random) -> str:
-    # the original: plural with probability 1/2, else "each" or "every" with equal odds
-    return "plural" if rng.random() < 0.5 else rng.choice(["each", "every"])
-
-
-def _generate_one(rng: random.Random, hops: int, context_order: str, remove_shortcut: bool,
-                  pid: str) -> Problem:
-    """One problem by rejection sampling of the original's story (tree depth, start node, proof walk)."""
-    while True:
-        names = list(CONCEPTS)
-        rng.shuffle(names)
-        families = [list(f) for f in PROPERTY_FAMILIES]
-        rng.shuffle(families)
-        distractor_concept = names.pop()
-
-        # Depth of the chain: each level stops with probability stop/2, stop = 1 / (hops + 2).
-        p_stop = 0.5 / (hops + 2)
-        depth = 0
-        while rng.random() >= p_stop and depth <= MAX_HOPS:
-            depth += 1
-        if depth < hops or depth > MAX_HOPS:
-            continue
-        chain = [names.pop() for _ in range(depth + 1)]  # chain[0] is the root (no property)
-        props: dict[str, tuple[str, bool]] = {}
-        dparent: dict[int, str] = {}
-        for k in range(1, depth + 1):
-            props[chain[k]] = _draw_property(rng, families.pop())
-            dparent[k] = names.pop()
-            props[dparent[k]] = _draw_property(rng, families.pop())
-        dchild, droot = names.pop(), names.pop()
-        props[dchild] = _draw_property(rng, families.pop())
-
-        # Start node: uniform over levels >= hops; walk up, at each node stop at its property with weight
-        # 0.3 (positive) / 0.7 (negated) against 1 for going up. Keep only walks of exactly `hops` steps.
-        start = rng.randint(hops, depth)
-        level = start
-        stop_level = None
-        while level >= 1:
-            w = 0.7 if props[chain[level]][1] else 0.3
-            if rng.random() < w / (1 + w):
-                stop_level = level
-                break
-            level -= 1
-        if stop_level is None or start - stop_level + 1 != hops:
-            continue
-        break
-
-    entity = rng.choice(NAMES)
-    adj, concl_negated = props[chain[stop_level]]
-
-    # Rules as (subject, object, negated, is_adjective), in the original's traversal orders.
-    def node_rules(k: int) -> list[tuple]:
-        return [(chain[k], *props[chain[k]], True)]
-
-    def subsumptions(k: int) -> list[tuple]:  # true parent first, then the distractor parent
-        return [(chain[k], chain[k - 1], False, False), (chain[k], dparent[k], False, False)]
-
-    dparent_rules = [(dparent[k], *props[dparent[k]], True) for k in range(1, depth + 1)]
-    donto = [(dchild, *props[dchild], True), (dchild, droot, False, False)]
-    if context_order == "preorder":
-        main = []
-        for k in range(1, depth + 1):
-            main += subsumptions(k) + node_rules(k)
-        donto = donto[::-1]
-    else:  # postorder (random shuffles it below)
-        main = []
-        for k in range(depth, 0, -1):
-            main += node_rules(k) + subsumptions(k)
-    rules = main + dparent_rules + donto
-    if context_order == "random":
-        rng.shuffle(rules)
-    rule_sents = [rule_sentence(s, o, n, a, _rule_form(rng)) for s, o, n, a in rules]
-    where = {(s, o, n): sent for (s, o, n, _), sent in zip(rules, rule_sents)}  # the proof quotes the context
-    sentences = list(rule_sents)
-
-    # The distractor rule: about the conclusion's adjective, with the opposite polarity (the original), or
-    # a fair-coin polarity when removing the shortcut.
-    d_negated = (rng.random() < 0.5) if remove_shortcut else not concl_negated
-    distractor = rule_sentence(distractor_concept, adj, d_negated, True, _rule_form(rng))
-    sentences.insert(rng.randint(0, len(sentences)), distractor)
-
-    facts = [fact_sentence(entity, chain[start]), fact_sentence(entity, dchild)]
-    rng.shuffle(facts)
-
-    # Gold proof: fact, then (rule, conclusion) per hop, reusing the context's sentences.
-    proof = [fact_sentence(entity, chain[start])]
-    for k in range(start, stop_level, -1):
-        proof += [where[(chain[k], chain[k - 1], False)], fact_sentence(entity, chain[k - 1])]
-    proof += [where[(chain[stop_level], adj, concl_negated)],
-              fact_sentence(entity, adj, concl_negated, is_adjective=True)]
-
-    label = "TRUE" if rng.random() < 0.5 else "FALSE"
-    q_negated = concl_negated if label == "TRUE" else not concl_negated
-    query = "True or false: " + fact_sentence(entity, adj, q_negated, is_adjective=True)
-    return Problem(id=pid, premises=sentences + facts, query=query, label=label, proof=proof, hops=hops,
-                   rule="ModusPonens", source="oakdpo-generator")
-
-
-def parse_hops(hops: str | int | tuple[int, int] | list[int]) -> tuple[int, int]:
-    """'3' -> (3, 3); '1-5' -> (1, 5); 3 -> (3, 3); (1, 5) -> (1, 5). Checks 1 <= lo <= hi <= MAX_HOPS."""
-    if isinstance(hops, str):
-        m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", hops)
-        if not m:
-            raise UserError(f"--hops: expected H or H1-H2 (e.g. 1-5), got {hops!r}")
-        lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
-    elif isinstance(hops, int):
-        lo = hi = hops
-    else:
-        lo, hi = (int(h) for h in hops)
-    if not 1 <= lo <= hi <= MAX_HOPS:
-        raise UserError(f"--hops: need 1 <= H1 <= H2 <= {MAX_HOPS}, got {lo}-{hi}")
-    return lo, hi
-
-
-def generate_problems(num: int, hops: tuple[int, int] | int | str = (1, 5), seed: int = 0,
-                      context_order: str = "random", remove_shortcut: bool = True) -> list[Problem]:
-    """Generate `num` PrOntoQA-style problems (fictional ontology, ModusPonens, relevant distractors).
-
-    Problem i depends only on (seed, i): the same seed gives identical problems and a longer run extends a
-    shorter one. Hops are drawn uniformly from the range. Ids are 'gen-s<seed>-<i:06d>'.
-    """
-    lo, hi = parse_hops(hops)
-    if context_order not in CONTEXT_ORDERS:
-        raise UserError(f"--context-order: expected one of {', '.join(CONTEXT_ORDERS)}, got {context_order!r}")
-    if num < 0:
-        raise UserError(f"--num: expected a non-negative count, got {num}")
-    out = []
-    for i in range(num):
-        rng = random.Random(f"oakdpo-prontoqa:{seed}:{i}")  # str seeds hash with sha512: stable everywhere
-        h = rng.randint(lo, hi)
-        out.append(_generate_one(rng, h, context_order, remove_shortcut, f"gen-s{seed}-{i:06d}"))
-    return out
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Reading PrOntoQA sentences (ModusPonens forms), used for the shortcut measurement
-
-_RULE_SING = re.compile(r"^(?:Each|Every) (\w+) is( not)? (?:an? (\w+)|(\w+))\.$")
-_RULE_PLUR = re.compile(r"^(\w+) are( not)? (\w+)\.$")
-_FACT = re.compile(r"^([A-Z]\w*) is( not)? (?:an? (\w+)|(\w+))\.$")
-
-
-def cut_to_proof(problem: Problem, keep: int, rng: random.Random, distractor: str = "random") -> Problem:
-    """A copy of `problem` with only the premises its gold proof uses plus `keep` others drawn by `rng`, in their
-    original order (renumbered). The SFT curriculum (sft.curriculum_steps) starts on these: with a handful of
-    premises a lookup has few candidates, and the small model learns what a lookup is before the full problems.
-
-    `distractor`, for the premises that end in the query's last word but are not in the proof (in PrOntoQA, the
-    distractor rule about the queried property, which the backward proof's first lookup must tell from the
-    proof's rule): "random", kept only if drawn among the `keep` others; "keep", always kept; "first", always
-    kept and listed before the proof's rule, so the gold trace tries it first, meets the dead end and retries.
-    """
-    if distractor not in CURRICULUM_DISTRACTOR_MODES:
-        raise UserError(f"sft.curriculum_distractor: expected one of {', '.join(CURRICULUM_DISTRACTOR_MODES)}, "
-                        f"got {distractor!r}")
-    used_text = {" ".join(s.split()).rstrip(".") for s in problem.proof}
-    norm = [" ".join(p.split()).rstrip(".") for p in problem.premises]
-    used = [i for i, t in enumerate(norm) if t in used_text]
-    last = problem.query.split()[-1].rstrip(".") if problem.query.split() else None
-    lookalike = {i for i, t in enumerate(norm) if last and t.split() and t.split()[-1] == last}
-    if distractor != "random":
-        used += sorted(lookalike - set(used))
-    other = [i for i in range(len(norm)) if i not in used]
-    rng.shuffle(other)
-    kept = sorted(used + other[:keep])
-    if distractor == "first":
-        look = [k for k, i in enumerate(kept) if i in lookalike]
-        proof_k = next((k for k in look if norm[kept[k]] in used_text), None)
-        dis_k = next((k for k in look if norm[kept[k]] not in used_text), None)
-        if proof_k is not None and dis_k is not None and proof_k < dis_k:
-            kept[proof_k], kept[dis_k] = kept[dis_k], kept[proof_k]
-    return dataclasses.replace(problem, id=f"{problem.id}-cut", premises=[problem.premises[i] for i in kept])
-
-
-def parse_simple(sentence: str) -> tuple[str, str, str, bool] | None:
-    """Parse a ModusPonens-form sentence.
-
-    Returns ('rule', subject_concept, object, negated) or ('fact', name, object, negated), where object is a
-    singular concept or an adjective; None for other sentences. Concepts are told from adjectives by the
-    fictional '-pus' ending.
-    """
-    s = sentence.strip()
-    m = _RULE_SING.match(s)
-    if m:
-        return ("rule", m.group(1).lower(), m.group(3) or m.group(4), bool(m.group(2)))
-    m = _RULE_PLUR.match(s)
-    if m:
-        return ("rule", singular(m.group(1).lower()), singular(m.group(3)), bool(m.group(2)))
-    m = _FACT.match(s)
-    if m and m.group(1) not in ("Each", "Every"):
-        return ("fact", m.group(1), m.group(3) or m.group(4), bool(m.group(2)))
-    return None
-
-
-def label_heuristics(problem: Problem) -> dict[str, str | None]:
-    """Answers that need no reasoning, to measure label shortcuts. Each is TRUE/FALSE, or None where the
-    heuristic does not apply. Only the rules about the query's adjective ("P-rules") are looked at:
-      singleton_rule     the README's shortcut: the P-rule(s) whose subject concept occurs in no other premise
-                         (the original's distractor); answer the opposite of their polarity.
-      majority_polarity  the polarity most P-rules have (None on a tie).
-      ontology_rule      the one P-rule whose subject occurs elsewhere (the ontology's own rule); answer its
-                         polarity. Inherent to PrOntoQA's design: it finds the right rule without checking that
-                         the entity reaches it.
-    """
-    out: dict[str, str | None] = {"singleton_rule": None, "majority_polarity": None, "ontology_rule": None}
-    q = parse_simple(query_statement(problem.query))
-    if q is None or q[0] != "fact":
-        return out
-    parsed = [parse_simple(p) for p in problem.premises]
-    mentions: Counter = Counter()
-    for p in parsed:
-        if p is not None:
-            mentions.update(w for w in ({p[1], p[2]} if p[0] == "rule" else {p[2]}) if is_concept(w))
-    p_rules = [p for p in parsed if p and p[0] == "rule" and p[2] == q[2]]
-
-    def answer(polarity: bool) -> str:  # the query is TRUE iff its polarity is the one derived
-        return "TRUE" if q[3] == polarity else "FALSE"
-
-    singles = {p[3] for p in p_rules if mentions[p[1]] == 1}
-    if len(singles) == 1:
-        out["singleton_rule"] = answer(not singles.pop())
-    neg = sum(p[3] for p in p_rules)
-    if p_rules and 2 * neg != len(p_rules):
-        out["majority_polarity"] = answer(2 * neg > len(p_rules))
-    others = [p for p in p_rules if mentions[p[1]] > 1]
-    if len(others) == 1:
-        out["ontology_rule"] = answer(others[0][3])
-    return out
-
-
-def shortcut_prediction(problem: Problem) -> str | None:
-    """The README's label shortcut (`label_heuristics(problem)["singleton_rule"]`): the answer opposite to the
-    polarity of the rule about the query's adjective whose subject occurs nowhere else; None if none."""
-    return label_heuristics(problem)["singleton_rule"]
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Loaders
-
-def split_sentences(text: str) -> list[str]:
-    """Split a context into sentences at '.', '!' or '?' followed by white space (names hold no periods)."""
-    return [s.strip() for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s.strip()]
-
-
-def _line_of(text: str, needle: str) -> int | None:
-    """1-based line of the first occurrence of `needle` in `text` (for error messages), None if absent."""
-    i = text.find(needle)
-    return None if i < 0 else text.count("\n", 0, i) + 1
-
-
-def _where(path: Path, text: str, needle: str, fallback: str) -> str:
-    line = _line_of(text, needle)
-    return f"{path}:{line}" if line else f"{path}: {fallback}"
-
-
-def _rule_from_name(stem: str) -> str | None:
-    """The deduction rule from an original output file name ('3hop_AndIntro_0shot' -> 'AndIntro')."""
-    parts = stem.split("_")
-    for part in parts:
-        if part in DEDUCTION_RULES:
-            return part
-    if "ProofsOnly" in parts or re.search(r"\d+hop", stem):
-        return "ModusPonens"
-    return None
-
-
-_FACT_LIKE = re.compile(r"^(?!Each |Every |Everything |Assume |Since |This |Therefore )[A-Z][a-z]+ is ")
-_ADJ_NOUN = re.compile(r"\bis an? (?!not\b)[a-z]+ [a-z]+pus\b")
-
-
-def _guess_rule(premises: list[str], proof: list[str]) -> str:
-    """Best guess of the deduction rule of a proofs-only example from its sentence forms (used only when
-    neither the caller nor the file name says; 'Composed' cannot be told apart this way)."""
-    if any(s.startswith("Assume") for s in proof):
-        return "ProofByContra" if any("contradict" in s for s in proof) else "OrElim"
-    if any(_FACT_LIKE.match(s) and " or " in s for s in proof):
-        return "OrIntro"
-    if any(_FACT_LIKE.match(p) and (" and " in p or _ADJ_NOUN.search(p)) for p in premises):
-        return "AndElim"  # the entity fact is a conjunction that the proof takes apart
-    if any(_FACT_LIKE.match(s) and (" and " in s or _ADJ_NOUN.search(s)) for s in proof):
-        return "AndIntro"
-    return "ModusPonens"
-
-
-def load_prontoqa_json(path: str | Path, rule: str | None = None) -> list[Problem]:
-    """Load the original generator's JSON output (`run_experiment.py --model-name json`).
-
-    Layout: {"exampleN": {"test_example": {"question", "query", "chain_of_thought", "answer"?}, ...}}; only the
-    test example is used. `--proofs-only` files have "Prove: ..." queries and no answer: label TRUE.
-    Hops come from the file name ('5hop_...'), else from the proof length. The rule comes from `rule`, the
-    file name ('3hop_AndIntro_0shot.json'), or a guess from the sentences.
-    """
-    path = Path(path)
-    data = read_json(path)
-    text = path.read_text(encoding="utf-8")
-    if not isinstance(data, dict):
-        raise UserError(f"{path}:1: expected a JSON object of examples ('example1': ...), got {type(data).__name__}")
-    m = re.search(r"(\d+)hop", path.stem)
-    file_hops = int(m.group(1)) if m else None
-    file_rule = rule or _rule_from_name(path.stem)
-    out = []
-    for key, ex in data.items():
-        where = _where(path, text, json.dumps(key), f"example {key!r}")
-        if not isinstance(ex, dict) or "test_example" not in ex:
-            raise UserError(f"{where}: example {key!r}: missing key 'test_example'")
-        t = ex["test_example"]
-        if not isinstance(t, dict):
-            raise UserError(f"{where}: example {key!r}: field 'test_example' must be an object")
-        for field in ("question", "query", "chain_of_thought"):
-            if field not in t:
-                raise UserError(f"{where}: example {key!r}: missing key '{field}'")
-        if not isinstance(t["question"], str) or not isinstance(t["query"], str):
-            raise UserError(f"{where}: example {key!r}: fields 'question' and 'query' must be strings")
-        cot = t["chain_of_thought"]
-        if not isinstance(cot, list) or not all(isinstance(s, str) for s in cot):
-            raise UserError(f"{where}: example {key!r}: field 'chain_of_thought' must be a list of strings")
-        query = " ".join(t["query"].split())
-        if "answer" in t:
-            answer = t["answer"]
-            if answer not in ("True", "False"):
-                raise UserError(f"{where}: example {key!r}: field 'answer' must be \"True\" or \"False\", "
-                                f"got {answer!r}")
-            label = answer.upper()
-        elif query.startswith("Prove:"):
-            label = "TRUE"  # provable by construction
-        else:
-            raise UserError(f"{where}: example {key!r}: missing key 'answer'")
-        premises = split_sentences(t["question"])
-        proof = [" ".join(s.split()) for s in cot if s.strip()]
-        ex_rule = file_rule or _guess_rule(premises, proof)
-        hops = file_hops
-        if hops is None and ex_rule == "ModusPonens" and proof:
-            hops = (len(proof) - 1) // 2
-        out.append(Problem(id=f"{path.stem}/{key}", premises=premises, query=query, label=label, proof=proof,
-                           hops=hops, rule=ex_rule, source=f"prontoqa-json:{path.name}"))
-    return out
-
-
-_LOGICLM_Q = re.compile(r"^\s*Is the following statement true or false\?\s*(.+?)\s*$", re.S)
-
-
-def load_logiclm(path: str | Path) -> list[Problem]:
-    """Load Logic-LM's ProntoQA JSON list: [{id, context, question, options, answer: "A"|"B", explanation}].
-
-    A/B are read through `options` ("A) True", "B) False") when present, else A = TRUE, B = FALSE. The query
-    becomes "True or false: <sentence>."; the explanation becomes the gold proof.
-    """
-    path = Path(path)
-    data = read_json(path)
-    text = path.read_text(encoding="utf-8")
-    if not isinstance(data, list):
-        raise UserError(f"{path}:1: expected a JSON list of examples, got {type(data).__name__}")
-    out = []
-    for i, rec in enumerate(data):
-        rid = rec.get("id") if isinstance(rec, dict) else None
-        where = _where(path, text, json.dumps(rid), f"item {i}") if isinstance(rid, str) else f"{path}: item {i}"
-        if not isinstance(rec, dict):
-            raise UserError(f"{where}: expected an object, got {type(rec).__name__}")
-        for field in ("id", "context", "question", "answer"):
-            if field not in rec:
-                raise UserError(f"{where}: missing key '{field}'")
-        if not isinstance(rec["context"], str) or not isinstance(rec["question"], str):
-            raise UserError(f"{where}: fields 'context' and 'question' must be strings")
-        m = _LOGICLM_Q.match(rec["question"])
-        if not m:
-            raise UserError(f"{where}: field 'question' must read 'Is the following statement true or false? "
-                            f"<sentence>', got {rec['question'][:60]!r}")
-        statement = m.group(1)
-        if not statement.endswith("."):
-            statement += "."
-        letters = {"A": "TRUE", "B": "FALSE"}
-        for opt in rec.get("options") or []:
-            om = re.match(r"^\s*([A-Z])\)\s*(True|False|Unknown)\s*$", str(opt), re.I)
-            if om:
-                letters[om.group(1).upper()] = om.group(2).upper()
-        answer = rec["answer"]
-        if answer not in letters:
-            raise UserError(f"{where}: field 'answer' must be one of {', '.join(sorted(letters))}, got {answer!r}")
-        expl = rec.get("explanation") or []
-        if not isinstance(expl, list) or not all(isinstance(s, str) for s in expl):
-            raise UserError(f"{where}: field 'explanation' must be a list of strings")
-        proof = [" ".join(s.split()) for s in expl if s.strip()]
-        out.append(Problem(id=str(rec["id"]), premises=split_sentences(rec["context"]),
-                           query=f"True or false: {statement}", label=letters[answer], proof=proof,
-                           hops=(len(proof) - 1) // 2 if proof else None, rule="ModusPonens",
-                           source=f"logiclm:{path.name}"))
-    return out
-
-
-def load_problems(path: str | Path, fmt: str) -> list[Problem]:
-    """Load one input file in `fmt`: prontoqa-json, logiclm or folio (oakdpo.solvers.folio.load_folio)."""
-    if fmt == "prontoqa-json":
-        return load_prontoqa_json(path)
-    if fmt == "logiclm":
-        return load_logiclm(path)
-    if fmt == "folio":
-        try:
-            from .solvers.folio import load_folio  # lazy: only this format needs the FOLIO module
-        except ImportError as e:
-            raise UserError(f"--format folio: the FOLIO loader is not available ({e})") from None
-        return load_folio(path)
-    raise UserError(f"--format: unknown format {fmt!r} (known: {', '.join(IMPORT_FORMATS)})")
-
-
-# ----------------------------------------------------------------------------------------------------------
-# problems.jsonl
 
 def read_problems(path: str | Path) -> list[Problem]:
     """Read problems.jsonl. Any bad line raises UserError naming 'file:line' and the field."""
@@ -526,19 +23,38 @@ def read_problems(path: str | Path) -> list[Problem]:
     for lineno, rec in read_jsonl_lines(path):
         where = f"{path}:{lineno}"
         p = Problem.from_dict(rec, where=where)
-        if not isinstance(p.id, str) or not p.id:
-            raise UserError(f"{where}: field 'id' must be a non-empty string")
-        if not isinstance(p.proof, list) or not all(isinstance(s, str) for s in p.proof):
-            raise UserError(f"{where}: field 'proof' must be a list of strings")
-        if p.hops is not None and (not isinstance(p.hops, int) or isinstance(p.hops, bool)):
-            raise UserError(f"{where}: field 'hops' must be an integer or null, got {p.hops!r}")
-        if not isinstance(p.rule, str) or not isinstance(p.source, str):
-            raise UserError(f"{where}: fields 'rule' and 'source' must be strings")
         if p.id in seen:
             raise UserError(f"{where}: field 'id': duplicate id {p.id!r} (first on line {seen[p.id]})")
         seen[p.id] = lineno
         out.append(p)
     return out
+
+
+def _is_problems_jsonl(path: Path) -> bool:
+    """Whether the file's first record is a Problem record (else it is in a task's own format)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            first = next((line for line in f if line.strip()), "")
+        rec = json.loads(first) if first else None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        return path.suffix == ".jsonl"  # let read_problems name the bad line
+    # "query" is our record's own key: the tasks' formats name it otherwise (FOLIO "conclusion", Logic-LM
+    # "question", the original PrOntoQA a JSON object of examples), so a record with it that lacks another key is
+    # a bad problems.jsonl line, reported as such.
+    return isinstance(rec, dict) and "query" in rec and "premises" in rec
+
+
+def read_problem_file(path: str | Path, task: str | None = None) -> list[Problem]:
+    """problems.jsonl, or a file in a task's own format (the original PrOntoQA JSON, Logic-LM, FOLIO JSONL,
+    ...), read by `task`'s loader (None: prontoqa). Errors name the file."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path}: is a directory, expected a problems file")
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    if _is_problems_jsonl(path):
+        return read_problems(path)
+    return get_task(task or "prontoqa").load(path)
 
 
 def write_problems(path: str | Path, problems: Iterable[Problem]) -> int:
@@ -554,30 +70,39 @@ def label_summary(problems: list[Problem]) -> str:
     return f"{' / '.join(parts)} ({pct:.1f}% TRUE)"
 
 
+def gold_traces(problems: list[Problem], style: str) -> list[tuple[Problem, str | None]]:
+    """(problem, its gold trace or None) for each problem, from the problem's task."""
+    return [(p, get_task(p.task).gold_trace(p, style)) for p in problems]
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Command line
 
 def _cmd_generate(args) -> int:
-    if args.dataset != "prontoqa":
-        raise UserError(f"--dataset: only 'prontoqa' can be generated, got {args.dataset!r}")
+    task = get_task(args.dataset)
+    if not task.has_generator:
+        raise UserError(f"--dataset: task {args.dataset!r} has no generator (import its files with oakdpo data import)")
+    from .tasks.prontoqa.generator import parse_hops
+
     lo, hi = parse_hops(args.hops)
-    problems = generate_problems(args.num, (lo, hi), seed=args.seed, context_order=args.context_order,
-                                 remove_shortcut=not args.no_remove_shortcut)
+    problems = task.generate(args.num, seed=args.seed, hops=(lo, hi), context_order=args.context_order,
+                             remove_shortcut=not args.no_remove_shortcut)
     write_problems(args.output, problems)
     hops = f"{lo}" if lo == hi else f"{lo}-{hi}"
-    print(f"generated {len(problems)} problems (prontoqa, hops {hops}, seed {args.seed}, "
+    print(f"generated {len(problems)} problems ({args.dataset}, hops {hops}, seed {args.seed}, "
           f"{args.context_order} context, shortcut {'kept' if args.no_remove_shortcut else 'removed'}): "
           f"{label_summary(problems)} -> {args.output}")
     return 0
 
 
 def _cmd_import(args) -> int:
-    if args.format not in IMPORT_FORMATS:
-        raise UserError(f"--format: unknown format {args.format!r} (known: {', '.join(IMPORT_FORMATS)})")
+    task = task_for_format(args.format)
     problems: list[Problem] = []
     seen: dict[str, str] = {}
     for inp in args.inputs:
-        for p in load_problems(inp, args.format):
+        if Path(inp).is_dir():
+            raise UserError(f"{inp}: is a directory, expected a {args.format} file")
+        for p in task.load(inp, args.format):
             if p.id in seen:
                 raise UserError(f"{inp}: field 'id': duplicate id {p.id!r} (also in {seen[p.id]})")
             seen[p.id] = inp
@@ -591,14 +116,16 @@ def _cmd_import(args) -> int:
 
 
 def _cmd_gold(args) -> int:
-    from . import formats  # gold_trace lives with the trace format (optionizer)
-    problems = read_problems(args.problems)
-    golds = [(p, formats.gold_trace(p)) for p in problems]
-    # A FOLIO problem whose proof the optionizer cannot find has no gold trace: it is skipped, and counted.
+    from .config import load_config
+
+    style = args.style or load_config(args.config, args.set).format.style
+    problems = read_problem_file(args.problems, args.dataset)
+    golds = gold_traces(problems, style)
+    # A problem whose proof the optionizer cannot write has no gold trace: it is skipped, and counted.
     records = [trace_record(p.id, 0, text) for p, text in golds if text is not None]
     write_jsonl(args.output, records)
     skipped = len(problems) - len(records)
-    print(f"wrote {len(records)} gold traces for {len(problems)} problems"
+    print(f"wrote {len(records)} gold traces ({style} style) for {len(problems)} problems"
           + (f" ({skipped} without a gold proof skipped)" if skipped else "")
           + f": {label_summary(problems)} -> {args.output}")
     return 0
@@ -609,25 +136,30 @@ def add_cli(sub) -> None:
     p = sub.add_parser("data", help="Generate, import and write gold traces of problems.")
     dsub = p.add_subparsers(dest="data_command", required=True)
 
-    g = dsub.add_parser("generate", help="Generate PrOntoQA problems with our generator.")
-    g.add_argument("--dataset", default="prontoqa", help="Only 'prontoqa'.")
+    g = dsub.add_parser("generate", help="Generate problems with a task's generator (PrOntoQA).")
+    g.add_argument("--dataset", default="prontoqa", help="Task whose generator to use (prontoqa).")
     g.add_argument("--num", type=int, required=True, help="Number of problems.")
-    g.add_argument("--hops", default="1-5", help=f"Hops H or a range H1-H2 (1..{MAX_HOPS}), drawn uniformly.")
+    g.add_argument("--hops", default="1-5", help="Hops H or a range H1-H2 (1..5), drawn uniformly.")
     g.add_argument("--seed", type=int, default=0, help="Generator seed (problem i depends on seed and i only).")
     g.add_argument("--context-order", default="random",
-                   help=f"Order of the rule sentences: {', '.join(CONTEXT_ORDERS)}; the entity facts come last.")
+                   help="Order of the rule sentences: random, postorder, preorder; the entity facts come last.")
     g.add_argument("--no-remove-shortcut", action="store_true",
                    help="Keep the original's label shortcut (distractor rule of opposite polarity).")
     g.add_argument("-o", "--output", required=True, help="problems.jsonl to write.")
     g.set_defaults(func=_cmd_generate)
 
-    im = dsub.add_parser("import", help="Import problems from another format.")
-    im.add_argument("--format", required=True, help=f"One of: {', '.join(IMPORT_FORMATS)}.")
+    im = dsub.add_parser("import", help="Import problems from a task's own file format.")
+    im.add_argument("--format", required=True, help="One of the tasks' import formats (prontoqa-json, logiclm, "
+                    "folio, proofwriter-logiclm, ...).")
     im.add_argument("inputs", nargs="+", help="Input files.")
     im.add_argument("-o", "--output", required=True, help="problems.jsonl to write.")
     im.set_defaults(func=_cmd_import)
 
-    gd = dsub.add_parser("gold", help="Write the gold trace of every problem.")
-    gd.add_argument("--problems", required=True, help="problems.jsonl")
+    gd = dsub.add_parser("gold", help="Write the gold trace of every problem (the task's optionizer).")
+    gd.add_argument("--problems", required=True, help="problems.jsonl (or a task's own file, with --dataset)")
+    gd.add_argument("--dataset", default=None, help="Task that reads a file in its own format (default prontoqa).")
+    gd.add_argument("--style", default=None, help="natural or lookup (default: the config's format.style).")
+    gd.add_argument("--config", default=None, help="YAML config (format section).")
+    gd.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="Config override.")
     gd.add_argument("-o", "--output", required=True, help="traces.jsonl to write ({problem_id, sample, text}).")
     gd.set_defaults(func=_cmd_gold)

@@ -9,7 +9,10 @@ What it does and assumes:
   TRL copies the loaded adapter into a frozen adapter "ref" and switches to it for the reference pass (that copy
   is deleted before saving); a fresh LoRA on a full checkpoint uses the adapter-disabled base, which is that
   checkpoint.
-- A rejected trace cut after its first error (pairs.truncate_rejected) gets no EOS (`_trainer_class`).
+- Rows are TRL's conversational form (prompt messages + assistant messages) when a chat template frames the
+  prompt, plain text otherwise (oakdpo.prompting).
+- A rejected trace that did not end, cut after its first error (pairs.truncate_rejected) or by max_new_tokens,
+  gets no EOS / end of turn (`_trainer_class`).
 - Pairs travel to the trainer through `save_to_disk`/`load_from_disk`, which precomputed reference log-probs
   need under DDP (every rank must see the same cache file).
 - The model is saved with `save_pretrained` (safetensors) and `trainer_state.json` is written last: its
@@ -81,8 +84,15 @@ def _pairs_dataset(pairs: list[dict], path: Path):
     if dist.is_main():
         tmp = path.with_name(path.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        ds = Dataset.from_list([{"prompt": p["prompt"], "chosen": p["chosen"], "rejected": p["rejected"],
-                                 "rejected_partial": bool(p.get("rejected_partial", False))} for p in pairs])
+        def row(p: dict) -> dict:
+            partial = bool(p.get("rejected_partial", False))
+            if p.get("prompt_messages"):  # conversational: the chat template frames and ends the completions
+                return {"prompt": p["prompt_messages"], "chosen": [{"role": "assistant", "content": p["chosen"]}],
+                        "rejected": [{"role": "assistant", "content": p["rejected"]}], "rejected_partial": partial}
+            return {"prompt": p["prompt"], "chosen": p["chosen"], "rejected": p["rejected"],
+                    "rejected_partial": partial}
+
+        ds = Dataset.from_list([row(p) for p in pairs])
         ds.save_to_disk(str(tmp))
         shutil.rmtree(path, ignore_errors=True)
         tmp.rename(path)
@@ -90,9 +100,10 @@ def _pairs_dataset(pairs: list[dict], path: Path):
     return load_from_disk(str(path))
 
 
-def _trainer_class():
+def _trainer_class(suffix_ids: list[int]):
     """TRL's DPOTrainer, except that a rejected completion marked `rejected_partial` (cut after its first invalid
-    step, pairs.truncate_rejected) keeps no end-of-sequence token.
+    step, pairs.truncate_rejected, or by max_new_tokens) keeps no end-of-sequence token: `suffix_ids`, what TRL
+    writes after a completion (EOS, or the chat template's end of turn and what follows it), are cut off.
 
     TRL appends EOS to every completion. In the middle of a proof that EOS is a token both models give almost no
     probability, and pushing it lower is the cheapest way to widen the DPO margin: the loss would saturate
@@ -105,12 +116,12 @@ def _trainer_class():
             dataset = super()._prepare_dataset(dataset, processing_class, args, dataset_name)
             if "rejected_partial" not in dataset.column_names or not any(dataset["rejected_partial"]):
                 return dataset  # TRL drops the unused column
-            eos = self._tokenizer.eos_token_id
+            n = len(suffix_ids)
 
             def drop_eos(example):
                 ids = example["rejected_ids"]
-                if example["rejected_partial"] and ids and ids[-1] == eos:
-                    ids = ids[:-1]
+                if example["rejected_partial"] and n and ids[-n:] == suffix_ids:
+                    ids = ids[:-n]
                 return {"rejected_ids": ids}
 
             # On disk, rank 0 first: the precomputed reference log-probs are cached next to this dataset's cache
@@ -168,8 +179,11 @@ def run_dpo(model, tokenizer, pairs: list[dict], args, cfg: Config, dataset_dir:
 
     freeze_input_embeddings(model, cfg.model)
     dataset = _pairs_dataset(pairs, Path(dataset_dir))
-    trainer = _trainer_class()(model=model, ref_model=None, args=args, train_dataset=dataset,
-                               processing_class=tokenizer, peft_config=peft_config)
+    from .prompting import Framing
+
+    suffix = Framing(tokenizer, cfg.format).completion_suffix_ids()
+    trainer = _trainer_class(suffix)(model=model, ref_model=None, args=args, train_dataset=dataset,
+                                     processing_class=tokenizer, peft_config=peft_config)
     result = trainer.train()
     trained = trainer.accelerator.unwrap_model(trainer.model)
     if adapter_path is not None and "ref" in getattr(trained, "peft_config", {}):

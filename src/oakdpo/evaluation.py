@@ -16,23 +16,13 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from .config import EvalConfig, GenerationConfig
-from .formats import Problem
+import dataclasses
+
+from .config import Config
 from .io import UserError, write_json, write_jsonl, write_text
+from .trace import Problem
 
 METRIC_KEYS = ("accuracy", "step_validity", "trace_validity", "conclude_support")
-
-
-def read_problem_file(path: str | Path) -> list[Problem]:
-    """problems.jsonl, or an original PrOntoQA .json file (told apart by the extension)."""
-    from .data import load_prontoqa_json, read_problems
-
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: no such file")
-    if path.suffix == ".json":
-        return load_prontoqa_json(path)
-    return read_problems(path)
 
 
 def metrics_by_hops(problems: list[Problem], verdicts: list[dict]) -> dict:
@@ -68,7 +58,14 @@ def summary_markdown(metrics: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def evaluate(model, tokenizer, problems: list[Problem], eval_cfg: EvalConfig, out_dir: str | Path | None = None,
+def _eval_generation(cfg: Config):
+    """The generation settings evaluation uses: the run's backend, the eval section's batch and sampling."""
+    e = cfg.eval
+    return dataclasses.replace(cfg.generation, batch_size=e.batch_size, max_new_tokens=e.max_new_tokens,
+                               temperature=e.temperature, seed=e.seed)
+
+
+def evaluate(model, tokenizer, problems: list[Problem], cfg: Config, out_dir: str | Path | None = None,
              progress: bool = True) -> dict:
     """Generate one trace per problem (greedy unless eval_cfg.do_sample), verify strictly and return metrics.
 
@@ -82,27 +79,28 @@ def evaluate(model, tokenizer, problems: list[Problem], eval_cfg: EvalConfig, ou
 
     if not problems:
         raise UserError("eval: no problems to evaluate")
-    gen_cfg = GenerationConfig(batch_size=eval_cfg.batch_size, max_new_tokens=eval_cfg.max_new_tokens,
-                               temperature=eval_cfg.temperature, seed=eval_cfg.seed)
+    eval_cfg = cfg.eval
     t0 = time.time()
     local = dist.shard(problems)
-    traces = generate_traces(model, tokenizer, local, 1, gen_cfg, do_sample=eval_cfg.do_sample,
-                             seed=eval_cfg.seed + dist.rank(), progress=progress) if local else []
+    traces = generate_traces(model, tokenizer, local, 1, _eval_generation(cfg), fmt=cfg.format,
+                             do_sample=eval_cfg.do_sample, seed=eval_cfg.seed + dist.rank(),
+                             progress=progress) if local else []
     traces = dist.gather_lists(traces)
     metrics = None
     if dist.is_main():
-        metrics = evaluate_traces(problems, traces, time.time() - t0, eval_cfg.do_sample, out_dir,
+        metrics = evaluate_traces(problems, traces, time.time() - t0, eval_cfg.do_sample, cfg, out_dir,
                                   progress=progress)
     return dist.broadcast_object(metrics)
 
 
-def evaluate_traces(problems: list[Problem], traces: list[dict], wall: float, do_sample: bool,
+def evaluate_traces(problems: list[Problem], traces: list[dict], wall: float, do_sample: bool, cfg: Config,
                     out_dir: str | Path | None = None, progress: bool = True) -> dict:
     """Verify `traces` strictly, compute the metrics (overall, by hops, generation timing) and, with out_dir,
     write metrics.json, traces.jsonl, verdicts.jsonl and summary.md."""
     from .verify import summarize, verify_traces
 
-    verdicts = verify_traces(problems, traces, progress=progress)
+    verdicts = verify_traces(problems, traces, progress=progress, workers=cfg.verify.workers,
+                             timeout_s=cfg.verify.trace_timeout_s)
     tokens = sum(t.get("num_tokens", 0) for t in traces)
     metrics = {
         **summarize(verdicts),
@@ -121,7 +119,7 @@ def evaluate_traces(problems: list[Problem], traces: list[dict], wall: float, do
     return metrics
 
 
-def evaluate_rerank(model, tokenizer, problems: list[Problem], eval_cfg: EvalConfig, qhat_dir: str | Path,
+def evaluate_rerank(model, tokenizer, problems: list[Problem], cfg: Config, qhat_dir: str | Path,
                     out_dir: str | Path, batch_size: int = 16) -> dict:
     """Sample `eval_cfg.rerank` traces per problem and keep the one q-hat predicts most likely valid.
 
@@ -132,21 +130,20 @@ def evaluate_rerank(model, tokenizer, problems: list[Problem], eval_cfg: EvalCon
     from .generation import generate_traces
     from .knowledge import load_qhat, rerank
 
-    n = eval_cfg.rerank
+    n = cfg.eval.rerank
     head = load_qhat(qhat_dir)
-    gen_cfg = GenerationConfig(batch_size=eval_cfg.batch_size, max_new_tokens=eval_cfg.max_new_tokens,
-                               temperature=eval_cfg.temperature, seed=eval_cfg.seed)
     t0 = time.time()
-    samples = generate_traces(model, tokenizer, problems, n, gen_cfg, do_sample=True)
+    samples = generate_traces(model, tokenizer, problems, n, _eval_generation(cfg), fmt=cfg.format, do_sample=True)
     wall = time.time() - t0
-    chosen = rerank(model, tokenizer, head, problems, samples, batch_size=batch_size)
+    chosen = rerank(model, tokenizer, head, problems, samples, batch_size=batch_size, fmt=cfg.format)
     out_dir = Path(out_dir)
-    reranked = evaluate_traces(problems, chosen, wall, True, out_dir / "rerank", progress=False)
-    first = evaluate_traces(problems, [t for t in samples if t["sample"] == 0], wall, True,
+    reranked = evaluate_traces(problems, chosen, wall, True, cfg, out_dir / "rerank", progress=False)
+    first = evaluate_traces(problems, [t for t in samples if t["sample"] == 0], wall, True, cfg,
                             out_dir / "first_sample", progress=False)
     from .verify import verify_traces
 
-    valid_any = {v["problem_id"] for v in verify_traces(problems, samples, progress=False) if v["trace_valid"]}
+    valid_any = {v["problem_id"] for v in verify_traces(problems, samples, progress=False, workers=cfg.verify.workers,
+                                                        timeout_s=cfg.verify.trace_timeout_s) if v["trace_valid"]}
     return {"n": n, "reranked": reranked, "first_sample": first,
             "oracle_trace_validity": len(valid_any) / len(problems)}
 
@@ -160,14 +157,16 @@ def cmd_eval(args) -> int:
         cfg.eval.rerank = args.rerank
     if cfg.eval.rerank and not args.qhat:
         raise UserError("eval --rerank: pass --qhat DIR (a q-hat folder such as OUT/iter_0/qhat)")
-    problems = read_problem_file(args.problems)
+    from .data import read_problem_file
+
+    problems = read_problem_file(args.problems, cfg.data.dataset)
     if args.limit:
         problems = problems[: args.limit]
     model, tokenizer = load_policy(args.model, cfg.model)
-    metrics = evaluate(model, tokenizer, problems, cfg.eval, args.output)
+    metrics = evaluate(model, tokenizer, problems, cfg, args.output)
     headline = {k: metrics[k] for k in ("traces", *METRIC_KEYS)}
     if cfg.eval.rerank:
-        rr = evaluate_rerank(model, tokenizer, problems, cfg.eval, args.qhat, args.output,
+        rr = evaluate_rerank(model, tokenizer, problems, cfg, args.qhat, args.output,
                              batch_size=cfg.knowledge.batch_size_features)
         metrics["rerank"] = rr
         write_json(Path(args.output) / "metrics.json", metrics)

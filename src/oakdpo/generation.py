@@ -19,9 +19,10 @@ import sys
 import torch
 from tqdm.auto import tqdm
 
-from .config import GenerationConfig
-from .formats import LABELS, Problem, build_prompt, trace_record
+from .config import FormatConfig, GenerationConfig
 from .io import UserError
+from .prompting import Framing
+from .trace import LABELS, Problem, trace_record
 
 STOP_STRINGS = [f"Final Answer: {label}" for label in LABELS]
 _FINAL_LINE = re.compile(r"Final Answer:[^\n]*")
@@ -37,10 +38,12 @@ def cut_after_final_answer(text: str) -> str:
     return text[: m.end()].rstrip() if m else text
 
 
-def _generated_length(row: list[int], eos_id: int | None, pad_id: int | None) -> int:
-    """Number of generated tokens in one row of new tokens: up to and including the first EOS, else non-pad."""
-    if eos_id is not None and eos_id in row:
-        return row.index(eos_id) + 1
+def _generated_length(row: list[int], stop_ids, pad_id: int | None) -> int:
+    """Number of generated tokens in one row of new tokens: up to and including the first stop token (EOS, end
+    of turn), else the non-pad ones."""
+    stops = [row.index(s) for s in stop_ids if s in row]
+    if stops:
+        return min(stops) + 1
     n = len(row)
     while n and row[n - 1] == pad_id:
         n -= 1
@@ -48,8 +51,8 @@ def _generated_length(row: list[int], eos_id: int | None, pad_id: int | None) ->
 
 
 def generate_traces(model, tokenizer, problems: list[Problem], samples: int, gen_cfg: GenerationConfig, *,
-                    do_sample: bool = True, temperature: float | None = None, seed: int | None = None,
-                    progress: bool = True) -> list[dict]:
+                    fmt: FormatConfig | None = None, do_sample: bool = True, temperature: float | None = None,
+                    seed: int | None = None, progress: bool = True) -> list[dict]:
     """Generate `samples` traces per problem; returns trace dicts in problem order (sample 0..samples-1).
 
     do_sample=False is greedy decoding (then every sample of a problem is the same text). `temperature` and
@@ -59,18 +62,21 @@ def generate_traces(model, tokenizer, problems: list[Problem], samples: int, gen
         raise UserError(f"samples must be at least 1, got {samples}")
     temperature = gen_cfg.temperature if temperature is None else temperature
     seed = gen_cfg.seed if seed is None else seed
+    framing = Framing(tokenizer, fmt)
+    prompts = [framing.prompt(p).text for p in problems]
     if gen_cfg.backend == "vllm":
-        return _generate_vllm(model, tokenizer, problems, samples, gen_cfg, do_sample, temperature, seed, progress)
+        return _generate_vllm(model, tokenizer, problems, prompts, samples, gen_cfg, do_sample, temperature, seed,
+                              progress)
     if gen_cfg.backend != "hf":
         raise UserError(f"generation.backend: expected hf or vllm, got {gen_cfg.backend!r}")
 
-    prompts = [build_prompt(p) for p in problems]
-    prompt_ids = [tokenizer(p, add_special_tokens=True)["input_ids"] for p in prompts]
+    prompt_ids = [framing.encode(p) for p in prompts]
     # One item per (problem, sample); longest prompts first so lengths within a batch match and memory peaks early.
     items = sorted(((i, s) for i in range(len(problems)) for s in range(samples)),
                    key=lambda it: (-len(prompt_ids[it[0]]), it[0], it[1]))
     texts: dict[tuple[int, int], tuple[str, int]] = {}
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    stop_ids = framing.stop_token_ids(model)
     device = next(model.parameters()).device
     sampling = dict(do_sample=True, temperature=temperature, top_p=gen_cfg.top_p, top_k=0) if do_sample else \
         dict(do_sample=False, temperature=None, top_p=None, top_k=None)
@@ -93,10 +99,10 @@ def generate_traces(model, tokenizer, problems: list[Problem], samples: int, gen
                 out = model.generate(
                     input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=gen_cfg.max_new_tokens,
                     stop_strings=STOP_STRINGS, tokenizer=tokenizer, pad_token_id=pad_id,
-                    eos_token_id=tokenizer.eos_token_id, use_cache=True, **sampling)
+                    eos_token_id=stop_ids, use_cache=True, **sampling)
             new = out[:, width:].tolist()
             for row, key in enumerate(batch):
-                n = _generated_length(new[row], tokenizer.eos_token_id, pad_id)
+                n = _generated_length(new[row], stop_ids, pad_id)
                 text = tokenizer.decode(new[row][:n], skip_special_tokens=True)
                 texts[key] = (cut_after_final_answer(text), n)
             bar.update(len(batch))
@@ -111,7 +117,7 @@ _VLLM_ENGINES: dict = {}
 _VLLM_LORA_IDS: dict = {}
 
 
-def _generate_vllm(model, tokenizer, problems, samples, gen_cfg, do_sample, temperature, seed, progress):
+def _generate_vllm(model, tokenizer, problems, prompts, samples, gen_cfg, do_sample, temperature, seed, progress):
     """vLLM backend: the engine loads the checkpoint folder the policy came from (a LoRA adapter is applied as a
     LoRARequest). Imported lazily; needs vLLM and a CUDA GPU."""
     try:
@@ -141,7 +147,7 @@ def _generate_vllm(model, tokenizer, problems, samples, gen_cfg, do_sample, temp
     if adapter:  # vLLM caches adapters by id: a new adapter folder (a new iteration) needs a new id
         lora_id = _VLLM_LORA_IDS.setdefault(str(adapter), len(_VLLM_LORA_IDS) + 1)
         lora = LoRARequest(f"policy-{lora_id}", lora_id, str(adapter))
-    outs = llm.generate([build_prompt(p) for p in problems], params, lora_request=lora,
+    outs = llm.generate(prompts, params, lora_request=lora,
                         use_tqdm=progress and is_main())
     return [trace_record(p.id, s, cut_after_final_answer(o.outputs[s].text), num_tokens=len(o.outputs[s].token_ids))
             for p, o in zip(problems, outs) for s in range(samples)]
@@ -149,16 +155,17 @@ def _generate_vllm(model, tokenizer, problems, samples, gen_cfg, do_sample, temp
 
 def cmd_generate(args) -> int:
     from .config import load_config
-    from .evaluation import read_problem_file
+    from .data import read_problem_file
     from .io import write_jsonl
     from .model import load_policy
 
     cfg = load_config(args.config, args.set)
-    problems = read_problem_file(args.problems)
+    problems = read_problem_file(args.problems, cfg.data.dataset)
     if args.limit:
         problems = problems[: args.limit]
     model, tokenizer = load_policy(args.model, cfg.model)
-    traces = generate_traces(model, tokenizer, problems, args.samples, cfg.generation, do_sample=not args.greedy,
+    traces = generate_traces(model, tokenizer, problems, args.samples, cfg.generation, fmt=cfg.format,
+                             do_sample=not args.greedy,
                              temperature=args.temperature, seed=args.seed)
     write_jsonl(args.output, traces)
     print(f"wrote {len(traces)} traces to {args.output}", file=sys.stderr)

@@ -9,8 +9,8 @@ Each OaK iteration trains it on that iteration's verified steps, with whole prob
 
 Alignment with the verifier: a trace's steps are its lines that start with "Action:" (the i-th such line is
 step i; CONCLUDE steps count), which is how formats.parse_trace splits a trace, so verdict step `index` i
-is the i-th Action line. The policy sees build_prompt(problem) + trace text, tokenized with the tokenizer's
-default special tokens, as in SFT and generation.
+is the i-th Action line. The policy sees the framed prompt (oakdpo.prompting) + trace text, encoded as in
+SFT and generation.
 """
 
 from __future__ import annotations
@@ -28,7 +28,9 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .config import QHAT_CALIBRATIONS, KnowledgeConfig
-from .formats import OPTION_TYPES, Problem, build_prompt
+from .config import FormatConfig
+from .prompting import Framing
+from .trace import OPTION_TYPES, Problem
 from .io import UserError, atomic_path, write_json
 
 OPTION_ID = {name: i for i, name in enumerate(OPTION_TYPES)}
@@ -101,7 +103,7 @@ def _confidence(logp: torch.Tensor, first: int, positions: list[int | None]) -> 
 
 @torch.no_grad()
 def _hidden_states(model, tokenizer, items: list[tuple[str, list[int], int]], batch_size: int,
-                   confidence: bool = False):
+                   confidence: bool = False, special_tokens: bool = True):
     """For each (text, char positions, completion start char) item: a [len(positions), H] float32 CPU tensor
     of last-layer hidden states at the tokens containing those chars, and those token positions. Batches are
     right-padded (positions stay 0..L-1, so pads never change earlier states). A char with no token (past the
@@ -119,7 +121,7 @@ def _hidden_states(model, tokenizer, items: list[tuple[str, list[int], int]], ba
 
     encoded = []  # (input_ids, token positions or None, first completion token)
     for text, chars, start_char in items:
-        enc = tokenizer(text, return_offsets_mapping=True)
+        enc = tokenizer(text, return_offsets_mapping=True, add_special_tokens=special_tokens)
         ids, offsets = enc["input_ids"], [tuple(o) for o in enc["offset_mapping"]]
         if max_len is not None:
             ids, offsets = ids[:max_len], offsets[:max_len]
@@ -187,24 +189,26 @@ def _step_chars(prompt: str, text: str, line_indices: list[int], position: str) 
 
 
 def _collect(model, tokenizer, problems_by_id: dict, jobs: list[tuple[str, str, list[int]]],
-             batch_size: int, position: str, confidence: bool = False
+             batch_size: int, position: str, confidence: bool = False, fmt: FormatConfig | None = None
              ) -> tuple[list[torch.Tensor], list[list[int | None]]]:
     """jobs: (problem_id, trace text, Action-line indices). Returns hidden rows per job (NaN rows where the
     line is missing; with `confidence`, N_CONFIDENCE log-prob features appended) and the token position of each
     row (None where missing)."""
     if position not in ("action", "action_end"):
         raise UserError(f"knowledge.position: expected 'action' or 'action_end', got {position!r}")
+    framing = Framing(tokenizer, fmt)
     items = []
     for pid, text, lines in jobs:
-        prompt = build_prompt(_as_problem(problems_by_id[pid]))
+        prompt = framing.prompt(_as_problem(problems_by_id[pid])).text
         chars = _step_chars(prompt, text, lines, position)
         # A missing line asks for char -1, which no token contains.
         items.append((prompt + text, [c if c is not None else -1 for c in chars], len(prompt)))
-    return _hidden_states(model, tokenizer, items, batch_size, confidence)
+    return _hidden_states(model, tokenizer, items, batch_size, confidence, special_tokens=not framing.chat)
 
 
 def step_features(model, tokenizer, problems_by_id: dict, traces: list[dict], verdicts: list[dict],
-                  batch_size: int = 16, position: str = "action", confidence: bool = False) -> dict:
+                  batch_size: int = 16, position: str = "action", confidence: bool = False,
+                  fmt: FormatConfig | None = None) -> dict:
     """Hidden-state features of every reasoning step (option known and not CONCLUDE) of every trace.
 
     Verdicts are matched to traces by (problem_id, sample); a trace without a verdict is skipped, and so is a
@@ -227,7 +231,7 @@ def step_features(model, tokenizer, problems_by_id: dict, traces: list[dict], ve
             continue
         jobs.append((tr["problem_id"], tr["text"], [int(s["index"]) for s in steps]))
         meta.append((t_idx, steps))
-    hidden, positions = _collect(model, tokenizer, problems_by_id, jobs, batch_size, position, confidence)
+    hidden, positions = _collect(model, tokenizer, problems_by_id, jobs, batch_size, position, confidence, fmt)
 
     rows, opts, labels, pids, t_ids, s_ids, pos = [], [], [], [], [], [], []
     for (pid, _, _), (t_idx, steps), h, ps in zip(jobs, meta, hidden, positions):
@@ -603,7 +607,7 @@ def cap_traces(traces: list[dict], max_traces: int, seed: int = 0) -> list[dict]
 
 
 def run_knowledge_stage(model, tokenizer, problems, traces: list[dict], verdicts: list[dict],
-                        cfg: KnowledgeConfig, out_dir, seed: int = 0) -> dict:
+                        cfg: KnowledgeConfig, out_dir, seed: int = 0, fmt: FormatConfig | None = None) -> dict:
     """One OaK iteration's q-hat: features -> train -> out_dir/qhat/ -> out_dir/qhat_reliability.png.
 
     `problems`: a list of Problem (or problem dicts), or a dict {problem_id: Problem}.
@@ -618,7 +622,7 @@ def run_knowledge_stage(model, tokenizer, problems, traces: list[dict], verdicts
     n_traces = len(traces)
     traces = cap_traces(traces, cfg.max_traces, seed)
     feats = step_features(model, tokenizer, problems_by_id, traces, verdicts, cfg.batch_size_features, cfg.position,
-                          confidence=cfg.confidence_features)
+                          confidence=cfg.confidence_features, fmt=fmt)
     if len(feats["label"]) == 0:
         return {"brier": None, "ece": None, "auroc": None, "heldout_accuracy": None, "n_train": 0, "n_heldout": 0,
                 "positive_rate": None, "n_steps": 0, "skipped": "no reasoning steps"}
@@ -633,7 +637,7 @@ def run_knowledge_stage(model, tokenizer, problems, traces: list[dict], verdicts
 
 
 def score_traces(model, tokenizer, head: nn.Module, problems_by_id: dict, traces: list[dict],
-                 batch_size: int = 16, position: str | None = None) -> list[float]:
+                 batch_size: int = 16, position: str | None = None, fmt: FormatConfig | None = None) -> list[float]:
     """Predicted validity of each trace: the product of q-hat's P(valid) over its reasoning steps.
 
     Steps are the trace's Action lines; a reasoning step is one whose option type is known and not CONCLUDE.
@@ -657,7 +661,7 @@ def score_traces(model, tokenizer, head: nn.Module, problems_by_id: dict, traces
         opts.append([OPTION_ID[names[k]] for k in jobs[-1][2]])
     todo = [i for i, z in enumerate(zero) if not z]
     hidden, _ = _collect(model, tokenizer, problems_by_id, [jobs[i] for i in todo], batch_size, position,
-                         confidence=getattr(head, "n_confidence", 0) > 0)
+                         confidence=getattr(head, "n_confidence", 0) > 0, fmt=fmt)
     scores = [0.0] * len(traces)
     for i, h in zip(todo, hidden):
         p = predict(head, h, torch.tensor(opts[i], dtype=torch.long))
@@ -667,14 +671,14 @@ def score_traces(model, tokenizer, head: nn.Module, problems_by_id: dict, traces
 
 
 def rerank(model, tokenizer, head: nn.Module, problems, traces: list[dict], batch_size: int = 16,
-           position: str | None = None) -> list[dict]:
+           position: str | None = None, fmt: FormatConfig | None = None) -> list[dict]:
     """For each problem (in `problems` order) the sampled trace with the highest score_traces value; ties go
     to the lowest sample index. Returns copies of the chosen trace records with "qhat_score" added; a problem
     with no trace is left out."""
     problems = [_as_problem(p) for p in problems]
     by_id = {p.id: p for p in problems}
     traces = [t for t in traces if t["problem_id"] in by_id]
-    scores = score_traces(model, tokenizer, head, by_id, traces, batch_size, position)
+    scores = score_traces(model, tokenizer, head, by_id, traces, batch_size, position, fmt)
     best: dict[str, tuple[float, int, dict]] = {}
     for tr, s in zip(traces, scores):
         cur = best.get(tr["problem_id"])

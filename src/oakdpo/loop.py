@@ -21,30 +21,13 @@ import time
 from pathlib import Path
 
 from . import dist
-from .evaluation import evaluate
 from .config import Config, load_config, save_config
+from .data import read_problem_file
+from .evaluation import evaluate
 from .io import UserError, read_json, read_jsonl, write_json, write_jsonl
-from .formats import Problem
+from .trace import Problem
 
 STAGES = ("generate", "verify", "pairs", "knowledge", "dpo", "eval")
-
-
-def load_problem_file(path: str | Path, dataset_type: str = "prontoqa") -> list[Problem]:
-    """problems.jsonl (our record), an original PrOntoQA .json file, or raw FOLIO JSONL."""
-    from . import data
-
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: no such file")
-    if path.suffix == ".json":
-        return data.load_prontoqa_json(path)
-    if dataset_type == "folio":
-        first = next((r for r in read_jsonl(path)[:1]), {})
-        if "id" not in first and ("premises-FOL" in first or "premises_FOL" in first):
-            from .solvers.folio import load_folio
-
-            return load_folio(path)
-    return data.read_problems(path)
 
 
 def _done(path: Path) -> bool:
@@ -71,6 +54,18 @@ class Policy:
     def is_adapter(self) -> bool:
         return (self.path / "adapter_config.json").is_file()
 
+    def tokenizer_only(self):
+        """The policy's tokenizer, without loading the model when it is not loaded yet."""
+        if self.tokenizer is not None:
+            return self.tokenizer
+        from transformers import AutoTokenizer
+
+        from .model import resolve_model_path
+
+        folder, base = resolve_model_path(self.path)
+        has = (folder / "tokenizer_config.json").is_file() or (folder / "tokenizer.json").is_file()
+        return AutoTokenizer.from_pretrained(folder if has or base is None else base, local_files_only=True)
+
     def release(self):
         self.model = self.tokenizer = None
         gc.collect()
@@ -86,7 +81,7 @@ def generate_distributed(model, tokenizer, problems: list[Problem], samples: int
     local = dist.shard(problems)
     traces = []
     if local:
-        traces = generate_traces(model, tokenizer, local, samples, cfg.generation, do_sample=do_sample,
+        traces = generate_traces(model, tokenizer, local, samples, cfg.generation, fmt=cfg.format, do_sample=do_sample,
                                  seed=seed + dist.rank(), progress=dist.is_main())
     traces = dist.gather_lists(traces)
     dist.print0(f"Generated {len(traces)} total traces")
@@ -150,7 +145,8 @@ def run_oak(cfg: Config, *, sft_model: str | Path, train: list[Problem], eval_se
             verdicts = read_jsonl(it / "verdicts.jsonl")
         else:
             t0 = time.time()
-            verdicts = verify.verify_traces(problems, traces, progress=True) if dist.is_main() else None
+            verdicts = verify.verify_traces(problems, traces, progress=True, workers=cfg.verify.workers,
+                                            timeout_s=cfg.verify.trace_timeout_s) if dist.is_main() else None
             verdicts = dist.broadcast_object(verdicts)
             if dist.is_main():
                 write_jsonl(it / "verdicts.jsonl", verdicts)
@@ -160,7 +156,9 @@ def run_oak(cfg: Config, *, sft_model: str | Path, train: list[Problem], eval_se
             pairs = read_jsonl(it / "pairs.jsonl")
         else:
             t0 = time.time()
-            pairs = build_pairs(problems, traces, verdicts, cfg.pairs)
+            from .prompting import Framing
+
+            pairs = build_pairs(problems, traces, verdicts, cfg.pairs, Framing(policy.tokenizer_only(), cfg.format))
             pairs = dist.broadcast_object(pairs)
             if dist.is_main():
                 write_jsonl(it / "pairs.jsonl", pairs)
@@ -181,7 +179,7 @@ def run_oak(cfg: Config, *, sft_model: str | Path, train: list[Problem], eval_se
 
                 model, tok = policy.get()
                 metrics_q = run_knowledge_stage(model, tok, by_id, traces, verdicts, cfg.knowledge, it,
-                                                seed=cfg.dpo.seed + k)
+                                                seed=cfg.dpo.seed + k, fmt=cfg.format)
             metrics_q = dist.broadcast_object(metrics_q)
             stage_done("knowledge", t0, **(metrics_q or {}))
         # 5. DPO
@@ -203,7 +201,7 @@ def run_oak(cfg: Config, *, sft_model: str | Path, train: list[Problem], eval_se
                 trained, tok = policy.get()
             else:
                 tok = policy.tokenizer
-            evals = {name: evaluate(trained, tok, probs, cfg.eval, out_dir=it / f"eval_{name}",
+            evals = {name: evaluate(trained, tok, probs, cfg, out_dir=it / f"eval_{name}",
                                     progress=dist.is_main())
                      for name, probs in eval_sets.items() if probs}
             stage_done("eval", t0, **{name: _headline(m) for name, m in evals.items()})
@@ -251,8 +249,8 @@ def main_oak(args) -> int:
     resolve_model_path(sft_model)  # fail fast, in one line, on a missing or non-local model path
     dist.init_distributed()
     try:
-        train = load_problem_file(args.train_data, args.dataset_type)
-        val = load_problem_file(args.val_data, args.dataset_type) if args.val_data else []
+        train = read_problem_file(args.train_data, args.dataset_type)
+        val = read_problem_file(args.val_data, args.dataset_type) if args.val_data else []
         if cfg.oak.val_problems:
             val = val[:cfg.oak.val_problems]
         out = Path(args.output_dir)
@@ -276,7 +274,9 @@ def quickstart(out: str | Path, cfg: Config) -> list[dict]:
     each iteration on held-out problems -> OUT/report.md + OUT/report.png.
     """
     from . import data
-    from .model import build_corpus, init_tiny_model, load_policy
+    from .model import load_policy
+    from .tasks import get_task
+    from .tiny import build_corpus, init_tiny_model
     from .report import report_rows, write_report
     from .training import run_sft
 
@@ -284,24 +284,25 @@ def quickstart(out: str | Path, cfg: Config) -> list[dict]:
     t_start = time.time()
     save_config(cfg, out / "config.yaml")
     d = cfg.data
-    lo, _, hi = d.hops.partition("-")
-    hops = (int(lo), int(hi or lo))
     if not (out / "data" / "val.jsonl").exists():
-        train = data.generate_problems(d.train_problems, hops=hops, seed=d.seed, remove_shortcut=d.remove_shortcut)
-        val = data.generate_problems(d.val_problems, hops=hops, seed=d.seed + 1, remove_shortcut=d.remove_shortcut)
+        task = get_task(d.dataset)
+        if not task.has_generator:
+            raise UserError(f"data.dataset: quickstart generates its problems, and task {d.dataset!r} has no generator")
+        train = task.generate(d.train_problems, seed=d.seed, hops=d.hops, remove_shortcut=d.remove_shortcut)
+        val = task.generate(d.val_problems, seed=d.seed + 1, hops=d.hops, remove_shortcut=d.remove_shortcut)
         data.write_problems(out / "data" / "train.jsonl", train)
         data.write_problems(out / "data" / "val.jsonl", val)
     train = data.read_problems(out / "data" / "train.jsonl")
     val = data.read_problems(out / "data" / "val.jsonl")
     eval_sets = {"val": val}
     if d.heldout and Path(d.heldout).is_file():
-        eval_sets["heldout"] = load_problem_file(d.heldout)
+        eval_sets["heldout"] = read_problem_file(d.heldout, d.dataset)
     elif d.heldout:
         print(f"note: held-out file {d.heldout} not found; evaluating on generated validation problems only")
     print(f"data: {len(train)} train, " + ", ".join(f"{len(v)} {k}" for k, v in eval_sets.items()))
 
     if not (out / "init" / "config.json").exists():
-        init_tiny_model(cfg.model, build_corpus(train), out / "init", seed=cfg.sft.seed)
+        init_tiny_model(cfg.model, build_corpus(train, cfg.format.style), out / "init", seed=cfg.sft.seed)
     sft_dir = out / "sft"
     timing_file = out / "timing.json"
     timing = read_json(timing_file) if timing_file.exists() else {}
@@ -319,7 +320,7 @@ def quickstart(out: str | Path, cfg: Config) -> list[dict]:
             continue
         if model is None:
             model, tok = load_policy(sft_dir, cfg.model)
-        sft_eval[name] = evaluate(model, tok, probs, cfg.eval, out_dir=out / "eval_sft" / name)
+        sft_eval[name] = evaluate(model, tok, probs, cfg, out_dir=out / "eval_sft" / name)
     model = tok = None
     gc.collect()
     iters = run_oak(cfg, sft_model=sft_dir, train=train, eval_sets=eval_sets, output_dir=out,
@@ -350,7 +351,8 @@ def add_oak_arguments(p) -> None:
                    help="Local HF checkpoint or LoRA adapter folder to start from (default: config model.name_or_path).")
     p.add_argument("--train-data", required=True, help="problems.jsonl, an original PrOntoQA .json, or FOLIO JSONL.")
     p.add_argument("--val-data", default=None, help="Validation problems evaluated after each iteration.")
-    p.add_argument("--dataset-type", choices=("prontoqa", "folio"), default="prontoqa")
+    p.add_argument("--dataset-type", default="prontoqa",
+                   help="The task: prontoqa, folio, proofwriter or an installed plugin's name.")
     p.add_argument("--iterations", type=int, default=None, help="OaK iterations (default: config oak.iterations).")
     p.add_argument("--samples", type=int, default=None, help="Samples per problem (default: config oak.samples).")
     p.add_argument("--output-dir", default="runs/oak", help="Run directory (reruns resume).")

@@ -16,7 +16,9 @@ longer pushes down the well-formed steps that an invalid trace goes on to write.
 from __future__ import annotations
 
 from .config import PairsConfig
-from .formats import Problem, build_prompt, parse_trace
+from .prompting import Framing
+from .tasks import get_task
+from .trace import Problem, parse_trace
 
 
 def strip_prompt(prompt: str, text: str) -> str:
@@ -42,21 +44,11 @@ def truncate_after_first_error(completion: str, verdict: dict) -> str:
     return completion[:end + 1] if completion[end:end + 1] == "\n" else completion[:end]
 
 
-def _gold_text(problem: Problem) -> str | None:
-    if not problem.proof:
-        return None
-    from .formats import gold_trace  # the optionizer
-
-    try:
-        return gold_trace(problem)
-    except Exception:  # a proof the optionizer cannot express gives no gold pair, not a crash
-        return None
-
-
-def build_pairs(problems: list[Problem], traces: list[dict], verdicts: list[dict], cfg: PairsConfig) -> list[dict]:
-    """One record per pair: {problem_id, prompt, chosen, rejected, kind, rejected_partial, chosen_sample,
-    rejected_sample, chosen_step_validity, rejected_step_validity}. Deterministic for the same inputs (all ranks
-    agree)."""
+def build_pairs(problems: list[Problem], traces: list[dict], verdicts: list[dict], cfg: PairsConfig,
+                framing: Framing) -> list[dict]:
+    """One record per pair: {problem_id, prompt, chosen, rejected, kind, rejected_partial, rejected_truncated,
+    chosen_sample, rejected_sample, chosen_step_validity, rejected_step_validity}, plus prompt_messages when a
+    chat template frames the prompt. Deterministic for the same inputs (all ranks agree)."""
     by_problem: dict[str, list[tuple[dict, dict]]] = {}
     for trace, verdict in zip(traces, verdicts):
         by_problem.setdefault(trace["problem_id"], []).append((trace, verdict))
@@ -66,7 +58,8 @@ def build_pairs(problems: list[Problem], traces: list[dict], verdicts: list[dict
         samples = sorted(by_problem.get(problem.id, []), key=lambda tv: tv[0]["sample"])
         if not samples:
             continue
-        prompt = build_prompt(problem)
+        framed = framing.prompt(problem)
+        prompt = framed.text
 
         def completion(trace: dict) -> str:
             return strip_prompt(prompt, trace["text"])
@@ -75,6 +68,9 @@ def build_pairs(problems: list[Problem], traces: list[dict], verdicts: list[dict
             """(the rejected completion as trained on, the whole completion)."""
             text = completion(trace)
             return (truncate_after_first_error(text, verdict) if cfg.truncate_rejected else text), text
+
+        def meta(trace: dict, verdict: dict) -> dict:
+            return verdict | {"sample": trace["sample"], "truncated": bool(trace.get("truncated"))}
 
         valid = [tv for tv in samples if tv[1]["trace_valid"]]
         # Hardest negatives first: invalid traces that got most steps right.
@@ -85,8 +81,8 @@ def build_pairs(problems: list[Problem], traces: list[dict], verdicts: list[dict
         if valid and invalid:
             for i, (rt, rv) in enumerate(invalid):
                 ct, cv = valid[i % len(valid)]
-                candidates.append((completion(ct), rejected_text(rt, rv), cv | {"sample": ct["sample"]},
-                                   rv | {"sample": rt["sample"]}, "valid_vs_invalid"))
+                candidates.append((completion(ct), rejected_text(rt, rv), meta(ct, cv),
+                                   meta(rt, rv), "valid_vs_invalid"))
         elif invalid:
             # On-policy first: the best invalid sample against clearly worse ones; the gold trace only when the
             # samples cannot make a pair (one sample, or all about equally wrong), so even --samples 1 trains.
@@ -94,12 +90,13 @@ def build_pairs(problems: list[Problem], traces: list[dict], verdicts: list[dict
             for rt, rv in reversed(invalid[1:]):
                 if best_v["step_validity"] - rv["step_validity"] >= cfg.min_step_validity_gap:
                     candidates.append((completion(best_t), rejected_text(rt, rv),
-                                       best_v | {"sample": best_t["sample"]}, rv | {"sample": rt["sample"]},
+                                       meta(best_t, best_v), meta(rt, rv),
                                        "step_validity"))
-            gold = _gold_text(problem) if cfg.use_gold and not candidates else None
+            gold = get_task(problem.task).gold_trace(problem, framing.style) if cfg.use_gold and not candidates \
+                else None
             if gold is not None:
                 for rt, rv in invalid:
-                    candidates.append((gold, rejected_text(rt, rv), None, rv | {"sample": rt["sample"]},
+                    candidates.append((gold, rejected_text(rt, rv), None, meta(rt, rv),
                                        "gold_vs_invalid"))
         seen = set()
         for chosen, (rejected, full_rejected), cv, rv, kind in candidates:
@@ -108,10 +105,13 @@ def build_pairs(problems: list[Problem], traces: list[dict], verdicts: list[dict
             seen.add((chosen, rejected))
             pairs.append({
                 "problem_id": problem.id, "prompt": prompt, "chosen": chosen, "rejected": rejected, "kind": kind,
-                "rejected_partial": rejected != full_rejected,
+                # A rejected trace cut after its first error, or cut by max_new_tokens, did not end: no EOS in DPO.
+                "rejected_partial": rejected != full_rejected or rv["truncated"],
+                "rejected_truncated": rv["truncated"],
                 "chosen_sample": cv["sample"] if cv else None, "rejected_sample": rv["sample"],
                 "chosen_step_validity": cv["step_validity"] if cv else 1.0,
                 "rejected_step_validity": rv["step_validity"],
+                **({"prompt_messages": framed.messages} if framed.messages else {}),
             })
             if len(seen) >= cfg.max_pairs_per_problem:
                 break

@@ -1,7 +1,9 @@
 """Supervised fine-tuning on gold traces (SFT) with TRL; DPO lives in oakdpo.dpo.
 
-SFT: TRL's SFTTrainer on a prompt-completion dataset (prompt = formats.build_prompt(problem), completion = the
-problem's gold trace + EOS). TRL masks the prompt tokens (labels -100), so the loss is on the completion only.
+SFT: TRL's SFTTrainer on a prompt-completion dataset: the prompt as oakdpo.prompting frames it and the
+problem's gold trace in the config's format style. With a chat template the rows are TRL's conversational form
+(messages + an assistant message, ended by the template's end of turn); otherwise plain text, the completion
+ended by EOS. TRL masks the prompt tokens (labels -100), so the loss is on the completion only.
 LoRA (PEFT) is optional (model.lora). The output folder is a standard HF folder (safetensors + tokenizer; an
 adapter folder with LoRA) with trainer_state.json and the resolved config.yaml next to it.
 """
@@ -17,29 +19,42 @@ import torch
 
 from . import dist
 from .config import Config, save_config
-from .formats import Problem, build_prompt
 from .io import UserError, write_json
+from .prompting import Framing
+from .tasks import get_task
+from .trace import Problem
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # SFT
 # ----------------------------------------------------------------------------------------------------------------
 
-def sft_rows(problems: list[Problem], eos_token: str) -> list[dict]:
-    """{"prompt", "completion"} per problem: its prompt and its gold trace + EOS. Problems without a gold trace
-    (gold_trace returns None, e.g. a FOLIO problem the solver cannot prove) are skipped."""
-    from .formats import gold_trace
-
+def sft_rows(problems: list[Problem], framing: Framing) -> list[dict]:
+    """{"prompt", "completion"} per problem: its framed prompt and its gold trace (plain: text + EOS; chat:
+    messages + one assistant message). Problems without a gold trace (e.g. a FOLIO problem the solver cannot
+    prove) are skipped."""
     rows = []
     for p in problems:
-        trace = gold_trace(p)
-        if trace is not None:
-            rows.append({"prompt": build_prompt(p), "completion": trace + eos_token})
+        trace = get_task(p.task).gold_trace(p, framing.style)
+        if trace is None:
+            continue
+        prompt = framing.prompt(p)
+        if framing.chat:
+            rows.append({"prompt": prompt.messages, "completion": [{"role": "assistant", "content": trace}]})
+        else:
+            rows.append({"prompt": prompt.text, "completion": trace + framing.completion_end()})
     return rows
 
 
-def sft_dataset(problems: list[Problem], eos_token: str, cfg: Config | None = None, world_size: int = 1):
-    """datasets.Dataset of sft_rows(problems, eos_token).
+def _row_length(row: dict) -> int:
+    def size(part):
+        return len(part) if isinstance(part, str) else sum(len(m["content"]) for m in part)
+
+    return size(row["prompt"]) + size(row["completion"])
+
+
+def sft_dataset(problems: list[Problem], framing: Framing, cfg: Config | None = None, world_size: int = 1):
+    """datasets.Dataset of sft_rows(problems, framing).
 
     With a curriculum (cfg.sft.curriculum_steps > 0) the rows come in training order, to be read sequentially:
     first curriculum_steps optimizer steps of cut-down problems (data.cut_to_proof), then `epochs` passes over
@@ -47,26 +62,26 @@ def sft_dataset(problems: list[Problem], eos_token: str, cfg: Config | None = No
     """
     from datasets import Dataset
 
-    rows = sft_rows(problems, eos_token)
+    rows = sft_rows(problems, framing)
     if cfg is None or cfg.sft.curriculum_steps <= 0 or not rows:
         return Dataset.from_list(rows)
     import random
 
-    from .data import cut_to_proof
-
     s = cfg.sft
     rng = random.Random(s.seed)
     per_step = s.batch_size * s.grad_accum * world_size
-    cut = [cut_to_proof(problems[i % len(problems)], s.curriculum_keep, rng, s.curriculum_distractor)
-           for i in range(s.curriculum_steps * per_step)]
-    cut_rows = sft_rows(cut, eos_token)
+    cut = []
+    for i in range(s.curriculum_steps * per_step):
+        p = problems[i % len(problems)]
+        cut.append(get_task(p.task).curriculum_problem(p, s.curriculum_keep, rng, s.curriculum_distractor))
+    cut_rows = sft_rows(cut, framing)
     passes = [cut_rows] + [rows] * int(s.epochs) + [rng.sample(rows, round((s.epochs % 1) * len(rows)))]
     return Dataset.from_list([r for p in passes for r in _length_batches(p, s.batch_size * world_size, rng)])
 
 
 def _length_batches(rows: list[dict], batch: int, rng) -> list[dict]:
     """Rows sorted by length, cut into batches, the batches shuffled: little padding, random batch order."""
-    rows = sorted(rows, key=lambda r: len(r["prompt"]) + len(r["completion"]))
+    rows = sorted(rows, key=_row_length)
     batches = [rows[i:i + batch] for i in range(0, len(rows), batch)]
     rng.shuffle(batches)
     return [r for b in batches for r in b]
@@ -134,7 +149,7 @@ def run_sft(cfg: Config, problems: list[Problem], model_path: str | os.PathLike,
     t0 = time.time()
     model, tokenizer = load_policy(model_path, cfg.model, for_training=True)
     freeze_input_embeddings(model, cfg.model)
-    dataset = sft_dataset(problems, tokenizer.eos_token, cfg, dist.world_size())
+    dataset = sft_dataset(problems, Framing(tokenizer, cfg.format), cfg, dist.world_size())
     if len(dataset) == 0:
         raise UserError("sft: no training problem has a gold trace")
     peft_config = None
@@ -171,10 +186,10 @@ def run_sft(cfg: Config, problems: list[Problem], model_path: str | os.PathLike,
 
 def cmd_sft(args) -> int:
     from .config import load_config
-    from .data import read_problems
+    from .data import read_problem_file
 
     cfg = load_config(args.config, args.set)
-    problems = read_problems(args.train_data)
+    problems = read_problem_file(args.train_data, cfg.data.dataset)
     if args.limit:
         problems = problems[: args.limit]
     metrics = run_sft(cfg, problems, args.model, args.output)

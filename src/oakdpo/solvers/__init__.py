@@ -1,1 +1,0 @@
-"""Symbolic checkers: PrOntoQA rules live in oakdpo.verify; FOLIO (Z3) in oakdpo.solvers.folio."""
