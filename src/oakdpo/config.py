@@ -165,6 +165,8 @@ class DPOConfig:
     sft_weight: float = _f(0.0, "Weight of an added SFT (negative log-likelihood) loss on the chosen traces "
                            "(TRL loss_type [loss_type, 'sft'], as in RPO/MPO). Keeps DPO from lowering the "
                            "likelihood of the chosen traces along with the rejected ones. 0: plain DPO.")
+    dpo_weight: float = _f(1.0, "Weight of the DPO term itself. 0 with sft_weight > 0 trains the SFT term alone on "
+                           "the same pairs at the same compute (the ablation that shows what the DPO term adds).")
     learning_rate: float = _f(5e-5, "Peak learning rate.")
     epochs: float = _f(1.0, "Epochs over one iteration's pairs.")
     batch_size: int = _f(8, "Per-device batch size.")

@@ -41,7 +41,7 @@ def base_dpo_args(cfg: Config, output_dir: str | Path):
         output_dir=str(Path(output_dir) / "dpo"),
         beta=d.beta,
         loss_type=[d.loss_type] + (["sft"] if d.sft_weight > 0 else []),
-        loss_weights=[1.0, d.sft_weight] if d.sft_weight > 0 else None,
+        loss_weights=[d.dpo_weight, d.sft_weight] if d.sft_weight > 0 else ([d.dpo_weight] if d.dpo_weight != 1.0 else None),
         learning_rate=d.learning_rate,
         num_train_epochs=d.epochs,
         per_device_train_batch_size=d.batch_size,
