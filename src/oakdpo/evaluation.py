@@ -183,18 +183,3 @@ def cmd_eval(args) -> int:
     print(summary_markdown(metrics), file=sys.stderr)
     print(json.dumps(headline))
     return 0
-
-
-def add_cli(sub) -> None:
-    p = sub.add_parser("eval", help="Greedy traces + strict verification; metrics overall and by hop count.")
-    p.add_argument("--model", required=True, help="Local HF checkpoint folder or LoRA adapter folder.")
-    p.add_argument("--problems", required=True, help="problems.jsonl or an original PrOntoQA .json file.")
-    p.add_argument("-o", "--output", required=True, help="Output folder (metrics.json, traces.jsonl, "
-                   "verdicts.jsonl, summary.md).")
-    p.add_argument("--config", default=None, help="YAML config (eval section).")
-    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="Config override.")
-    p.add_argument("--limit", type=int, default=0, help="Only the first N problems (0: all).")
-    p.add_argument("--rerank", type=int, default=None, metavar="N",
-                   help="Also sample N traces per problem and keep the one q-hat scores highest (eval.rerank).")
-    p.add_argument("--qhat", default=None, help="q-hat folder for --rerank, e.g. OUT/iter_0/qhat.")
-    p.set_defaults(func=cmd_eval)

@@ -224,17 +224,11 @@ class _Stop(Exception):
     """Raised by `stop_after` to end a run between stages (tests simulate a kill with it)."""
 
 
-def _resolve_config(path: str | None, overrides: list[str] | None) -> Config:
-    if path is None and Path("configs/tiny.yaml").is_file():
-        path = "configs/tiny.yaml"  # the CPU default when run from the repository root
-    return load_config(path, overrides)
-
-
 def main_oak(args) -> int:
     """`oakdpo oak` / scripts/run_oak_dpo.py: the loop on a user's SFT checkpoint and problems."""
     from .report import report_rows, write_report
 
-    cfg = _resolve_config(args.config, args.set)
+    cfg = load_config(args.config, args.set)
     if args.iterations is not None:
         cfg.oak.iterations = args.iterations
     if args.samples is not None:
@@ -332,28 +326,19 @@ def quickstart(out: str | Path, cfg: Config) -> list[dict]:
     return rows
 
 
-def add_cli(sub) -> None:
-    p = sub.add_parser("oak", help="Run the OaK-DPO loop (generate -> verify -> pairs -> DPO -> evaluate).")
-    add_oak_arguments(p)
-    p.set_defaults(func=main_oak)
+def tiny_config_path() -> Path:
+    """configs/tiny.yaml: from the working directory (the repository root), else from the source checkout this
+    package is installed from (pip install -e)."""
+    here = Path("configs/tiny.yaml")
+    if here.is_file():
+        return here
+    repo = Path(__file__).resolve().parents[2] / "configs" / "tiny.yaml"
+    if repo.is_file():
+        return repo
+    raise UserError("quickstart: configs/tiny.yaml not found; run it from the repository root or pass --config")
 
-    q = sub.add_parser("quickstart", help="The whole loop on the built-in tiny model (what `make demo` runs).")
-    q.add_argument("-o", "--output-dir", default="runs/demo", help="Run directory (reruns resume).")
-    q.add_argument("--config", default=None, help="Config YAML (default: configs/tiny.yaml if present).")
-    q.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="Config override.")
-    q.set_defaults(func=lambda a: quickstart(a.output_dir, _resolve_config(a.config, a.set)) and 0)
 
-
-def add_oak_arguments(p) -> None:
-    """The loop's flags (shared by `oakdpo oak` and scripts/run_oak_dpo.py)."""
-    p.add_argument("--config", default=None, help="Config YAML (configs/training.yaml, configs/tiny.yaml).")
-    p.add_argument("--sft-model", default=None,
-                   help="Local HF checkpoint or LoRA adapter folder to start from (default: config model.name_or_path).")
-    p.add_argument("--train-data", required=True, help="problems.jsonl, an original PrOntoQA .json, or FOLIO JSONL.")
-    p.add_argument("--val-data", default=None, help="Validation problems evaluated after each iteration.")
-    p.add_argument("--dataset-type", default="prontoqa",
-                   help="The task: prontoqa, folio, proofwriter or an installed plugin's name.")
-    p.add_argument("--iterations", type=int, default=None, help="OaK iterations (default: config oak.iterations).")
-    p.add_argument("--samples", type=int, default=None, help="Samples per problem (default: config oak.samples).")
-    p.add_argument("--output-dir", default="runs/oak", help="Run directory (reruns resume).")
-    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="Config override.")
+def cmd_quickstart(args) -> int:
+    cfg = load_config(args.config or tiny_config_path(), args.set)
+    quickstart(args.output_dir, cfg)
+    return 0

@@ -285,13 +285,3 @@ def cmd_init(args) -> int:
                            seed=cfg.sft.seed)
     print(json.dumps(info))
     return 0
-
-
-def add_cli(sub) -> None:
-    p = sub.add_parser("model", help="Built-in tiny model.")
-    msub = p.add_subparsers(dest="model_command", required=True)
-    q = msub.add_parser("init", help="Train a tokenizer on generated problems and save a fresh tiny Llama.")
-    q.add_argument("--config", default=None, help="YAML config (model section sets the sizes).")
-    q.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="Config override.")
-    q.add_argument("-o", "--output", required=True, help="Output folder.")
-    q.set_defaults(func=cmd_init)

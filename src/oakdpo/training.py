@@ -196,18 +196,3 @@ def cmd_sft(args) -> int:
     if dist.is_main():
         print(json.dumps(metrics))
     return 0
-
-
-def _add_sft_cli(sub) -> None:
-    p = sub.add_parser("sft", help="Supervised fine-tuning on gold traces (TRL SFTTrainer).")
-    p.add_argument("--config", default=None, help="YAML config (model and sft sections).")
-    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="Config override.")
-    p.add_argument("--train-data", required=True, help="problems.jsonl with gold proofs.")
-    p.add_argument("--model", required=True, help="Local HF checkpoint folder (e.g. from `oakdpo model init`).")
-    p.add_argument("-o", "--output", required=True, help="Output folder.")
-    p.add_argument("--limit", type=int, default=0, help="Only the first N problems (0: all).")
-    p.set_defaults(func=cmd_sft)
-
-
-def add_cli(sub) -> None:
-    _add_sft_cli(sub)
