@@ -36,7 +36,8 @@ def generated() -> list[Problem]:
 
 # ---------------------------------------------------------------------------------------------- templates
 
-FUNCTION_WORDS = {"is", "are", "not", "each", "every", "true", "or", "false:"}
+FUNCTION_WORDS = {"is", "are", "not", "each", "every", "true", "or", "false:", "the", "following", "statement",
+                  "false?"}
 
 
 def abstract(sentence: str, vocab: dict[str, set]) -> str:
@@ -80,6 +81,8 @@ EXPECTED_TEMPLATES = {
     "NAME is A C.", "NAME is ADJ.", "NAME is not ADJ.",
     "True or false: NAME is ADJ.", "True or false: NAME is not ADJ.",
 }
+LOGICLM_QUERIES = {"Is the following statement true or false? NAME is ADJ.",
+                   "Is the following statement true or false? NAME is not ADJ."}
 
 
 def test_templates_and_vocabulary_equal_the_original(original, generated):
@@ -87,7 +90,10 @@ def test_templates_and_vocabulary_equal_the_original(original, generated):
     t_gen, v_gen = templates(generated)
     print(f"\ntemplates: original {len(t_orig)}, generated {len(t_gen)}, differences {set(t_orig) ^ set(t_gen)}")
     assert set(t_orig) == EXPECTED_TEMPLATES
-    assert set(t_gen) == EXPECTED_TEMPLATES
+    assert set(t_gen) == EXPECTED_TEMPLATES | LOGICLM_QUERIES  # the default mixes both query phrasings
+    for story in ("original", (8, 30)):
+        one = generate_problems(300, (1, 5), seed=1, premises=story, query_phrasing="true-or-false")
+        assert set(templates(one)[0]) == EXPECTED_TEMPLATES
     for kind in ("concept", "name", "adjective"):
         print(f"{kind}: original {len(v_orig[kind])}, generated {len(v_gen[kind])}, "
               f"differences {v_orig[kind] ^ v_gen[kind]}")
@@ -105,22 +111,26 @@ def test_articles_follow_the_original(original, generated):
         assert {k.split()[0] for k in pairs if not k.endswith(" i")} == {"a"}
 
 
-def test_sentence_counts_per_hop_match_the_original(original, generated):
+def test_original_story_sentence_counts_per_hop_match_the_original(original):
     def counts(problems):
         out: dict[int, set] = {}
         for p in problems:
             out.setdefault(p.hops, set()).add(len(p.premises))
         return out
 
-    orig, gen = counts(original), counts(generated)
+    orig, gen = counts(original), counts(generate_problems(2000, (1, 5), seed=0, premises="original"))
     for hops in orig:
         assert gen[hops] == orig[hops] == {4 * depth + 5 for depth in range(hops, 6)}
     assert set(gen) == {1, 2, 3, 4, 5}
 
 
-def _check_gold(p: Problem, n_facts: int = 2) -> None:
+def _check_gold(p: Problem, n_facts: int | None = None) -> None:
     """Gold proof: fact, then (rule in the context, derived fact) per hop; it ends in the query (TRUE) or its
-    negation (FALSE); the entity facts (two: the real one and the distractor) come last, one starts the proof."""
+    negation (FALSE); the entity facts (the original: two, the real one and the distractor; Logic-LM's: one;
+    ours: one or two) come last, one starts the proof."""
+    if n_facts is None:
+        n_facts = next(k for k in range(len(p.premises)) if parse_simple(p.premises[-1 - k])[0] != "fact")
+        assert n_facts in (1, 2)
     assert len(p.proof) == 2 * p.hops + 1
     assert p.proof[0] in p.premises[-n_facts:]
     facts = [parse_simple(s) for s in p.premises[-n_facts:]]
@@ -138,16 +148,22 @@ def _check_gold(p: Problem, n_facts: int = 2) -> None:
 
 
 def test_gold_proofs_have_the_original_shape(original, generated):
-    for p in original + generated:
+    for p in original + generated + generate_problems(300, (1, 5), seed=2, premises="original"):
         _check_gold(p)
+    for p in original:
+        _check_gold(p, n_facts=2)
 
 
-def test_postorder_puts_the_proof_rules_in_proof_order(original):
-    gen = generate_problems(300, (1, 5), seed=5, context_order="postorder")
-    orig = [p for p in original if "random" not in p.id]
-    for p in gen + orig:
+def test_proof_order_puts_the_proof_rules_in_proof_order(original):
+    orig = [p for p in original if "random" not in p.id]  # the original's postorder files
+    for p in orig + [q for story in ("original", (8, 30))
+                     for q in generate_problems(300, (1, 5), seed=5, context_order="proof", premises=story)]:
         idx = [p.premises.index(s) for s in p.proof[1::2]]
         assert idx == sorted(idx)
+    for story in ("original", (8, 30)):  # preorder: parents before children, the proof's rules in reverse
+        for p in generate_problems(100, (2, 5), seed=5, context_order="preorder", premises=story):
+            idx = [p.premises.index(s) for s in p.proof[1::2]]
+            assert idx == sorted(idx, reverse=True)
 
 
 def test_deterministic_per_seed():
@@ -341,13 +357,20 @@ def test_cli_generate(tmp_path, capsys):
     assert [p.to_dict() for p in problems] == [p.to_dict() for p in generate_problems(40, (2, 3), seed=7)]
     n_true = sum(p.label == "TRUE" for p in problems)
     assert capsys.readouterr().out == (
-        f"generated 40 problems (prontoqa, hops 2-3, seed 7, random context, shortcut removed): "
-        f"TRUE {n_true} / FALSE {40 - n_true} ({100 * n_true / 40:.1f}% TRUE) -> {out}\n")
-    rc = cli.main(["data", "generate", "--num", "5", "--hops", "4", "--context-order", "postorder",
-                   "--no-remove-shortcut", "-o", str(out)])
+        f"generated 40 problems (prontoqa, hops 2-3, premises 8-30, seed 7, mix context order, mix forms, mix query "
+        f"phrasing, shortcut removed): TRUE {n_true} / FALSE {40 - n_true} ({100 * n_true / 40:.1f}% TRUE) -> {out}\n")
+    rc = cli.main(["data", "generate", "--num", "5", "--hops", "4", "--context-order", "proof", "--premises", "18",
+                   "--forms", "every", "--query-phrasing", "is-the-following", "--no-remove-shortcut", "-o", str(out)])
     assert rc == 0
-    assert [p.to_dict() for p in read_problems(out)] == [
-        p.to_dict() for p in generate_problems(5, 4, seed=0, context_order="postorder", remove_shortcut=False)]
+    got = read_problems(out)
+    assert [p.to_dict() for p in got] == [p.to_dict() for p in generate_problems(
+        5, 4, seed=0, context_order="proof", remove_shortcut=False, premises=18, forms="every",
+        query_phrasing="is-the-following")]
+    assert {len(p.premises) for p in got} == {18}
+    assert all(p.meta == {"premises": 18, "order": "proof", "forms": "every", "phrasing": "is-the-following"}
+               for p in got)
+    rc = cli.main(["data", "generate", "--num", "5", "--premises", "original", "-o", str(out)])
+    assert rc == 0 and {len(p.premises) for p in read_problems(out)} <= {9, 13, 17, 21, 25}
 
 
 def test_cli_import(tmp_path, capsys):

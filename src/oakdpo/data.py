@@ -82,16 +82,18 @@ def _cmd_generate(args) -> int:
     task = get_task(args.dataset)
     if not task.has_generator:
         raise UserError(f"--dataset: task {args.dataset!r} has no generator (import its files with oakdpo data import)")
-    from .tasks.prontoqa.generator import parse_hops
+    from .tasks.prontoqa.generator import parse_hops, parse_premises
 
     lo, hi = parse_hops(args.hops)
+    counts = parse_premises(args.premises)
     problems = task.generate(args.num, seed=args.seed, hops=(lo, hi), context_order=args.context_order,
-                             remove_shortcut=not args.no_remove_shortcut)
+                             remove_shortcut=not args.no_remove_shortcut, premises=counts, forms=args.forms,
+                             query_phrasing=args.query_phrasing)
     write_problems(args.output, problems)
     hops = f"{lo}" if lo == hi else f"{lo}-{hi}"
-    print(f"generated {len(problems)} problems ({args.dataset}, hops {hops}, seed {args.seed}, "
-          f"{args.context_order} context, shortcut {'kept' if args.no_remove_shortcut else 'removed'}): "
-          f"{label_summary(problems)} -> {args.output}")
+    print(f"generated {len(problems)} problems ({args.dataset}, hops {hops}, premises {args.premises}, seed {args.seed}, "
+          f"{args.context_order} context order, {args.forms} forms, {args.query_phrasing} query phrasing, "
+          f"shortcut {'kept' if args.no_remove_shortcut else 'removed'}): {label_summary(problems)} -> {args.output}")
     return 0
 
 
@@ -141,8 +143,18 @@ def add_cli(sub) -> None:
     g.add_argument("--num", type=int, required=True, help="Number of problems.")
     g.add_argument("--hops", default="1-5", help="Hops H or a range H1-H2 (1..5), drawn uniformly.")
     g.add_argument("--seed", type=int, default=0, help="Generator seed (problem i depends on seed and i only).")
-    g.add_argument("--context-order", default="random",
-                   help="Order of the rule sentences: random, postorder, preorder; the entity facts come last.")
+    g.add_argument("--premises", default="8-30",
+                   help="Premise count N or a range N1-N2 (at most 33), drawn uniformly whatever the hop count; "
+                        "'original': the original generator's story, whose ontology depth sets the count.")
+    g.add_argument("--context-order", default="mix",
+                   help="Order of the rule sentences: random, proof (the proof's rules in proof order), preorder, "
+                        "or mix (random or proof per problem); the entity facts come last.")
+    g.add_argument("--forms", default="mix",
+                   help="Rule sentence forms: plural ('Xs are Ys'), each ('Each X is a Y'), every ('Every X is not "
+                        "ADJ'), or mix (the original's draw per sentence).")
+    g.add_argument("--query-phrasing", default="mix",
+                   help="true-or-false ('True or false: S'), is-the-following ('Is the following statement true "
+                        "or false? S'), or mix (a fair coin per problem).")
     g.add_argument("--no-remove-shortcut", action="store_true",
                    help="Keep the original's label shortcut (distractor rule of opposite polarity).")
     g.add_argument("-o", "--output", required=True, help="problems.jsonl to write.")

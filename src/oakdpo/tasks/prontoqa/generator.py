@@ -1,17 +1,19 @@
 """Our PrOntoQA generator. It follows the generative story of the original PrOntoQA generator (asaparov/prontoqa, fictional
-ontology, ModusPonens, relevant distractors) with code written here:
-  - a chain ontology root <- level 1 <- ... <- level L (L <= 5); every non-root node has one property (an
-    adjective from its own property family; positive with probability 2/3) and a "distractor parent", a
-    concept with a property of its own;
-  - a two-concept distractor ontology (child -> root) with one property on the child;
-  - the entity is a member of a chain node (the start) and of the distractor child (the distractor fact);
-  - the proof walks up from the start and stops at a property after exactly `hops` rule applications;
-  - a distractor rule "Every D is (not) P", D a concept used nowhere else and P the conclusion's adjective;
-  - the query is the conclusion or its negation (fair coin): label TRUE or FALSE;
-  - sentences: "Every/Each X is (not) a Y.", "Xs are (not) Ys.", "Every/Each X is (not) ADJ.",
-    "Xs are (not) ADJ.", "NAME is a X.", singular/plural and each/every chosen by fair coins.
-Context order: postorder (children before parents: the relevant rules appear in proof order), preorder,
-or random; the two entity facts come last, in random order.
+ontology, ModusPonens, relevant distractors) with code written here, and covers the shapes PrOntoQA sources vary
+(generate_problems; each problem's shape is in its meta):
+  - the premise count, uniform over a range (default 8-30) whatever the hop count: the proof's path (the
+    entity's concept up to the concept whose property is queried), the distractor rule "Every D is (not) P"
+    (D a concept used nowhere else, P the conclusion's adjective), and distractors added one sentence at a time:
+    properties, distractor parents of any concept, the ontology above the proof, a child chain below the
+    entity's concept, a second entity fact (_generate_shaped). `premises="original"` keeps the original's own
+    story: a chain of depth L <= 5 with a property and a distractor parent per level, a two-concept distractor
+    ontology, 4L + 5 premises (_generate_original);
+  - the context order: the proof's rules in proof order (the original's postorder), random, or preorder; the
+    entity facts come last;
+  - the sentence forms "Each/Every X is (not) a Y.", "Xs are (not) Ys.", "Each/Every X is (not) ADJ.",
+    "Xs are (not) ADJ.", "NAME is a X." (per sentence as the original draws them, or one form);
+  - the query phrasing "True or false: S" or Logic-LM's "Is the following statement true or false? S";
+  - the query is the conclusion or its negation (fair coin): label TRUE or FALSE.
 
 The label shortcut of the original (see ../shared/data/README.md): the distractor rule is the one rule whose
 subject concept occurs nowhere else, and its polarity is always the opposite of the true conclusion's.
@@ -57,7 +59,6 @@ PROPERTY_FAMILIES = (
 ADJECTIVES = tuple(a for fam in PROPERTY_FAMILIES for a in fam)
 MAX_HOPS = 5  # 13 property families: a depth-L chain needs 2L+1 of them plus 2 for the distractor ontology
 DEDUCTION_RULES = ("ModusPonens", "AndIntro", "AndElim", "OrIntro", "OrElim", "ProofByContra", "Composed")
-CONTEXT_ORDERS = ("random", "postorder", "preorder")
 
 
 def plural(noun: str) -> str:
@@ -98,6 +99,49 @@ def fact_sentence(name: str, obj: str, negated: bool = False, is_adjective: bool
 
 
 # ----------------------------------------------------------------------------------------------------------
+# Shapes: what PrOntoQA sources vary, and the default mixture
+
+CONTEXT_ORDERS = ("random", "proof", "preorder")
+FORMS = ("plural", "each", "every")
+QUERY_PHRASINGS = ("true-or-false", "is-the-following")
+QUERY_PREFIXES = {"true-or-false": "True or false: ", "is-the-following": "Is the following statement true or false? "}
+MIX = "mix"
+DEFAULT_PREMISES = (8, 30)
+MAX_PREMISES = 33  # every concept of the vocabulary used, each with a property: see _generate_shaped
+ORIGINAL = "original"  # premises="original": the original generator's story, its premise count set by the depth
+
+
+def _choice(value: str, allowed: tuple[str, ...], option: str) -> str:
+    if value != MIX and value not in allowed:
+        raise UserError(f"{option}: expected one of {', '.join((MIX, *allowed))}, got {value!r}")
+    return value
+
+
+def parse_premises(premises: str | int | tuple[int, int] | list[int] | None) -> tuple[int, int] | str:
+    """'8-30' -> (8, 30); '18' or 18 -> (18, 18); 'original' -> 'original'; None -> DEFAULT_PREMISES."""
+    if premises is None:
+        return DEFAULT_PREMISES
+    if isinstance(premises, str):
+        if premises.strip() == ORIGINAL:
+            return ORIGINAL
+        m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", premises)
+        if not m:
+            raise UserError(f"--premises: expected N, N1-N2 (e.g. 8-30) or {ORIGINAL}, got {premises!r}")
+        lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
+    elif isinstance(premises, int):
+        lo = hi = premises
+    else:
+        lo, hi = (int(n) for n in premises)
+    if not 1 <= lo <= hi <= MAX_PREMISES:
+        raise UserError(f"--premises: need 1 <= N1 <= N2 <= {MAX_PREMISES}, got {lo}-{hi}")
+    return lo, hi
+
+
+def _mixed(rng: random.Random, value: str, allowed: tuple[str, ...]) -> str:
+    return rng.choice(allowed) if value == MIX else value
+
+
+# ----------------------------------------------------------------------------------------------------------
 # Generator
 
 def _draw_property(rng: random.Random, family: list[str]) -> tuple[str, bool]:
@@ -106,14 +150,22 @@ def _draw_property(rng: random.Random, family: list[str]) -> tuple[str, bool]:
     return adj, rng.random() >= 2 / 3
 
 
-def _rule_form(rng: random.Random) -> str:
-    # the original: plural with probability 1/2, else "each" or "every" with equal odds
-    return "plural" if rng.random() < 0.5 else rng.choice(["each", "every"])
+def _form_drawer(rng: random.Random, forms: str):
+    """The surface form of each rule sentence: one of FORMS, or the original's per-sentence draw ("mix": plural
+    with probability 1/2, else "each" or "every" with equal odds)."""
+    if forms != MIX:
+        return lambda: forms
+    return lambda: "plural" if rng.random() < 0.5 else rng.choice(["each", "every"])
 
 
-def _generate_one(rng: random.Random, hops: int, context_order: str, remove_shortcut: bool,
-                  pid: str) -> Problem:
-    """One problem by rejection sampling of the original's story (tree depth, start node, proof walk)."""
+def _query(entity: str, adj: str, negated: bool, phrasing: str) -> str:
+    return QUERY_PREFIXES[phrasing] + fact_sentence(entity, adj, negated, is_adjective=True)
+
+
+def _generate_original(rng: random.Random, hops: int, context_order: str, remove_shortcut: bool,
+                       form, phrasing: str, pid: str) -> Problem:
+    """The original generator's story (module docstring), by rejection sampling of its tree depth, start node and
+    proof walk: the premise count is 4 * depth + 5 (depth >= hops)."""
     while True:
         names = list(CONCEPTS)
         rng.shuffle(names)
@@ -170,21 +222,21 @@ def _generate_one(rng: random.Random, hops: int, context_order: str, remove_shor
         for k in range(1, depth + 1):
             main += subsumptions(k) + node_rules(k)
         donto = donto[::-1]
-    else:  # postorder (random shuffles it below)
+    else:  # proof order: children before parents, the original's postorder (random shuffles it below)
         main = []
         for k in range(depth, 0, -1):
             main += node_rules(k) + subsumptions(k)
     rules = main + dparent_rules + donto
     if context_order == "random":
         rng.shuffle(rules)
-    rule_sents = [rule_sentence(s, o, n, a, _rule_form(rng)) for s, o, n, a in rules]
+    rule_sents = [rule_sentence(s, o, n, a, form()) for s, o, n, a in rules]
     where = {(s, o, n): sent for (s, o, n, _), sent in zip(rules, rule_sents)}  # the proof quotes the context
     sentences = list(rule_sents)
 
     # The distractor rule: about the conclusion's adjective, with the opposite polarity (the original), or
     # a fair-coin polarity when removing the shortcut.
     d_negated = (rng.random() < 0.5) if remove_shortcut else not concl_negated
-    distractor = rule_sentence(distractor_concept, adj, d_negated, True, _rule_form(rng))
+    distractor = rule_sentence(distractor_concept, adj, d_negated, True, form())
     sentences.insert(rng.randint(0, len(sentences)), distractor)
 
     facts = [fact_sentence(entity, chain[start]), fact_sentence(entity, dchild)]
@@ -199,9 +251,114 @@ def _generate_one(rng: random.Random, hops: int, context_order: str, remove_shor
 
     label = "TRUE" if rng.random() < 0.5 else "FALSE"
     q_negated = concl_negated if label == "TRUE" else not concl_negated
-    query = "True or false: " + fact_sentence(entity, adj, q_negated, is_adjective=True)
-    return Problem(id=pid, premises=sentences + facts, query=query, label=label, proof=proof, hops=hops,
-                   rule="ModusPonens", source="oakdpo-generator")
+    return Problem(id=pid, premises=sentences + facts, query=_query(entity, adj, q_negated, phrasing), label=label,
+                   proof=proof, hops=hops, rule="ModusPonens", source="oakdpo-generator")
+
+
+def _adjective_pool(rng: random.Random) -> list[str]:
+    """Distinct adjectives to pop, one per property family before any family's second value (the original uses
+    a family once per problem; past 13 properties a problem needs more)."""
+    families = [list(f) for f in PROPERTY_FAMILIES]
+    rng.shuffle(families)
+    for f in families:
+        rng.shuffle(f)
+    first = [f[0] for f in families]
+    rest = [a for f in families for a in f[1:]]
+    rng.shuffle(rest)
+    return (first + rest)[::-1]  # popped from the end: the families' first values first
+
+
+def _generate_shaped(rng: random.Random, hops: int, n_premises: int, context_order: str, remove_shortcut: bool,
+                     form, phrasing: str, pid: str) -> Problem:
+    """One problem with exactly `n_premises` premises (>= hops + 2), built by the original's story rules:
+
+    - the proof's path start -> ... -> stop (hops concepts, hops - 1 "is a" rules) and the stop concept's rule
+      about the query's adjective P; the entity's fact "NAME is a start";
+    - the distractor rule "Every D is (not) P", D a concept used nowhere else;
+    - then distractors, one sentence at a time, until the count is reached: a property of a concept that has none
+      (never P's adjective, every adjective distinct), a new parent concept of any concept (so the path's nodes
+      get distractor parents and the ontology grows above the stop concept), a child chain below the start
+      concept (its first rule ends in the start concept like the entity's fact, as in the original), and a
+      second entity fact "NAME is a E" (the original's distractor ontology).
+    Every concept is the object of at most one rule, so apart from P (the stop's rule and the distractor) and the
+    start concept (the fact and a child rule) no two premises end in the same word, as in the original.
+    Context order: "proof" lists each concept's property and then its "is a" rules, from the bottom of the child
+    chain up the path and the first parents, then the other concepts (the original's postorder: the proof's
+    rules in proof order); "preorder" reverses that list; "random" shuffles it. The distractor rule goes in at a
+    random place and the entity facts come last, in random order.
+    """
+    names = list(CONCEPTS)
+    rng.shuffle(names)
+    adjectives = _adjective_pool(rng)
+    path = [names.pop() for _ in range(hops)]  # path[0]: the entity's concept, path[-1]: the stop concept
+    distractor_concept = names.pop()
+    adj = adjectives.pop()
+    concl_negated = rng.random() >= 2 / 3
+    props: dict[str, tuple[str, bool]] = {path[-1]: (adj, concl_negated)}
+    parents: dict[str, list[str]] = {c: [] for c in path}
+    for a, b in zip(path, path[1:]):
+        parents[a].append(b)
+    children: list[str] = []  # the child chain below path[0]: children[0] is path[0]'s child
+    second_fact: str | None = None
+
+    extra = n_premises - (hops + 2)
+    if rng.random() < 0.5 and extra > 0:  # the second entity fact (the original always has it, Logic-LM not)
+        second_fact = names.pop()
+        parents[second_fact] = []
+        extra -= 1
+    if rng.random() < 0.4 and extra > 0:  # a child of the entity's concept (about 30% of the original's)
+        children.append(names.pop())
+        parents[children[0]] = [path[0]]
+        extra -= 1
+    for _ in range(extra):
+        no_prop = [c for c in parents if c not in props]
+        moves = (["prop"] if no_prop else []) + (["parent", "parent"] + (["child"] if children else []) if names
+                                                 else [])
+        if not moves:
+            break  # unreachable: MAX_PREMISES is what the vocabulary allows
+        move = rng.choice(moves)
+        if move == "prop":
+            props[rng.choice(no_prop)] = (adjectives.pop(), rng.random() >= 2 / 3)
+        elif move == "parent":
+            new = names.pop()
+            parents[rng.choice(list(parents))].append(new)
+            parents[new] = []
+        else:
+            new = names.pop()
+            parents[new] = [children[-1]]
+            children.append(new)
+
+    # Rules as (subject, object, negated, is_adjective), each concept's property before its "is a" rules.
+    def block(c: str) -> list[tuple]:
+        return ([(c, *props[c], True)] if c in props else []) + [(c, p, False, False) for p in parents[c]]
+
+    spine = children[::-1] + path
+    while parents[spine[-1]]:  # on up the first parents above the stop concept
+        spine.append(parents[spine[-1]][0])
+    rest = [c for c in parents if c not in spine and c != second_fact] + ([second_fact] if second_fact else [])
+    rules = [r for c in spine + rest for r in block(c)]
+    if context_order == "preorder":
+        rules = rules[::-1]
+    elif context_order == "random":
+        rng.shuffle(rules)
+    rule_sents = [rule_sentence(s, o, n, a, form()) for s, o, n, a in rules]
+    where = {(s, o, n): sent for (s, o, n, _), sent in zip(rules, rule_sents)}  # the proof quotes the context
+    sentences = list(rule_sents)
+    d_negated = (rng.random() < 0.5) if remove_shortcut else not concl_negated
+    sentences.insert(rng.randint(0, len(sentences)), rule_sentence(distractor_concept, adj, d_negated, True, form()))
+
+    entity = rng.choice(NAMES)
+    facts = [fact_sentence(entity, path[0])] + ([fact_sentence(entity, second_fact)] if second_fact else [])
+    rng.shuffle(facts)
+    proof = [fact_sentence(entity, path[0])]
+    for a, b in zip(path, path[1:]):
+        proof += [where[(a, b, False)], fact_sentence(entity, b)]
+    proof += [where[(path[-1], adj, concl_negated)], fact_sentence(entity, adj, concl_negated, is_adjective=True)]
+
+    label = "TRUE" if rng.random() < 0.5 else "FALSE"
+    q_negated = concl_negated if label == "TRUE" else not concl_negated
+    return Problem(id=pid, premises=sentences + facts, query=_query(entity, adj, q_negated, phrasing), label=label,
+                   proof=proof, hops=hops, rule="ModusPonens", source="oakdpo-generator")
 
 
 def parse_hops(hops: str | int | tuple[int, int] | list[int]) -> tuple[int, int]:
@@ -221,22 +378,50 @@ def parse_hops(hops: str | int | tuple[int, int] | list[int]) -> tuple[int, int]
 
 
 def generate_problems(num: int, hops: tuple[int, int] | int | str = (1, 5), seed: int = 0,
-                      context_order: str = "random", remove_shortcut: bool = True) -> list[Problem]:
+                      context_order: str = MIX, remove_shortcut: bool = True,
+                      premises: str | int | tuple[int, int] | None = DEFAULT_PREMISES, forms: str = MIX,
+                      query_phrasing: str = MIX) -> list[Problem]:
     """Generate `num` PrOntoQA-style problems (fictional ontology, ModusPonens, relevant distractors).
 
-    Problem i depends only on (seed, i): the same seed gives identical problems and a longer run extends a
-    shorter one. Hops are drawn uniformly from the range. Ids are 'gen-s<seed>-<i:06d>'.
+    Shapes (each drawn per problem; "mix" is the default mixture):
+      hops            H or (H1, H2), uniform over the range;
+      premises        (N1, N2): the premise count, uniform over the range whatever the hop count (at least
+                      hops + 2: the proof's fact and rules and the distractor rule; _generate_shaped), or
+                      "original": the original generator's story, whose count the ontology's depth sets;
+      context_order   random | proof | preorder; mix: random or proof, a fair coin;
+      forms           plural ("Xs are Ys") | each ("Each X is a Y") | every ("Every X is not ADJ"); mix: the
+                      original's draw per sentence (plural 1/2, each 1/4, every 1/4);
+      query_phrasing  true-or-false ("True or false: S") | is-the-following ("Is the following statement true
+                      or false? S", Logic-LM's); mix: a fair coin.
+    Each problem's meta records its shape: {"premises", "order", "forms", "phrasing"}.
+    Problem i depends only on (seed, i) and the shape arguments: the same seed gives identical problems and a
+    longer run extends a shorter one. Ids are 'gen-s<seed>-<i:06d>'.
     """
     lo, hi = parse_hops(hops)
-    if context_order not in CONTEXT_ORDERS:
-        raise UserError(f"--context-order: expected one of {', '.join(CONTEXT_ORDERS)}, got {context_order!r}")
+    counts = parse_premises(premises)
+    _choice(context_order, CONTEXT_ORDERS, "--context-order")
+    _choice(forms, FORMS, "--forms")
+    _choice(query_phrasing, QUERY_PHRASINGS, "--query-phrasing")
+    if counts != ORIGINAL and counts[1] < hi + 2:
+        raise UserError(f"--premises: a {hi}-hop problem has at least {hi + 2} premises (its fact, {hi} rules and "
+                        f"the distractor rule), got at most {counts[1]}")
     if num < 0:
         raise UserError(f"--num: expected a non-negative count, got {num}")
     out = []
     for i in range(num):
         rng = random.Random(f"oakdpo-prontoqa:{seed}:{i}")  # str seeds hash with sha512: stable everywhere
         h = rng.randint(lo, hi)
-        out.append(_generate_one(rng, h, context_order, remove_shortcut, f"gen-s{seed}-{i:06d}"))
+        order = _mixed(rng, context_order, ("random", "proof"))
+        phrasing = _mixed(rng, query_phrasing, QUERY_PHRASINGS)
+        form = _form_drawer(rng, forms)
+        pid = f"gen-s{seed}-{i:06d}"
+        if counts == ORIGINAL:
+            p = _generate_original(rng, h, order, remove_shortcut, form, phrasing, pid)
+        else:
+            n = rng.randint(max(counts[0], h + 2), counts[1])
+            p = _generate_shaped(rng, h, n, order, remove_shortcut, form, phrasing, pid)
+        p.meta = {"premises": len(p.premises), "order": order, "forms": forms, "phrasing": phrasing}
+        out.append(p)
     return out
 
 
