@@ -134,7 +134,7 @@ def _cmd_gold(args) -> int:
 
 
 def add_cli(sub) -> None:
-    """`oakdpo data generate|import|gold`."""
+    """`oakdpo data generate|import|gold|export`."""
     p = sub.add_parser("data", help="Generate, import and write gold traces of problems.")
     dsub = p.add_subparsers(dest="data_command", required=True)
 
@@ -175,3 +175,8 @@ def add_cli(sub) -> None:
     gd.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="Config override.")
     gd.add_argument("-o", "--output", required=True, help="traces.jsonl to write ({problem_id, sample, text}).")
     gd.set_defaults(func=_cmd_gold)
+
+    from .export import add_arguments as export_arguments
+
+    export_arguments(dsub.add_parser("export", help="Write RL prompts that carry their problems, for TRL "
+                                                    "(JSONL) or verl (parquet), to score with oakdpo.rewards."))

@@ -1,0 +1,215 @@
+"""OUT/report.html (oakdpo.html_report) and `oakdpo report`: built from a synthetic run directory (gold and
+mutated traces, verified for real), no training."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from oakdpo.cli import main
+from oakdpo.config import Config, save_config
+from oakdpo.data import write_problems
+from oakdpo.html_report import external_refs, reason_category, write_html_report
+from oakdpo.io import write_json, write_jsonl
+from oakdpo.tasks import get_task
+from oakdpo.trace import parse_trace
+from oakdpo.verify import summarize, verify_traces
+
+ROOT = Path(__file__).resolve().parents[1]
+HOSTILE = '<script>alert(1)</script><img src="http://example.com/x.png"> url(http://example.com/y)'
+
+
+def _break_last_step(text: str) -> str:
+    """The last reasoning step cites what the first one cites: invalid, 'claim does not follow ...'."""
+    steps = [s for s in parse_trace(text).steps if not s.is_conclude]
+    s = steps[-1]
+    line = text[s.span[0]:s.span[1]]
+    new = re.sub(r'args="[^"]*"', f'args="[{", ".join(map(str, steps[0].args))}]"', line)
+    return text[:s.span[0]] + new + text[s.span[1]:]
+
+
+def _make_run(root: Path, n_problems: int = 6, copies: int = 1) -> dict:
+    from oakdpo.tasks.prontoqa.generator import generate_problems
+
+    problems = generate_problems(n_problems + 3, hops=(2, 3), seed=11)
+    train, val = problems[:n_problems], problems[n_problems:]
+    write_problems(root / "data" / "train.jsonl", train)
+    write_problems(root / "data" / "val.jsonl", val)
+    cfg = Config()
+    cfg.format.style = "natural"
+    save_config(cfg, root / "config.yaml")
+    task = get_task("prontoqa")
+    traces = []
+    for p in train:
+        gold = task.gold_trace(p, "natural")
+        traces += [{"problem_id": p.id, "sample": 0, "text": gold, "num_tokens": 50},
+                   {"problem_id": p.id, "sample": 1, "text": _break_last_step(gold), "num_tokens": 50}]
+    traces.append({"problem_id": train[0].id, "sample": 2, "text": HOSTILE, "num_tokens": 9})
+    verdicts = verify_traces(train, traces, progress=False)
+    it = root / "iter_0"
+    write_jsonl(it / "traces.jsonl", traces)
+    write_jsonl(it / "verdicts.jsonl", verdicts)
+    pairs = []
+    for p in train:
+        system, user = task.prompt(p, "natural")
+        by_sample = {t["sample"]: t for t in traces if t["problem_id"] == p.id}
+        v1 = next(v for v in verdicts if v["problem_id"] == p.id and v["sample"] == 1)
+        pairs += [{"problem_id": p.id, "prompt": f"{system}\n\n{user}", "chosen": by_sample[0]["text"],
+                   "rejected": by_sample[1]["text"], "kind": "valid_vs_invalid", "rejected_partial": False,
+                   "rejected_truncated": False, "chosen_sample": 0, "rejected_sample": 1, "chosen_step_validity": 1.0,
+                   "rejected_step_validity": v1["step_validity"]}] * copies
+    write_jsonl(it / "pairs.jsonl", pairs)
+    ev_traces = [{"problem_id": p.id, "sample": 0, "text": task.gold_trace(p, "natural")} for p in val]
+    ev_verdicts = verify_traces(val, ev_traces, progress=False)
+    ev = summarize(ev_verdicts)
+    write_jsonl(it / "eval_val" / "traces.jsonl", ev_traces)
+    write_jsonl(it / "eval_val" / "verdicts.jsonl", ev_verdicts)
+    write_json(it / "eval_val" / "metrics.json", ev)
+    write_json(root / "eval_sft" / "val" / "metrics.json", {**ev, "trace_validity": 0.5})
+    stages = {"generate": {"wall_s": 3.0, "traces": len(traces)}, "verify": {"wall_s": 0.5, **summarize(verdicts)},
+              "pairs": {"wall_s": 0.1, "pairs": len(pairs), "by_kind": {"valid_vs_invalid": len(pairs)}},
+              "knowledge": {"wall_s": 1.0, "ece": 0.05, "auroc": 0.8},
+              "dpo": {"wall_s": 9.0, "train_loss": 0.69, "steps": 2, "rewards_accuracies_last": 0.5},
+              "eval": {"wall_s": 2.0, "val": {"trace_validity": ev["trace_validity"]}}}
+    write_json(it / "progress.json", stages)
+    write_json(it / "metrics.json", {"iteration": 0, "policy": "sft", "output": "dpo/iter_0", "stages": stages,
+                                     "eval": {"val": ev}})
+    write_json(root / "sft" / "trainer_state.json", {"log_history": [{"step": i, "loss": 2.0 / i} for i in range(1, 6)]})
+    write_json(root / "dpo" / "iter_0" / "trainer_state.json",
+               {"log_history": [{"step": 1, "loss": 0.69}, {"step": 2, "loss": 0.6}]})
+    write_json(root / "timing.json", {"sft_wall_s": 30.0})
+    return {"train": train, "val": val, "traces": traces, "verdicts": verdicts, "pairs": pairs}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("report") / "run"
+    info = _make_run(root)
+    write_html_report(root)
+    return root, info
+
+
+def _page(root: Path) -> str:
+    return (root / "report.html").read_text(encoding="utf-8")
+
+
+def test_page_is_self_contained_and_escapes_model_text(run):
+    root, _ = run
+    page = _page(root)
+    assert external_refs(page) == []
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert len(re.findall(r'<img src="data:image/png;base64,', page)) >= 6  # eval, verify, pairs, SFT, DPO, q-hat, ...
+    assert page.count("<script>") == 1  # the filter's own inline script
+
+
+def test_metrics_and_stage_tables(run):
+    root, _ = run
+    page = _page(root)
+    table = page[page.index('<table class="metrics">'):page.index("</table>")]
+    rows = re.findall(r"<tr>(.*?)</tr>", table)
+    cells = [re.findall(r"<td>(.*?)</td>", r) for r in rows[1:]]
+    assert [c[:2] for c in cells] == [["sft", "val"], ["iter_0", "val"]]
+    assert cells[0][4] == "50.0%" and cells[1][4] == "100.0%"  # trace validity after SFT / after iteration 0
+    assert cells[1][5] == "6"  # pairs
+    assert "0.69 loss" not in page and "2 steps, loss 0.69, reward accuracy 50.0%" in page
+
+
+def test_pairs_show_each_step_with_cites_claim_and_verdict(run):
+    root, info = run
+    page = _page(root)
+    pairs = re.findall(r'<div class="card pair".*?(?=<div class="card pair"|<div class="section")', page, re.S)
+    assert len(pairs) == 6
+    first = info["pairs"][0]
+    card = next(c for c in pairs if f"problem {first['problem_id']}" in c)
+    # the shared prompt once, chosen and rejected side by side
+    assert card.count("<summary>shared prompt") == 1
+    assert card.count('<div class="side">') == 2
+    chosen, rejected = card.split('<h4 class="rejected">')
+    # every step of the chosen (gold) trace is valid; the rejected trace's last reasoning step is marked
+    rv = next(v for v in info["verdicts"] if v["problem_id"] == first["problem_id"] and v["sample"] == 1)
+    bad = [s for s in rv["steps"] if not s["valid"] and s["option"] != "CONCLUDE"]
+    assert 'class="step bad"' not in chosen and chosen.count('class="step ok"') == len(rv["steps"])
+    assert rejected.count('class="step bad"') >= len(bad) == 1
+    assert f'<div class="reason">{html.escape(bad[0]["reason"])}</div>' in rejected
+    # the cited formulas: premises by their text, an earlier step by its claim
+    problem = next(p for p in info["train"] if p.id == first["problem_id"])
+    step0 = rv["steps"][0]
+    for a in step0["args"]:
+        assert f"<b>[{a}]</b> {html.escape(problem.premises[a])}" in rejected
+    assert f'<span class="claim">{html.escape(step0["claim"])}</span>' in rejected
+    assert '<span class="opt">MODUS_PONENS</span>' in rejected
+
+
+def test_filters_by_verdict_reason_with_counts(run):
+    root, info = run
+    page = _page(root)
+    sec = page[page.index('id="traces-0"'):page.index('id="eval-0-val"')]
+    reasons = {}
+    for v in info["verdicts"]:
+        reasons[reason_category(v)] = reasons.get(reason_category(v), 0) + 1
+    for r, n in reasons.items():
+        e = re.escape(html.escape(r))
+        assert re.search(rf'<option value="{e}">{e} \(\d+ shown of {n}\)</option>', sec), r
+    cards = re.findall(r'<div class="card" data-reason="([^"]*)"', sec)
+    assert set(map(html.unescape, cards)) == set(reasons)  # the sample holds every reason
+    assert "function oakFilter(sel)" in page
+
+
+def test_long_runs_keep_the_page_small(tmp_path):
+    root = tmp_path / "big"
+    info = _make_run(root, n_problems=40, copies=50)  # 2,000 pairs
+    page = write_html_report(root, max_pairs=5, max_traces=6).read_text(encoding="utf-8")
+    assert len(info["pairs"]) == 2000
+    assert "Preference pairs: 5 shown of 2000" in page
+    assert page.count('<div class="card pair"') == 5
+    assert len(set(re.findall(r'<div class="card pair".*?problem (gen-[\w-]+)', page))) == 5  # distinct problems
+    assert len(page.encode()) < 600_000
+
+
+def test_reason_categories():
+    assert reason_category({"trace_reason": "ok"}) == "valid"
+    assert reason_category({"trace_reason": "step 3: cites its own formula 17"}) == "cites its own formula N"
+    assert reason_category({"trace_reason": "step 0: unknown predicate 'Dependnet' (not in the premises or query)"}) \
+        == "unknown predicate '…' (not in the premises or query)"
+    assert reason_category(None) == "not verified"
+
+
+def test_report_cli(run, tmp_path, capsys):
+    root = tmp_path / "run"
+    shutil.copytree(run[0], root)
+    (root / "report.html").unlink()
+    assert main(["report", "--html", str(root)]) == 0
+    assert (root / "report.html").is_file() and "wrote" in capsys.readouterr().out
+    assert main(["report", str(root)]) == 0
+    assert "| iter_0 | val |" in (root / "report.md").read_text() and (root / "report.png").is_file()
+    assert main(["report", "--html", str(root / "missing")]) == 2
+    assert "no such run directory" in capsys.readouterr().err
+
+
+def test_page_without_problem_files_still_renders(run, tmp_path):
+    root = tmp_path / "run"
+    shutil.copytree(run[0], root)
+    shutil.rmtree(root / "data")
+    page = write_html_report(root).read_text(encoding="utf-8")
+    assert "not in the run's problem files" in page and 'class="step bad"' in page
+    assert external_refs(page) == []
+
+
+@pytest.mark.slow
+def test_headless_chromium_renders_the_page(run):
+    """benchmarks/html_report.py: Chromium (installed from Debian's packages when missing) screenshots the page."""
+    if shutil.which("chromium") is None and shutil.which("apt-get") is None:
+        pytest.skip("no chromium and no apt-get")
+    root, _ = run
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "html_report.py"), str(root)], capture_output=True,
+                       text=True, timeout=900)
+    assert r.returncode == 0, r.stdout + r.stderr
+    summary = json.loads(r.stdout.strip().splitlines()[-1])
+    assert summary["passed"] and summary["screenshot_bytes"] > 20_000
