@@ -213,3 +213,19 @@ def test_headless_chromium_renders_the_page(run):
     assert r.returncode == 0, r.stdout + r.stderr
     summary = json.loads(r.stdout.strip().splitlines()[-1])
     assert summary["passed"] and summary["screenshot_bytes"] > 20_000
+
+
+def test_running_iteration_reads_its_stage_files(run, tmp_path):
+    """An iteration without metrics.json yet: its stages/<name>.json give the stage table; no metrics row."""
+    root = tmp_path / "run"
+    shutil.copytree(run[0], root)
+    it = root / "iter_0"
+    stages = json.loads((it / "progress.json").read_text())
+    (it / "metrics.json").unlink()
+    (it / "progress.json").unlink()
+    for name in ("generate", "verify", "pairs"):
+        write_json(it / "stages" / f"{name}.json", stages[name])
+    page = write_html_report(root).read_text(encoding="utf-8")
+    assert "<td>iter_0 (running)</td><td>13 traces</td>" in page
+    assert "<td>iter_0</td><td>val</td>" not in page  # no eval yet
+    assert "Preference pairs: 6 shown of 6" in page

@@ -94,6 +94,14 @@ def _eval_dirs(base: Path, prefix: str) -> list[tuple[str, Path]]:
     return out
 
 
+def _stage_files(it_dir: Path) -> dict:
+    """A running iteration's stage metrics: iter_k/stages/<stage>.json, in stage order."""
+    got = {f.stem: _read_json(f) for f in sorted((it_dir / "stages").glob("*.json"))} if (it_dir / "stages").is_dir() \
+        else {}
+    return {k: got[k] for k in sorted(got, key=lambda n: STAGE_ORDER.index(n) if n in STAGE_ORDER else 99)
+            if isinstance(got[k], dict)}
+
+
 def load_run(run_dir: str | Path, problems: list[Problem] | None = None) -> dict:
     """Everything the page shows, read from a run directory (a run in progress too: what is there)."""
     from .report import report_rows
@@ -124,7 +132,7 @@ def load_run(run_dir: str | Path, problems: list[Problem] | None = None) -> dict
     iterations = []
     for k, d in _iter_dirs(run):
         metrics = _read_json(d / "metrics.json")
-        progress = (metrics or {}).get("stages") or _read_json(d / "progress.json") or {}
+        progress = (metrics or {}).get("stages") or _stage_files(d) or _read_json(d / "progress.json") or {}
         iterations.append({"iteration": k, "dir": d, "metrics": metrics, "stages": progress,
                            "evals": {name: ed for name, ed in _eval_dirs(d, "eval_")}})
     complete = [it["metrics"] for it in iterations if it["metrics"]]

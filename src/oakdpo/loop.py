@@ -253,8 +253,11 @@ def main_oak(args) -> int:
         metrics = run_oak(cfg, sft_model=sft_model, train=train, eval_sets={"val": val}, output_dir=out,
                           iterations=cfg.oak.iterations, samples=cfg.oak.samples)
         if dist.is_main():
+            from .html_report import write_html_report
+
             write_report(report_rows(None, None, metrics), out)
-            dist.print0(f"Done: {out}/report.md")
+            write_html_report(out, problems=train + val)  # the problems resolve the pairs' cited premises
+            dist.print0(f"Done: {out}/report.md, {out}/report.html")
     finally:
         dist.barrier()
         dist.cleanup()
@@ -321,8 +324,13 @@ def quickstart(out: str | Path, cfg: Config) -> list[dict]:
                     iterations=cfg.oak.iterations, samples=cfg.oak.samples)
     rows = report_rows(sft_eval, timing.get("sft_wall_s"), iters)
     write_report(rows, out, title="oakdpo quickstart: tiny model, PrOntoQA")
+    from .html_report import write_html_report
+
+    write_html_report(out, problems=train + [p for probs in eval_sets.values() for p in probs],
+                      title="oakdpo quickstart: tiny model, PrOntoQA")
     print((out / "report.md").read_text())
-    print(f"quickstart finished in {time.time() - t_start:.0f} s (this invocation); report: {out}/report.md")
+    print(f"quickstart finished in {time.time() - t_start:.0f} s (this invocation); report: {out}/report.md, "
+          f"{out}/report.html")
     return rows
 
 
