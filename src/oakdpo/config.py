@@ -69,6 +69,11 @@ class ModelConfig:
     lora_dropout: float = _f(0.05, "LoRA dropout.")
     lora_target_modules: list = _f(["q_proj", "k_proj", "v_proj", "o_proj"], "Module names LoRA adapts.")
     trust_remote_code: bool = _f(False, "Allow custom modelling code from the checkpoint folder. Off unless you ask.")
+    allow_pickle: bool = _f(False, "Load a checkpoint that has only pickle weights (.bin/.pt). Unpickling can run code: "
+                            "off unless you trust the file (convert to safetensors instead).")
+    device: str = _f("auto", "Where generation, evaluation and q-hat run the model: 'auto' (this rank's GPU when "
+                     "there is one, else the CPU), 'cpu' or 'cuda'. Training places it through accelerate.",
+                     choices=("auto", "cpu", "cuda"))
 
 
 @dataclass
@@ -130,7 +135,10 @@ class SFTConfig:
                                     "lookup's dead end and retry (data.cut_to_proof).",
                                     choices=CURRICULUM_DISTRACTOR_MODES)
     logging_steps: int = _f(20, "Log every N optimizer steps.")
-    report_to: str = _f("none", "Where TRL logs metrics: none, tensorboard, wandb.")
+    save_steps: int = _f(200, "Checkpoint every N optimizer steps (the last one kept); a rerun of a killed SFT "
+                         "resumes from it. 0: no checkpoints.")
+    report_to: str = _f("none", "Where TRL logs metrics (comma-separated): none, tensorboard, wandb, ... Logs go "
+                        "to a logs/ folder beside the model folder (OUT/logs/ in a run).")
     seed: int = _f(0, "Training seed.")
 
 
@@ -142,6 +150,9 @@ class GenerationConfig:
     temperature: float = _f(1.0, "Sampling temperature (OaK sampling).")
     top_p: float = _f(1.0, "Nucleus sampling p.")
     seed: int = _f(0, "Sampling seed; generation is reproducible for a fixed seed.")
+    use_model_defaults: bool = _f(False, "Apply the checkpoint's generation_config.json sampling settings "
+                                  "(temperature, top_k, top_p, min_p, repetition_penalty; the penalty also in greedy "
+                                  "decoding) instead of ours. Off: only its eos ids are read.")
     vllm_gpu_memory_utilization: float = _f(0.5, "backend=vllm: fraction of GPU memory vLLM may take (the rest "
                                             "is left to training).")
 
@@ -176,7 +187,10 @@ class DPOConfig:
     lr_scheduler: str = _f("constant", "transformers scheduler name.")
     activation_checkpointing: bool = _f(False, "Recompute activations to save memory (large models).")
     logging_steps: int = _f(5, "Log every N optimizer steps.")
-    report_to: str = _f("none", "Where TRL logs metrics: none, tensorboard, wandb.")
+    save_steps: int = _f(50, "Checkpoint every N optimizer steps (the last one kept); a rerun of a killed DPO "
+                         "iteration resumes from it. 0: no checkpoints.")
+    report_to: str = _f("none", "Where TRL logs metrics (comma-separated): none, tensorboard, wandb, ... Logs go "
+                        "to OUT/logs/dpo_iter_k.")
     seed: int = _f(0, "Training seed.")
 
 

@@ -8,6 +8,7 @@ to every rank, so every rank builds the same pairs and trains the same DDP model
 from __future__ import annotations
 
 import os
+import sys
 from datetime import timedelta
 
 import torch
@@ -87,6 +88,32 @@ def broadcast_object(obj):
 def barrier() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
+
+
+def fault_point(name: str) -> None:
+    """Fault injection for the failing-rank tests: OAKDPO_FAULT="<stage>@<rank>" (e.g. "iter_0/generate@1")
+    raises here on that rank. Unset in normal runs, where this does nothing."""
+    want = os.environ.get("OAKDPO_FAULT")
+    if want and want == f"{name}@{rank()}":
+        raise RuntimeError(f"injected fault at {name} on rank {rank()} (OAKDPO_FAULT)")
+
+
+def fail_fast(exc: BaseException) -> None:
+    """After an exception on one rank of a multi-rank job: print it with the rank and end this process at once,
+    without the barriers and collectives a normal exit would wait in (the other ranks would wait there until the
+    process-group timeout). torchrun / accelerate then stop the other ranks within seconds."""
+    import traceback
+
+    from .io import UserError
+
+    if isinstance(exc, UserError):
+        text = f"error: {exc}\n"
+    else:
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    sys.stderr.write("".join(f"[rank {rank()}] {line}\n" for line in text.rstrip().splitlines()))
+    sys.stderr.flush()
+    sys.stdout.flush()
+    os._exit(2 if isinstance(exc, UserError) else 1)
 
 
 def cleanup() -> None:

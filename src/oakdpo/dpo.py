@@ -15,8 +15,9 @@ What it does and assumes:
   gets no EOS / end of turn (`_trainer_class`).
 - Pairs travel to the trainer through `save_to_disk`/`load_from_disk`, which precomputed reference log-probs
   need under DDP (every rank must see the same cache file).
-- The model is saved with `save_pretrained` (safetensors) and `trainer_state.json` is written last: its
-  presence marks the stage complete for resume.
+- Checkpoints every dpo.save_steps (a rerun resumes from the newest); the final folder is saved whole
+  (safetensors, trainer_state.json) and then marked done with DONE.json, which also holds the stage's metrics
+  (oakdpo.trainers, oakdpo.io).
 """
 
 from __future__ import annotations
@@ -27,9 +28,9 @@ import math
 import shutil
 from pathlib import Path
 
-from . import dist
+from . import dist, trainers
 from .config import Config
-from .training import device_args
+from .io import write_done
 
 
 def base_dpo_args(cfg: Config, output_dir: str | Path):
@@ -41,7 +42,7 @@ def base_dpo_args(cfg: Config, output_dir: str | Path):
         output_dir=str(Path(output_dir) / "dpo"),
         beta=d.beta,
         loss_type=[d.loss_type] + (["sft"] if d.sft_weight > 0 else []),
-        loss_weights=[d.dpo_weight, d.sft_weight] if d.sft_weight > 0 else ([d.dpo_weight] if d.dpo_weight != 1.0 else None),
+        loss_weights=[d.dpo_weight, d.sft_weight] if d.sft_weight > 0 else [d.dpo_weight],
         learning_rate=d.learning_rate,
         num_train_epochs=d.epochs,
         per_device_train_batch_size=d.batch_size,
@@ -51,11 +52,11 @@ def base_dpo_args(cfg: Config, output_dir: str | Path):
         lr_scheduler_type=d.lr_scheduler,
         activation_checkpointing=d.activation_checkpointing,
         logging_steps=d.logging_steps,
-        report_to=d.report_to,
+        report_to=trainers.report_to(d.report_to, "dpo.report_to"),
         seed=d.seed,
         precompute_ref_log_probs=True,
-        save_strategy="no",
-        **device_args(cfg.model),
+        **trainers.checkpoint_args(d.save_steps),
+        **trainers.device_args(cfg.model),
         disable_tqdm=not dist.is_main(),
         dataset_num_proc=None,
     )
@@ -149,27 +150,38 @@ def _summarize_logs(log_history: list[dict]) -> dict:
 
 
 def run_dpo(model, tokenizer, pairs: list[dict], args, cfg: Config, dataset_dir: str | Path,
-            adapter_path: str | Path | None = None):
+            adapter_path: str | Path | None = None, log_dir: str | Path | None = None):
     """Train `model` on `pairs` with args (from `iteration_args`); save to args.output_dir.
 
     Returns (metrics, trained model). `adapter_path`: the model is a PeftModel loaded (trainable) from this
-    adapter folder; TRL makes its reference, the frozen copy "ref" of that adapter. With no pairs,
-    the policy is saved unchanged and trainer_state.json records zero steps, so the next iteration still starts
-    from `dpo/iter_{k}`.
+    adapter folder; TRL makes its reference, the frozen copy "ref" of that adapter. A rerun of a killed iteration
+    resumes from the newest checkpoint in args.output_dir. The folder is replaced whole by the final save and then
+    marked done (DONE.json, holding the metrics). With no pairs (or none that fits dpo.max_length) the policy is
+    saved unchanged and trainer_state.json records zero steps, so the next iteration still starts from
+    `dpo/iter_{k}`.
     """
+    from .prompting import Framing
+
     out = Path(args.output_dir)
-    if dist.is_main():
-        shutil.rmtree(out, ignore_errors=True)  # a half-written folder from a killed run
-        out.mkdir(parents=True, exist_ok=True)
+    resume = trainers.latest_checkpoint(out)
+    if dist.is_main() and resume is None:
+        shutil.rmtree(out, ignore_errors=True)  # a folder left by a run killed before its first checkpoint
     dist.barrier()
-    if not pairs:
+    framing = Framing(tokenizer, cfg.format)
+    fits = [p for p in pairs if len(framing.encode(p["prompt"])) < args.max_length]
+    if len(fits) < len(pairs):
+        dist.print0(f"warning: dpo: {len(pairs) - len(fits)} of {len(pairs)} pairs have a prompt of at least "
+                    f"dpo.max_length={args.max_length} tokens and are left out")
+    if not fits:
+        why = "no preference pairs in this iteration" if not pairs else "no pair fits dpo.max_length"
         if dist.is_main():
-            model.save_pretrained(out, safe_serialization=True)
-            tokenizer.save_pretrained(out)
-            (out / "trainer_state.json").write_text(json.dumps(
-                {"global_step": 0, "log_history": [], "note": "no preference pairs in this iteration"}, indent=2))
+            state = json.dumps({"global_step": 0, "log_history": [], "note": why}, indent=2)
+            from .model import save_folder
+
+            save_folder(out, model, tokenizer, extra={"trainer_state.json": state})
+            write_done(out, {"steps": 0, "pairs": 0, "skipped": why})
         dist.barrier()
-        return {"steps": 0, "pairs": 0, "skipped": "no pairs"}, model
+        return {"steps": 0, "pairs": 0, "skipped": why}, model
 
     peft_config = None
     if adapter_path is None and cfg.model.lora:
@@ -178,26 +190,27 @@ def run_dpo(model, tokenizer, pairs: list[dict], args, cfg: Config, dataset_dir:
     from .model import freeze_input_embeddings
 
     freeze_input_embeddings(model, cfg.model)
-    dataset = _pairs_dataset(pairs, Path(dataset_dir))
-    from .prompting import Framing
-
-    suffix = Framing(tokenizer, cfg.format).completion_suffix_ids()
-    trainer = _trainer_class(suffix)(model=model, ref_model=None, args=args, train_dataset=dataset,
-                                     processing_class=tokenizer, peft_config=peft_config)
-    result = trainer.train()
+    trainers.set_log_dir(Path(log_dir) if log_dir else out.parent.parent / "logs" / f"dpo_{out.name}")
+    args.warmup_steps = trainers.safe_warmup("dpo", len(fits), args.per_device_train_batch_size,
+                                             args.gradient_accumulation_steps, args.num_train_epochs,
+                                             args.warmup_steps, what="pairs")
+    dataset = _pairs_dataset(fits, Path(dataset_dir))
+    trainer = _trainer_class(framing.completion_suffix_ids())(
+        model=model, ref_model=None, args=args, train_dataset=dataset, processing_class=tokenizer,
+        peft_config=peft_config, callbacks=[trainers.hygiene_callback()])
+    if resume is not None:
+        dist.print0(f"dpo: resuming from {resume} (step {resume.name.split('-')[-1]})")
+    result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     trained = trainer.accelerator.unwrap_model(trainer.model)
     if adapter_path is not None and "ref" in getattr(trained, "peft_config", {}):
         trained.delete_adapter("ref")
-    trainer.save_model(str(out))
-    if dist.is_main():
-        tokenizer.save_pretrained(out)
-        # Trainer pickles its arguments next to the weights; the run records config.yaml instead, and
-        # artifacts a user opens should never need unpickling.
-        (out / "training_args.bin").unlink(missing_ok=True)
-        trainer.state.save_to_json(str(out / "trainer_state.json"))  # last: marks the stage complete
-    dist.barrier()
     metrics = _summarize_logs(trainer.state.log_history)
-    metrics.update({"steps": int(trainer.state.global_step), "pairs": len(pairs),
+    metrics.update({"steps": int(trainer.state.global_step), "pairs": len(fits), "pairs_too_long": len(pairs) - len(fits),
+                    "resumed_from_step": int(resume.name.split("-")[-1]) if resume else None,
                     "train_runtime_s": float(result.metrics.get("train_runtime", math.nan))})
+    trainers.save_trained(trainer, out, tokenizer, extra={"trainer_state.json": trainers.state_json(trainer.state)})
+    if dist.is_main():
+        write_done(out, metrics)
+    dist.barrier()
     trained.eval()
     return metrics, trained

@@ -4,13 +4,16 @@ Iteration k (files under OUT/iter_{k}/ unless noted):
   1. generate `samples` traces per training problem with the current policy (SFT model for k=0, else
      OUT/dpo/iter_{k-1}); under torchrun/accelerate the problems are split across ranks and every rank's traces
      are gathered to every rank -> traces.jsonl
-  2. verify strictly -> verdicts.jsonl
-  3. preference pairs -> pairs.jsonl (prompt / chosen / rejected; prompt stripped once)
+  2. verify strictly (a process pool, a time budget per trace) -> verdicts.jsonl
+  3. preference pairs -> pairs.jsonl (prompt / chosen / rejected; prompt stripped once); an iteration that forms
+     none says why on one line
   4. q-hat, the option-success predictor, on the verified steps (if knowledge.enabled) -> qhat/
-  5. DPO (TRL) from a fresh copy of the base DPOConfig -> OUT/dpo/iter_{k}/ (one level) with trainer_state.json
-  6. evaluate the new policy on the validation problems -> eval_<set>/ and metrics.json (written last)
-Resume: each stage's output file is written atomically and marks the stage done, so rerunning the same
-command continues at the first incomplete stage. Rank 0 decides what is done and broadcasts it.
+  5. DPO (TRL) from a fresh copy of the base DPOConfig -> OUT/dpo/iter_{k}/ (one level), marked by DONE.json
+  6. evaluate the new policy on the validation problems -> eval_<set>/, then metrics.json (written last)
+Resume: a stage is done when its marker is: its output file (written atomically, after the stage's metrics in
+stages/<name>.json), or, for DPO, a complete DONE.json. Rerunning the same command continues at the first
+incomplete stage, and inside a stage from its checkpoint. Temp files a killed run left are removed at the start.
+Rank 0 decides what is done and broadcasts it. An exception on any rank ends the whole job (main_oak).
 """
 
 from __future__ import annotations
@@ -24,13 +27,13 @@ from . import dist
 from .config import Config, load_config, save_config
 from .data import read_problem_file
 from .evaluation import evaluate
-from .io import UserError, read_json, read_jsonl, write_json, write_jsonl
+from .io import UserError, is_done, read_done, read_json, read_jsonl, remove_stale_temps, write_json, write_jsonl
 from .trace import Problem
 
 STAGES = ("generate", "verify", "pairs", "knowledge", "dpo", "eval")
 
 
-def _done(path: Path) -> bool:
+def _exists(path: Path) -> bool:
     """Rank 0 looks at the file system; every rank gets the same answer."""
     return bool(dist.broadcast_object(path.exists() if dist.is_main() else None))
 
@@ -44,27 +47,23 @@ class Policy:
 
     def get(self):
         if self.model is None:
-            from .model import load_policy
+            from .model import load_policy, placement
 
             self.model, self.tokenizer = load_policy(self.path, self.cfg.model, for_training=True)
-            self.model.to(dist.device())
+            self.model.to(placement(self.cfg.model))
         return self.model, self.tokenizer
 
     @property
     def is_adapter(self) -> bool:
         return (self.path / "adapter_config.json").is_file()
 
-    def tokenizer_only(self):
+    def get_tokenizer(self):
         """The policy's tokenizer, without loading the model when it is not loaded yet."""
         if self.tokenizer is not None:
             return self.tokenizer
-        from transformers import AutoTokenizer
+        from .model import load_tokenizer
 
-        from .model import resolve_model_path
-
-        folder, base = resolve_model_path(self.path)
-        has = (folder / "tokenizer_config.json").is_file() or (folder / "tokenizer.json").is_file()
-        return AutoTokenizer.from_pretrained(folder if has or base is None else base, local_files_only=True)
+        return load_tokenizer(self.path, self.cfg.model)
 
     def release(self):
         self.model = self.tokenizer = None
@@ -81,8 +80,8 @@ def generate_distributed(model, tokenizer, problems: list[Problem], samples: int
     local = dist.shard(problems)
     traces = []
     if local:
-        traces = generate_traces(model, tokenizer, local, samples, cfg.generation, fmt=cfg.format, do_sample=do_sample,
-                                 seed=seed + dist.rank(), progress=dist.is_main())
+        traces = generate_traces(model, tokenizer, local, samples, cfg.generation, fmt=cfg.format,
+                                 do_sample=do_sample, seed=seed, progress=dist.is_main())
     traces = dist.gather_lists(traces)
     dist.print0(f"Generated {len(traces)} total traces")
     dump = os.environ.get("OAKDPO_TRACE_DUMP")  # debugging/tests: what each rank holds after the gather
@@ -99,6 +98,33 @@ def _iteration_problems(train: list[Problem], k: int, n: int) -> list[Problem]:
     return (train + train)[start:start + n]
 
 
+class _Iteration:
+    """One iteration's folder: stage markers, their metrics (stages/<name>.json) and the `stop_after` hook."""
+
+    def __init__(self, it: Path, k: int, stop_after: str | None):
+        self.it, self.k, self.stop_after = it, k, stop_after
+        self.metrics: dict[str, dict] = {}
+
+    def done(self, name: str, marker: Path) -> bool:
+        """Whether stage `name` is done (its marker exists); its recorded metrics are loaded when it is."""
+        ok = _exists(marker) and _exists(self.it / "stages" / f"{name}.json")
+        if ok:
+            m = read_json(self.it / "stages" / f"{name}.json") if dist.is_main() else None
+            self.metrics[name] = dist.broadcast_object(m)
+        return ok
+
+    def finish(self, name: str, start: float, write_output, **info) -> None:
+        """Record the stage's metrics, then write its output (the marker), then honour `stop_after`."""
+        self.metrics[name] = {"wall_s": round(time.time() - start, 2), **info}
+        if dist.is_main():
+            write_json(self.it / "stages" / f"{name}.json", self.metrics[name])
+            write_output()
+        dist.barrier()
+        dist.fault_point(f"iter_{self.k}/{name}")
+        if self.stop_after == f"iter_{self.k}/{name}":
+            raise _Stop()
+
+
 def run_oak(cfg: Config, *, sft_model: str | Path, train: list[Problem], eval_sets: dict[str, list[Problem]],
             output_dir: str | Path, iterations: int, samples: int, stop_after: str | None = None) -> list[dict]:
     """Run (or resume) `iterations` OaK-DPO iterations; returns each iteration's metrics.
@@ -107,71 +133,65 @@ def run_oak(cfg: Config, *, sft_model: str | Path, train: list[Problem], eval_se
     """
     from . import verify
     from .dpo import base_dpo_args, iteration_args, run_dpo
-    from .pairs import build_pairs
+    from .pairs import build_pairs, explain_no_pairs
+    from .prompting import Framing
 
     out = Path(output_dir)
+    if dist.is_main():
+        removed = remove_stale_temps(out)
+        if removed:
+            dist.print0(f"removed {removed} temp file(s) left by an earlier run")
+    dist.barrier()
     base_args = base_dpo_args(cfg, out)  # built once; each iteration deep-copies it
     all_metrics = []
     for k in range(iterations):
         it = out / f"iter_{k}"
+        if _exists(it / "metrics.json"):
+            all_metrics.append(dist.broadcast_object(read_json(it / "metrics.json") if dist.is_main() else None))
+            continue
         policy_path = Path(sft_model) if k == 0 else out / "dpo" / f"iter_{k - 1}"
         policy = Policy(policy_path, cfg)
         problems = _iteration_problems(train, k, cfg.oak.train_problems_per_iter)
         by_id = {p.id: p for p in problems}
-        progress_file = it / "progress.json"
-        progress = read_json(progress_file) if (dist.is_main() and progress_file.exists()) else {}
-        progress = dist.broadcast_object(progress)
-
-        def stage_done(name: str, start: float, **info):
-            progress[name] = {"wall_s": round(time.time() - start, 2), **info}
-            if dist.is_main():
-                write_json(progress_file, progress)
-            if stop_after == f"iter_{k}/{name}":
-                raise _Stop()
-
+        st = _Iteration(it, k, stop_after)
         dist.print0(f"== OaK iteration {k}: policy {policy_path}, {len(problems)} problems x {samples} samples")
         # 1. generate
-        if _done(it / "traces.jsonl"):
+        if st.done("generate", it / "traces.jsonl"):
             traces = read_jsonl(it / "traces.jsonl")
         else:
             t0 = time.time()
             model, tok = policy.get()
             traces = generate_distributed(model, tok, problems, samples, cfg, seed=cfg.generation.seed + 1000 * k)
-            if dist.is_main():
-                write_jsonl(it / "traces.jsonl", traces)
-            stage_done("generate", t0, traces=len(traces))
+            st.finish("generate", t0, lambda: write_jsonl(it / "traces.jsonl", traces), traces=len(traces),
+                      truncated=sum(bool(t.get("truncated")) for t in traces))
         # 2. verify (rank 0; everyone gets the same verdicts)
-        if _done(it / "verdicts.jsonl"):
+        if st.done("verify", it / "verdicts.jsonl"):
             verdicts = read_jsonl(it / "verdicts.jsonl")
         else:
             t0 = time.time()
             verdicts = verify.verify_traces(problems, traces, progress=True, workers=cfg.verify.workers,
                                             timeout_s=cfg.verify.trace_timeout_s) if dist.is_main() else None
             verdicts = dist.broadcast_object(verdicts)
-            if dist.is_main():
-                write_jsonl(it / "verdicts.jsonl", verdicts)
-            stage_done("verify", t0, **verify.summarize(verdicts))
+            st.finish("verify", t0, lambda: write_jsonl(it / "verdicts.jsonl", verdicts),
+                      **verify.summarize(verdicts))
         # 3. pairs
-        if _done(it / "pairs.jsonl"):
+        if st.done("pairs", it / "pairs.jsonl"):
             pairs = read_jsonl(it / "pairs.jsonl")
         else:
             t0 = time.time()
-            from .prompting import Framing
-
-            pairs = build_pairs(problems, traces, verdicts, cfg.pairs, Framing(policy.tokenizer_only(), cfg.format))
-            pairs = dist.broadcast_object(pairs)
-            if dist.is_main():
-                write_jsonl(it / "pairs.jsonl", pairs)
-            kinds = {}
+            framing = Framing(policy.get_tokenizer(), cfg.format)
+            pairs = dist.broadcast_object(build_pairs(problems, traces, verdicts, cfg.pairs, framing)
+                                          if dist.is_main() else None)
+            kinds: dict[str, int] = {}
             for p in pairs:
                 kinds[p["kind"]] = kinds.get(p["kind"], 0) + 1
-            stage_done("pairs", t0, pairs=len(pairs), by_kind=kinds)
-            dist.print0(f"Built {len(pairs)} preference pairs {kinds}")
-            if not pairs and samples < 2 and not cfg.pairs.use_gold:
-                dist.print0("note: with one sample per problem only gold pairs can form; "
-                            "set pairs.use_gold=true (--set pairs.use_gold=true) to train")
+            why = explain_no_pairs(problems, traces, verdicts, cfg.pairs, framing) if not pairs else None
+            dist.print0(f"Built {len(pairs)} preference pairs {kinds}" if pairs else
+                        f"iteration {k}: no preference pairs: {why}")
+            st.finish("pairs", t0, lambda: write_jsonl(it / "pairs.jsonl", pairs), pairs=len(pairs), by_kind=kinds,
+                      **({"no_pairs": why} if why else {}))
         # 4. q-hat on the generating policy's hidden states
-        if cfg.knowledge.enabled and "knowledge" not in progress:
+        if cfg.knowledge.enabled and not st.done("knowledge", it / "qhat" / "metrics.json"):
             t0 = time.time()
             metrics_q = None
             if dist.is_main():
@@ -181,35 +201,45 @@ def run_oak(cfg: Config, *, sft_model: str | Path, train: list[Problem], eval_se
                 metrics_q = run_knowledge_stage(model, tok, by_id, traces, verdicts, cfg.knowledge, it,
                                                 seed=cfg.dpo.seed + k, fmt=cfg.format)
             metrics_q = dist.broadcast_object(metrics_q)
-            stage_done("knowledge", t0, **(metrics_q or {}))
+            st.finish("knowledge", t0, lambda: write_json(it / "qhat" / "metrics.json", metrics_q), **(metrics_q or {}))
         # 5. DPO
         dpo_dir = out / "dpo" / f"iter_{k}"
         trained = None
-        if not _done(dpo_dir / "trainer_state.json"):
+        if _exists(dpo_dir / "DONE.json") and dist.broadcast_object(is_done(dpo_dir) if dist.is_main() else None):
+            st.metrics["dpo"] = dist.broadcast_object((read_done(dpo_dir) or {}).get("info") if dist.is_main()
+                                                      else None)
+        else:
             t0 = time.time()
             model, tok = policy.get()
             args = iteration_args(base_args, out, k)
             dpo_metrics, trained = run_dpo(model, tok, pairs, args, cfg, dataset_dir=it / "pairs_dataset",
-                                           adapter_path=policy_path if policy.is_adapter else None)
-            stage_done("dpo", t0, **dpo_metrics)
+                                           adapter_path=policy_path if policy.is_adapter else None,
+                                           log_dir=out / "logs" / f"dpo_iter_{k}")
+            st.metrics["dpo"] = {"wall_s": round(time.time() - t0, 2), **dpo_metrics}
+            dist.fault_point(f"iter_{k}/dpo")
+            if stop_after == f"iter_{k}/dpo":
+                raise _Stop()
         # 6. evaluate the new policy
-        if not _done(it / "metrics.json"):
-            t0 = time.time()
-            if trained is None:
-                policy.release()
-                policy = Policy(dpo_dir, cfg)
-                trained, tok = policy.get()
-            else:
-                tok = policy.tokenizer
-            evals = {name: evaluate(trained, tok, probs, cfg, out_dir=it / f"eval_{name}",
-                                    progress=dist.is_main())
-                     for name, probs in eval_sets.items() if probs}
-            stage_done("eval", t0, **{name: _headline(m) for name, m in evals.items()})
-            metrics = {"iteration": k, "policy": str(policy_path), "output": str(dpo_dir),
-                       "stages": progress, "eval": evals}
-            if dist.is_main():
-                write_json(it / "metrics.json", metrics)  # last: marks the iteration complete
-        metrics = dist.broadcast_object(read_json(it / "metrics.json") if dist.is_main() else None)
+        t0 = time.time()
+        if trained is None:
+            policy.release()
+            policy = Policy(dpo_dir, cfg)
+            trained, tok = policy.get()
+        else:
+            tok = policy.tokenizer
+        evals = {}
+        for name, probs in eval_sets.items():
+            mfile = it / f"eval_{name}" / "metrics.json"
+            if probs and _exists(mfile):
+                evals[name] = dist.broadcast_object(read_json(mfile) if dist.is_main() else None)
+            elif probs:
+                evals[name] = evaluate(trained, tok, probs, cfg, out_dir=it / f"eval_{name}", progress=dist.is_main())
+        st.metrics["eval"] = {"wall_s": round(time.time() - t0, 2), **{n: _headline(m) for n, m in evals.items()}}
+        metrics = {"iteration": k, "policy": str(policy_path), "output": str(dpo_dir),
+                   "stages": st.metrics, "eval": evals}
+        if dist.is_main():
+            write_json(it / "metrics.json", metrics)  # last: marks the iteration complete
+        dist.barrier()
         all_metrics.append(metrics)
         trained = None
         policy.release()
@@ -241,7 +271,10 @@ def main_oak(args) -> int:
     from .model import resolve_model_path
 
     resolve_model_path(sft_model)  # fail fast, in one line, on a missing or non-local model path
-    dist.init_distributed()
+    from .tasks import get_task
+
+    get_task(args.dataset_type)  # an unknown task name fails here, in one line
+    distributed = dist.init_distributed()
     try:
         train = read_problem_file(args.train_data, args.dataset_type)
         val = read_problem_file(args.val_data, args.dataset_type) if args.val_data else []
@@ -258,9 +291,12 @@ def main_oak(args) -> int:
             write_report(report_rows(None, None, metrics), out)
             write_html_report(out, problems=train + val)  # the problems resolve the pairs' cited premises
             dist.print0(f"Done: {out}/report.md, {out}/report.html")
-    finally:
-        dist.barrier()
-        dist.cleanup()
+    except BaseException as e:
+        if distributed:
+            dist.fail_fast(e)  # never returns: the other ranks must not wait for this one in a collective
+        raise
+    dist.barrier()
+    dist.cleanup()
     return 0
 
 
@@ -279,6 +315,9 @@ def quickstart(out: str | Path, cfg: Config) -> list[dict]:
 
     out = Path(out)
     t_start = time.time()
+    removed = remove_stale_temps(out)
+    if removed:
+        print(f"removed {removed} temp file(s) left by an earlier run")
     save_config(cfg, out / "config.yaml")
     d = cfg.data
     if not (out / "data" / "val.jsonl").exists():
@@ -301,13 +340,9 @@ def quickstart(out: str | Path, cfg: Config) -> list[dict]:
     if not (out / "init" / "config.json").exists():
         init_tiny_model(cfg.model, build_corpus(train, cfg.format.style), out / "init", seed=cfg.sft.seed)
     sft_dir = out / "sft"
-    timing_file = out / "timing.json"
-    timing = read_json(timing_file) if timing_file.exists() else {}
-    if not (sft_dir / "trainer_state.json").exists():
-        t0 = time.time()
-        run_sft(cfg, train, out / "init", sft_dir)
-        timing["sft_wall_s"] = round(time.time() - t0, 1)
-        write_json(timing_file, timing)
+    if not is_done(sft_dir):
+        run_sft(cfg, train, out / "init", sft_dir, log_dir=out / "logs" / "sft")
+    sft_wall = ((read_done(sft_dir) or {}).get("info") or {}).get("wall_s")
     sft_eval = {}
     model = tok = None
     for name, probs in eval_sets.items():
@@ -322,7 +357,7 @@ def quickstart(out: str | Path, cfg: Config) -> list[dict]:
     gc.collect()
     iters = run_oak(cfg, sft_model=sft_dir, train=train, eval_sets=eval_sets, output_dir=out,
                     iterations=cfg.oak.iterations, samples=cfg.oak.samples)
-    rows = report_rows(sft_eval, timing.get("sft_wall_s"), iters)
+    rows = report_rows(sft_eval, sft_wall, iters)
     write_report(rows, out, title="oakdpo quickstart: tiny model, PrOntoQA")
     from .html_report import write_html_report
 

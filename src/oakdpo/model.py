@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from .config import ModelConfig
-from .io import UserError
+from .io import UserError, atomic_folder
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -26,21 +25,43 @@ def freeze_input_embeddings(model, model_cfg: ModelConfig) -> None:
         model.get_input_embeddings().weight.requires_grad_(False)
 
 
-def save_folder(out_dir: Path, model, tokenizer) -> None:
-    """Save model + tokenizer as an HF folder. A new folder is written under a temporary name and renamed, so a
+def save_folder(out_dir: Path, model, tokenizer, extra: dict[str, str] | None = None) -> None:
+    """Save model + tokenizer (safetensors) as an HF folder, plus `extra` {file name: text}. The folder is written
+    under a temporary name and moved into place whole (an existing folder is replaced, never written into), so a
     killed run never leaves a half-written checkpoint where a finished one is expected."""
-    out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()):
-        target = out_dir  # an existing, non-empty folder: write in place
-    else:
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        target = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    tokenizer.save_pretrained(target)
-    model.save_pretrained(target, safe_serialization=True)
-    if target != out_dir:
-        if out_dir.exists():
-            out_dir.rmdir()
-        os.replace(target, out_dir)
+    with atomic_folder(out_dir) as tmp:
+        tokenizer.save_pretrained(tmp)
+        model.save_pretrained(tmp, safe_serialization=True)
+        for name, text in (extra or {}).items():
+            (tmp / name).write_text(text, encoding="utf-8")
+
+
+def placement(model_cfg: ModelConfig) -> torch.device:
+    """Where a stage runs the model (model.device): 'auto' is this rank's GPU when there is one, else the CPU."""
+    want = model_cfg.device
+    if want not in ("auto", "cpu", "cuda"):
+        raise UserError(f"model.device: expected auto, cpu or cuda, got {want!r}")
+    if want == "cuda" and not torch.cuda.is_available():
+        raise UserError("model.device=cuda: no CUDA GPU is visible (set model.device=auto or cpu)")
+    if want == "cpu" or not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def _weights(folder: Path) -> tuple[bool, bool]:
+    """(has safetensors weights, has pickle weights) in a checkpoint or adapter folder."""
+    names = [p.name for p in folder.iterdir()]
+    safe = any(n.endswith(".safetensors") or n.endswith(".safetensors.index.json") for n in names)
+    pickle = any(n.endswith((".bin", ".pt", ".pth", ".ckpt")) or n.endswith(".bin.index.json") for n in names
+                 if n not in ("training_args.bin",))
+    return safe, pickle
+
+
+def _check_weights(folder: Path, model_cfg: ModelConfig) -> None:
+    safe, pickle = _weights(folder)
+    if pickle and not safe and not model_cfg.allow_pickle:
+        raise UserError(f"{folder}: holds only pickle weights (.bin/.pt), which can run code when loaded; convert "
+                        "them to safetensors, or set model.allow_pickle=true if you trust the file")
 
 
 def _not_local(path: str) -> UserError:
@@ -90,21 +111,23 @@ def load_policy(path: str | os.PathLike, model_cfg: ModelConfig | None = None, *
     dtype = DTYPES.get(model_cfg.dtype)
     if dtype is None:
         raise UserError(f"model.dtype: expected one of {', '.join(DTYPES)}, got {model_cfg.dtype!r}")
-    has_tokenizer = (folder / "tokenizer_config.json").is_file() or (folder / "tokenizer.json").is_file()
+    for f in (folder, base):
+        if f is not None:
+            _check_weights(f, model_cfg)
+    tokenizer = load_tokenizer(path, model_cfg)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(folder if has_tokenizer or base is None else base, **kwargs)
-        model = AutoModelForCausalLM.from_pretrained(base or folder, dtype=dtype, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(base or folder, dtype=dtype,
+                                                     use_safetensors=None if model_cfg.allow_pickle else True,
+                                                     **kwargs)
         if base is not None:
             from peft import PeftModel
 
             model = PeftModel.from_pretrained(model, folder, is_trainable=for_training, local_files_only=True)
             if not for_training:
                 model = model.merge_and_unload()
-    except (OSError, ValueError) as e:
+    except Exception as e:  # OSError, ValueError, SafetensorError (a truncated file), ...: one line naming the folder
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"{path}: could not load the model ({first})") from None
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+        raise UserError(f"{path}: could not load the model ({type(e).__name__}: {first[:200]})") from None
     # Where the weights came from, for backends that load from disk (vLLM).
     model.oakdpo_path = str(folder)
     model.oakdpo_base = str(base or folder)
@@ -112,6 +135,24 @@ def load_policy(path: str | os.PathLike, model_cfg: ModelConfig | None = None, *
     tokenizer.padding_side = "right" if for_training else "left"
     if not for_training:
         model.eval()
+        model.to(placement(model_cfg))  # training stages leave placement to the trainer (accelerate)
     return model, tokenizer
+
+
+def load_tokenizer(path: str | os.PathLike, model_cfg: ModelConfig | None = None):
+    """The tokenizer of a checkpoint or adapter folder (an adapter without tokenizer files: its base's). A missing
+    pad token falls back to eos."""
+    model_cfg = model_cfg or ModelConfig()
+    folder, base = resolve_model_path(path)
+    has_tokenizer = (folder / "tokenizer_config.json").is_file() or (folder / "tokenizer.json").is_file()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder if has_tokenizer or base is None else base,
+                                                  local_files_only=True, trust_remote_code=model_cfg.trust_remote_code)
+    except Exception as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"{path}: could not load the tokenizer ({type(e).__name__}: {first[:200]})") from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
 
 

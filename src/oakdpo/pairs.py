@@ -1,6 +1,8 @@
 """Preference pairs from verified traces (stage 3 of an OaK iteration).
 
-chosen = a fully valid trace, rejected = an invalid one. Where a problem has no valid sample: rank its samples by
+chosen = a fully valid trace, rejected = an invalid one. Where a problem has no valid sample but a sound one (the
+right answer and every reasoning step valid, though its answer could not be checked: a FOLIO problem without
+conclusion FOL), the sound sample is chosen against the others ("sound_vs_invalid"). Else: rank its samples by
 step validity and pair the best with each one at least `min_step_validity_gap` worse; where that gives no pair
 (one sample, or samples about equally wrong), pair its gold trace (chosen) with an invalid sample when the
 problem carries a gold proof (`use_gold`; so even `--samples 1` trains). On-policy pairs come first because
@@ -44,6 +46,13 @@ def truncate_after_first_error(completion: str, verdict: dict) -> str:
     return completion[:end + 1] if completion[end:end + 1] == "\n" else completion[:end]
 
 
+def is_sound(verdict: dict) -> bool:
+    """The right answer, at least one reasoning step, and every reasoning step valid (the CONCLUDE may still be
+    unsupported: trace_valid is the stricter test)."""
+    steps = [s for s in verdict.get("steps") or [] if s.get("option") != "CONCLUDE"]
+    return bool(verdict.get("correct")) and bool(steps) and all(s.get("valid") for s in steps)
+
+
 def build_pairs(problems: list[Problem], traces: list[dict], verdicts: list[dict], cfg: PairsConfig,
                 framing: Framing) -> list[dict]:
     """One record per pair: {problem_id, prompt, chosen, rejected, kind, rejected_partial, rejected_truncated,
@@ -73,16 +82,18 @@ def build_pairs(problems: list[Problem], traces: list[dict], verdicts: list[dict
             return verdict | {"sample": trace["sample"], "truncated": bool(trace.get("truncated"))}
 
         valid = [tv for tv in samples if tv[1]["trace_valid"]]
+        kind = "valid_vs_invalid"
+        if not valid and any(is_sound(v) for _, v in samples):
+            valid, kind = [tv for tv in samples if is_sound(tv[1])], "sound_vs_invalid"
         # Hardest negatives first: invalid traces that got most steps right.
-        invalid = sorted((tv for tv in samples if not tv[1]["trace_valid"]),
+        invalid = sorted((tv for tv in samples if tv not in valid),
                          key=lambda tv: (-tv[1]["step_validity"], tv[0]["sample"]))
         # chosen, (rejected, whole rejected), chosen verdict, rejected verdict, kind
         candidates: list[tuple[str, tuple[str, str], dict | None, dict, str]] = []
         if valid and invalid:
             for i, (rt, rv) in enumerate(invalid):
                 ct, cv = valid[i % len(valid)]
-                candidates.append((completion(ct), rejected_text(rt, rv), meta(ct, cv),
-                                   meta(rt, rv), "valid_vs_invalid"))
+                candidates.append((completion(ct), rejected_text(rt, rv), meta(ct, cv), meta(rt, rv), kind))
         elif invalid:
             # On-policy first: the best invalid sample against clearly worse ones; the gold trace only when the
             # samples cannot make a pair (one sample, or all about equally wrong), so even --samples 1 trains.
@@ -116,3 +127,30 @@ def build_pairs(problems: list[Problem], traces: list[dict], verdicts: list[dict
             if len(seen) >= cfg.max_pairs_per_problem:
                 break
     return pairs
+
+
+def explain_no_pairs(problems: list[Problem], traces: list[dict], verdicts: list[dict], cfg: PairsConfig,
+                     framing: Framing) -> str:
+    """Why an iteration formed no pair, in one line (the loop prints it)."""
+    if not traces:
+        return "no traces were generated"
+    n = len(verdicts)
+    valid = sum(bool(v["trace_valid"]) for v in verdicts)
+    if valid == n:
+        return f"all {n} traces are valid, so there is nothing to reject"
+    per_problem: dict[str, int] = {}
+    for t in traces:
+        per_problem[t["problem_id"]] = per_problem.get(t["problem_id"], 0) + 1
+    one_sample = max(per_problem.values()) < 2
+    if not cfg.use_gold:
+        return (f"{valid} of {n} traces are valid and no problem has a valid or sound sample beside an invalid one"
+                + ("; with one sample per problem only gold pairs can form: set pairs.use_gold=true or sample "
+                   "more (--samples 2)" if one_sample else
+                   f", nor samples {cfg.min_step_validity_gap:g} apart in step validity (pairs.min_step_validity_gap)"))
+    by_id = {p.id: p for p in problems}
+    no_gold = sum(get_task(by_id[pid].task).gold_trace(by_id[pid], framing.style) is None
+                  for pid in per_problem if pid in by_id)
+    return (f"{valid} of {n} traces are valid, no problem has a valid or sound sample beside an invalid one, and "
+            f"{no_gold} of {len(per_problem)} problems have no gold trace for pairs.use_gold (their task cannot "
+            "write one: e.g. FOLIO without conclusion FOL)" + ("; sample more than once (--samples 4) for on-policy "
+                                                              "pairs" if one_sample else ""))

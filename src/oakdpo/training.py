@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
-import torch
-
-from . import dist
-from .config import Config, save_config
-from .io import UserError, write_json
+from . import dist, trainers
+from .config import Config
+from .io import DONE, UserError, write_done
 from .prompting import Framing
 from .tasks import get_task
 from .trace import Problem
@@ -95,58 +94,62 @@ def lora_config(model_cfg):
                       target_modules=list(model_cfg.lora_target_modules), task_type="CAUSAL_LM")
 
 
-def device_args(model_cfg) -> dict:
-    """use_cpu / bf16 / fp16 for TRL's SFT and DPO configs: the CPU when there is no GPU; half precision only on a
-    GPU that has it (the config's `model.dtype` asks for it)."""
-    cuda = torch.cuda.is_available()
-    return {"use_cpu": not cuda,
-            "bf16": cuda and model_cfg.dtype == "bfloat16" and torch.cuda.is_bf16_supported(),
-            "fp16": cuda and model_cfg.dtype == "float16"}
-
-
-def sft_args(cfg: Config, out_dir: str | os.PathLike):
-    """TRL SFTConfig from our config: completion-only loss, no checkpoints (the final folder is the output),
-    CPU when there is no GPU, bf16 only on a GPU that supports it."""
+def sft_args(cfg: Config, out_dir: str | os.PathLike, n_rows: int | None = None):
+    """TRL SFTConfig from our config: completion-only loss, checkpoints every sft.save_steps in `out_dir` (a rerun
+    resumes from the newest), CPU when there is no GPU, bf16 only on a GPU that supports it. `n_rows` (the
+    dataset size) lets the warmup be checked against the schedule (trainers.safe_warmup)."""
     from trl import SFTConfig
 
     s = cfg.sft
+    epochs = 1 if s.curriculum_steps > 0 else s.epochs  # a curriculum dataset holds every epoch
+    warmup = s.warmup_ratio if n_rows is None else trainers.safe_warmup("sft", n_rows, s.batch_size, s.grad_accum,
+                                                                        epochs, s.warmup_ratio)
     return SFTConfig(
         output_dir=str(out_dir),
-        num_train_epochs=1 if s.curriculum_steps > 0 else s.epochs,  # a curriculum dataset holds every epoch
+        num_train_epochs=epochs,
         learning_rate=s.learning_rate,
         per_device_train_batch_size=s.batch_size,
         gradient_accumulation_steps=s.grad_accum,
         max_length=s.max_length,
-        warmup_steps=s.warmup_ratio,  # a float in [0, 1) is a ratio of the total steps
+        warmup_steps=warmup,  # a float in [0, 1) is a ratio of the total steps
         weight_decay=s.weight_decay,
         lr_scheduler_type=s.lr_scheduler,
         activation_checkpointing=s.activation_checkpointing,
         logging_steps=s.logging_steps,
-        report_to=s.report_to,
+        report_to=trainers.report_to(s.report_to, "sft.report_to"),
         seed=s.seed,
         data_seed=s.seed,
         completion_only_loss=True,
         train_sampling_strategy=("sequential" if s.curriculum_steps > 0 else
                                  "group_by_length" if s.group_by_length else "random"),
-        save_strategy="no",
-        **device_args(cfg.model),
+        **trainers.checkpoint_args(s.save_steps),
+        **trainers.device_args(cfg.model),
         disable_tqdm=not dist.is_main(),
         dataloader_num_workers=0,
     )
 
 
-def run_sft(cfg: Config, problems: list[Problem], model_path: str | os.PathLike, out_dir: str | os.PathLike) -> dict:
+def run_sft(cfg: Config, problems: list[Problem], model_path: str | os.PathLike, out_dir: str | os.PathLike,
+            log_dir: str | os.PathLike | None = None) -> dict:
     """Fine-tune the policy at `model_path` on the gold traces of `problems`; write the result to `out_dir`.
 
-    Writes out_dir/{model + tokenizer files, trainer_state.json, config.yaml, sft_metrics.json}; trainer_state.json
-    is written last, so its presence marks a finished run. Returns the metrics dict (train loss, steps, runtime,
-    tokens, examples, parameters). Problems without a gold trace are skipped.
+    Writes out_dir/{model + tokenizer files, trainer_state.json, config.yaml, sft_metrics.json, DONE.json}; the
+    DONE.json marker is written last (io.is_done tells a finished run). A rerun of an unfinished run resumes from
+    the newest checkpoint in out_dir. Logs go to `log_dir` (default: a logs/ folder beside out_dir). Returns the
+    metrics dict (train loss, steps, runtime, tokens, examples, parameters). Problems without a gold trace are
+    skipped.
     """
     from trl import SFTTrainer
 
-    from .model import freeze_input_embeddings, load_policy, save_folder
+    from .model import freeze_input_embeddings, load_policy
 
     t0 = time.time()
+    out_dir = Path(out_dir)
+    if dist.is_main() and out_dir.exists() and not (out_dir / DONE).exists() and \
+            trainers.latest_checkpoint(out_dir) is None:
+        shutil.rmtree(out_dir)  # a folder left by a run killed before its first checkpoint
+    dist.barrier()
+    trainers.set_log_dir(Path(log_dir) if log_dir else out_dir.parent / "logs" / out_dir.name)
     model, tokenizer = load_policy(model_path, cfg.model, for_training=True)
     freeze_input_embeddings(model, cfg.model)
     dataset = sft_dataset(problems, Framing(tokenizer, cfg.format), cfg, dist.world_size())
@@ -155,21 +158,22 @@ def run_sft(cfg: Config, problems: list[Problem], model_path: str | os.PathLike,
     peft_config = None
     if cfg.model.lora and not hasattr(model, "peft_config"):  # an adapter folder is already a PeftModel
         peft_config = lora_config(cfg.model)
-    out_dir = Path(out_dir)
-    trainer = SFTTrainer(model=model, args=sft_args(cfg, out_dir), train_dataset=dataset,
-                         processing_class=tokenizer, peft_config=peft_config)
-    result = trainer.train()
+    trainer = SFTTrainer(model=model, args=sft_args(cfg, out_dir, len(dataset)), train_dataset=dataset,
+                         processing_class=tokenizer, peft_config=peft_config,
+                         callbacks=[trainers.hygiene_callback()])
+    resume = trainers.latest_checkpoint(out_dir)
+    if resume is not None:
+        dist.print0(f"sft: resuming from {resume} (step {resume.name.split('-')[-1]})")
+    result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     tokens = sum(len(x) for x in trainer.train_dataset["input_ids"])
     trained = trainer.model
-    if dist.is_main():
-        save_folder(out_dir, trained, tokenizer)
-        save_config(cfg, out_dir / "config.yaml")
     logs = [h for h in trainer.state.log_history if "loss" in h]
     metrics = {
         "train_loss": result.training_loss,
         "final_loss": logs[-1]["loss"] if logs else None,
         "final_token_accuracy": logs[-1].get("mean_token_accuracy") if logs else None,
         "steps": trainer.state.global_step,
+        "resumed_from_step": int(resume.name.split("-")[-1]) if resume else None,
         "examples": len(dataset),
         "epochs": cfg.sft.epochs,
         "tokens_per_epoch": tokens,
@@ -178,9 +182,15 @@ def run_sft(cfg: Config, problems: list[Problem], model_path: str | os.PathLike,
         "train_runtime_s": result.metrics.get("train_runtime"),
         "wall_s": round(time.time() - t0, 2),
     }
+    import yaml
+
+    trainers.save_trained(trainer, out_dir, tokenizer, extra={
+        "config.yaml": yaml.safe_dump(cfg.to_dict(), sort_keys=False),
+        "sft_metrics.json": json.dumps(metrics, indent=2) + "\n",
+        "trainer_state.json": trainers.state_json(trainer.state)})
     if dist.is_main():
-        write_json(out_dir / "sft_metrics.json", metrics)
-        trainer.state.save_to_json(str(out_dir / "trainer_state.json"))
+        write_done(out_dir, metrics)
+    dist.barrier()
     return metrics
 
 

@@ -1,0 +1,146 @@
+"""What SFT and DPO share around TRL's trainers: device flags, where logs go, a schedule that always updates,
+checkpoints a rerun resumes from, and an atomic final save.
+
+- Logs (tensorboard, wandb) go to OUT/logs/<stage>, never inside a model folder that a rerun replaces.
+- A schedule whose only optimizer step would fall in warmup (learning rate 0), or fewer examples than one
+  optimizer batch, warns on one line; the warmup is cut so at least one update has a non-zero learning rate.
+- Checkpoints: every `save_steps` into the stage's output folder (checkpoint-N, the last one kept, safetensors,
+  without the pickled training_args.bin); a rerun of an unfinished stage resumes from the newest one.
+- The final folder is saved by the trainer into a temporary folder (every rank takes part, as ZeRO-3 / FSDP
+  need), then moved into place whole, then marked done (io.write_done).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import shutil
+from pathlib import Path
+
+from . import dist
+from .io import UserError, atomic_folder
+
+LOGGERS = ("none", "tensorboard", "wandb", "trackio", "mlflow", "comet_ml")
+
+
+def device_args(model_cfg) -> dict:
+    """use_cpu / bf16 / fp16 for TRL's SFT and DPO configs: the CPU when there is no GPU; half precision only on a
+    GPU that has it (the config's `model.dtype` asks for it)."""
+    import torch
+
+    cuda = torch.cuda.is_available()
+    return {"use_cpu": not cuda,
+            "bf16": cuda and model_cfg.dtype == "bfloat16" and torch.cuda.is_bf16_supported(),
+            "fp16": cuda and model_cfg.dtype == "float16"}
+
+
+def report_to(value: str, key: str) -> list[str]:
+    """The loggers a `report_to` field names (comma-separated), checked to be known and installed."""
+    names = [v.strip() for v in str(value).split(",") if v.strip()] or ["none"]
+    for name in names:
+        if name not in LOGGERS:
+            raise UserError(f"{key}: unknown logger {name!r} (known: {', '.join(LOGGERS)})")
+    import importlib.util
+
+    module = {"tensorboard": "tensorboard", "wandb": "wandb", "trackio": "trackio", "mlflow": "mlflow",
+              "comet_ml": "comet_ml"}
+    for name in names:
+        if name != "none" and importlib.util.find_spec(module[name]) is None:
+            raise UserError(f"{key}={name}: {name} is not installed (pip install {name}, or set {key}=none)")
+    return [] if names == ["none"] else names
+
+
+def set_log_dir(log_dir: Path) -> None:
+    """Where the loggers of the next trainer write (their callbacks read these when the trainer is built)."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    os.environ["TENSORBOARD_LOGGING_DIR"] = str(log_dir)
+    os.environ["WANDB_DIR"] = str(log_dir)
+
+
+def optimizer_steps(n_examples: int, batch_size: int, grad_accum: int, epochs: float) -> int:
+    """Optimizer steps the HF Trainer makes: batches per rank, grouped by accumulation (a last partial group still
+    updates), times the epochs."""
+    batches = math.ceil(n_examples / (batch_size * dist.world_size())) if n_examples else 0
+    return max(1, math.ceil(math.ceil(batches / grad_accum) * epochs)) if batches else 0
+
+
+def safe_warmup(name: str, n_examples: int, batch_size: int, grad_accum: int, epochs: float, warmup: float,
+                what: str = "examples") -> float:
+    """The warmup to hand the trainer (a ratio < 1 or a step count), cut when every step would fall in it, with a
+    one-line warning for that and for fewer examples than one optimizer batch."""
+    per_update = batch_size * grad_accum * dist.world_size()
+    if 0 < n_examples < per_update:
+        dist.print0(f"warning: {name}: {n_examples} {what} are fewer than one optimizer batch ({per_update} = "
+                    f"{batch_size} per device x {grad_accum} accumulation x {dist.world_size()} rank(s)); "
+                    "one update is made from them")
+    total = optimizer_steps(n_examples, batch_size, grad_accum, epochs)
+    steps = math.ceil(total * warmup) if warmup < 1 else int(warmup)
+    if total and steps >= total:
+        # Linear warmup gives step 0 a learning rate of 0: with every step in warmup, one step is a no-op.
+        cut = max(0, total - 1)
+        dist.print0(f"warning: {name}: all {total} optimizer step(s) fall in the warmup ({steps} step(s)), the "
+                    f"first at learning rate 0; warmup cut to {cut} step(s)")
+        return cut
+    return warmup
+
+
+def checkpoint_args(save_steps: int) -> dict:
+    """TrainingArguments for resumable stages: a checkpoint every `save_steps` optimizer steps, the last one kept."""
+    if save_steps <= 0:
+        return {"save_strategy": "no"}
+    return {"save_strategy": "steps", "save_steps": save_steps, "save_total_limit": 1, "save_only_model": False}
+
+
+def latest_checkpoint(folder: Path) -> Path | None:
+    """The newest complete checkpoint-N in `folder` (one that holds trainer_state.json), or None."""
+    best = None
+    for p in folder.glob("checkpoint-*") if folder.is_dir() else []:
+        m = re.fullmatch(r"checkpoint-(\d+)", p.name)
+        if m and (p / "trainer_state.json").is_file() and (best is None or int(m.group(1)) > best[0]):
+            best = (int(m.group(1)), p)
+    return best[1] if best else None
+
+
+def hygiene_callback():
+    """A TrainerCallback that removes the pickled training_args.bin from each checkpoint as it is written (the run
+    records config.yaml instead; artifacts a user opens never need unpickling)."""
+    from transformers import TrainerCallback
+
+    class _NoPickledArgs(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            if state.is_world_process_zero:
+                for p in Path(args.output_dir).glob("checkpoint-*/training_args.bin"):
+                    p.unlink(missing_ok=True)
+
+    return _NoPickledArgs()
+
+
+def save_trained(trainer, out_dir: Path, tokenizer, extra: dict[str, str] | None = None) -> None:
+    """Save the trained model (trainer.save_model: every rank takes part), the tokenizer and `extra` {name: text}
+    into a temporary folder and move it into place whole, replacing any earlier contents (checkpoints included)."""
+    out_dir = Path(out_dir)
+    staging = out_dir.with_name(f".{out_dir.name}.final.tmp")  # the same path on every rank
+    if dist.is_main():
+        shutil.rmtree(staging, ignore_errors=True)
+    dist.barrier()
+    trainer.save_model(str(staging))
+    dist.barrier()
+    if dist.is_main():
+        with atomic_folder(out_dir) as tmp:
+            for p in staging.iterdir():
+                if p.name != "training_args.bin" and not p.name.startswith("checkpoint-"):
+                    shutil.move(str(p), tmp / p.name)
+            tokenizer.save_pretrained(tmp)
+            for name, text in (extra or {}).items():
+                (tmp / name).write_text(text, encoding="utf-8")
+        shutil.rmtree(staging, ignore_errors=True)
+    dist.barrier()
+
+
+def state_json(state) -> str:
+    """trainer_state.json's text (TrainerState.save_to_json writes the same, but only to a path)."""
+    import dataclasses
+    import json
+
+    return json.dumps(dataclasses.asdict(state), indent=2, sort_keys=True) + "\n"
