@@ -102,6 +102,24 @@ def _stage_files(it_dir: Path) -> dict:
             if isinstance(got[k], dict)}
 
 
+def _heldout(run: Path, config: dict) -> list[Problem]:
+    """quickstart's extra held-out file (config data.heldout), found as written (relative to the working
+    directory) or relative to the folder the run directory sits in (runs/demo -> the repository root)."""
+    d = config.get("data") or {}
+    name = d.get("heldout")
+    if not isinstance(name, str) or not name:
+        return []
+    for path in (Path(name), run.resolve().parent.parent / name):
+        if path.is_file():
+            from .data import read_problem_file
+
+            try:
+                return read_problem_file(path, d.get("dataset"))
+            except UserError:
+                return []
+    return []
+
+
 def load_run(run_dir: str | Path, problems: list[Problem] | None = None) -> dict:
     """Everything the page shows, read from a run directory (a run in progress too: what is there)."""
     from .report import report_rows
@@ -117,8 +135,6 @@ def load_run(run_dir: str | Path, problems: list[Problem] | None = None) -> dict
             by_id.update({p.id: p for p in read_problems(f)})
         except UserError:
             pass
-    for p in problems or []:
-        by_id[p.id] = p
     config = None
     if (run / "config.yaml").is_file():
         import yaml
@@ -127,6 +143,9 @@ def load_run(run_dir: str | Path, problems: list[Problem] | None = None) -> dict
             config = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))
         except yaml.YAMLError:
             config = None
+    by_id.update({p.id: p for p in _heldout(run, config or {})})
+    for p in problems or []:
+        by_id[p.id] = p
     timing = _read_json(run / "timing.json") or {}
     sft_eval = {name: _read_json(d / "metrics.json") for name, d in _eval_dirs(run / "eval_sft", "")}
     iterations = []
@@ -650,12 +669,17 @@ def build_html(data: dict, title: str | None = None, max_pairs: int = MAX_PAIRS,
     st = stages_table(data)
     if st:
         sections.append(f'<h3>Stages of each iteration</h3>{st}')
+    if (data["run"] / "config.yaml").is_file():
+        sections.append(f'<details class="prompt"><summary>config.yaml</summary><pre>'
+                        f'{esc((data["run"] / "config.yaml").read_text(encoding="utf-8", errors="replace"))}</pre></details>')
     sections.append('<h2 id="plots">Plots</h2><div class="plots">' + "".join(
         f'<figure><img src="{uri}" alt="{esc(cap)}"><figcaption>{esc(cap)}</figcaption></figure>'
         for cap, uri in plots) + "</div>")
     sections.append('<h2>Iterations</h2><p class="muted">Each step: its option, the formulas it cites (premises, or '
                     'earlier steps\' claims), its claim and the verifier\'s verdict; invalid steps are red with the '
-                    'reason. <label><input type="checkbox" onchange="oakThoughts(this)"> show each step\'s thought'
+                    'reason. Cited formulas: <b>[n]</b> a premise, <span style="color:#1a5fb4">[n]</span> a valid earlier step\'s '
+                    'claim, <span style="color:#b3261e">[n]</span> an invalid step\'s or a missing one. '
+                    '<label><input type="checkbox" onchange="oakThoughts(this)"> show each step\'s thought'
                     '</label></p>' + ("".join(iter_html) or '<p class="muted">no iteration yet</p>'))
     if sft_parts:
         sections.append('<h2 id="sft-traces">SFT model</h2>' + "".join(sft_parts))
