@@ -1,23 +1,46 @@
-"""Batched trace generation: the policy writes a trace after each problem's prompt.
+"""Trace generation: the policy writes a trace after each problem's prompt.
 
-The HF backend uses transformers `generate` on batches drawn across problems x samples: prompts sorted by
-length (so a batch holds prompts of about the same length and little padding), left padding, the KV cache, a
-stop on the Final Answer line (or EOS), max_new_tokens, temperature/top_p. Each batch is seeded from
-(seed, batch index), so a fixed seed reproduces every text. An optional vLLM backend (generation.backend=vllm)
-is used only when vLLM is installed and a GPU is present.
+The work is one item per (problem, sample). Every item draws its randomness from its own stream, seeded from
+(seed, problem id, sample) by a stable hash, so a fixed seed gives the same texts whatever the batch size, the
+order items run in, the number of ranks the problems are split over, or where a resumed run picks up. (Batch
+shapes change floating-point rounding in the model's matmuls by ~1e-6; that decides a token only at an exact tie
+between two choices, which the tests and benchmarks/generation.py have not met.)
 
-Traces come back in problem order, `samples` per problem, in the foundation format
-{problem_id, sample, text} (plus num_tokens, the number of generated tokens).
+Decoding settings are ours, built into a transformers `GenerationConfig` by `decoding_config`: temperature and
+top_p when sampling, plain argmax when greedy. The checkpoint's generation_config.json (a repetition_penalty,
+top_k, temperature...) applies only with `generation.use_model_defaults: true`; only its eos ids are always used.
+A trace ends at any stop token (every eos the model declares, the tokenizer's eos, the chat template's end of
+turn: Framing.stop_token_ids), at the end of its "Final Answer:" line (the label, or a line break), or at
+max_new_tokens, and then its record says `"truncated": true`.
+
+HF backend, two decoders over the same sampler and stop check:
+- slots (models whose attention reads a standard KV cache through sdpa or eager attention, without sliding
+  windows: Llama, Qwen2, Mistral, Phi-3, ...): continuous batching in a compact loop over the model's forward.
+  `batch_size` slots each hold one sequence's keys and values at its own positions; a prompt is prefilled once per
+  problem and copied into the slot of each of its samples; a sequence that stops frees its slot for the next
+  waiting item at once, so no row waits for the longest of a batch and no padding is computed.
+- padded (any other model, e.g. flash-attention or sliding-window layers): transformers `generate` on
+  left-padded batches, the sampler as a logits processor and the stop check as a stopping criterion.
+The vLLM backend (generation.backend=vllm; vLLM installed and a GPU) sends one request per item with the item's
+seed.
+
+With `partial_path`, finished traces are appended to that JSONL file as they complete (flushed and fsynced), and
+a rerun keeps them and generates only the items not yet there; the result equals an uninterrupted run's.
+
+Traces come back in problem order, `samples` per problem, as {problem_id, sample, text, num_tokens, truncated}.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import sys
+from collections import deque
+from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from .config import FormatConfig, GenerationConfig
 from .io import UserError
@@ -26,6 +49,8 @@ from .trace import LABELS, Problem, trace_record
 
 STOP_STRINGS = [f"Final Answer: {label}" for label in LABELS]
 _FINAL_LINE = re.compile(r"Final Answer:[^\n]*")
+_MARK = "Final Answer:"
+_PARTIAL_HEADER = "oakdpo_partial_generation"
 
 
 def is_main() -> bool:
@@ -38,88 +63,553 @@ def cut_after_final_answer(text: str) -> str:
     return text[: m.end()].rstrip() if m else text
 
 
-def _generated_length(row: list[int], stop_ids, pad_id: int | None) -> int:
-    """Number of generated tokens in one row of new tokens: up to and including the first stop token (EOS, end
-    of turn), else the non-pad ones."""
-    stops = [row.index(s) for s in stop_ids if s in row]
-    if stops:
-        return min(stops) + 1
-    n = len(row)
-    while n and row[n - 1] == pad_id:
-        n -= 1
-    return n
+def item_seed(seed: int, problem_id: str, sample: int) -> int:
+    """The seed of one item's random stream: a stable hash of (seed, problem id, sample), the same in every
+    process and on every rank."""
+    digest = hashlib.blake2b(f"{seed}\x1f{problem_id}\x1f{sample}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & ((1 << 63) - 1)
 
+
+def item_uniforms(seed: int, problem_id: str, sample: int, n: int) -> torch.Tensor:
+    """The item's n uniforms in (0, 1], one per generated token (sampling reads the t-th for the t-th token)."""
+    g = torch.Generator().manual_seed(item_seed(seed, problem_id, sample))
+    return 1.0 - torch.rand(n, generator=g)
+
+
+# ------------------------------------------------------------------------------------------ settings
+
+def validate_generation(gen_cfg: GenerationConfig, *, do_sample: bool = True, temperature: float | None = None,
+                        section: str = "generation") -> None:
+    """One-line UserError naming the config key of a setting generation cannot run with."""
+    def bad(key: str, what: str, value) -> UserError:
+        return UserError(f"{section}.{key}: {what}, got {value!r}")
+
+    if not isinstance(gen_cfg.batch_size, int) or gen_cfg.batch_size < 1:
+        raise bad("batch_size", "must be at least 1", gen_cfg.batch_size)
+    if not isinstance(gen_cfg.max_new_tokens, int) or gen_cfg.max_new_tokens < 0:
+        raise bad("max_new_tokens", "must be 0 or more", gen_cfg.max_new_tokens)
+    t = gen_cfg.temperature if temperature is None else temperature
+    if do_sample and not (isinstance(t, (int, float)) and t > 0):
+        raise (bad("temperature", "must be > 0 when sampling (use greedy decoding for 0)", t) if temperature is None
+               else UserError(f"--temperature: must be > 0 when sampling (use --greedy for 0), got {t!r}"))
+    if not (isinstance(gen_cfg.top_p, (int, float)) and 0 < gen_cfg.top_p <= 1):
+        raise bad("top_p", "must be in (0, 1]", gen_cfg.top_p)
+
+
+_MODEL_SAMPLING_FIELDS = ("temperature", "top_k", "top_p", "min_p", "repetition_penalty")
+
+
+def decoding_config(model, gen_cfg: GenerationConfig, *, do_sample: bool, temperature: float | None,
+                    stop_ids: list[int], pad_id: int | None):
+    """The transformers GenerationConfig generation runs with, built from our settings alone.
+
+    Greedy is plain argmax; sampling uses generation.temperature (or `temperature`) and top_p, no top_k. With
+    generation.use_model_defaults the checkpoint's own temperature, top_k, top_p, min_p and repetition_penalty
+    (its generation_config.json) replace ours where it sets them (an explicit `temperature` still wins), and its
+    repetition_penalty applies to greedy decoding too."""
+    from transformers import GenerationConfig as HFGenerationConfig
+
+    fields = dict(temperature=float(gen_cfg.temperature if temperature is None else temperature),
+                  top_p=float(gen_cfg.top_p), top_k=0, min_p=0.0, repetition_penalty=1.0)
+    if getattr(gen_cfg, "use_model_defaults", False):
+        ckpt = getattr(model, "generation_config", None)
+        for key in _MODEL_SAMPLING_FIELDS:
+            value = getattr(ckpt, key, None) if ckpt is not None else None
+            if value is not None and not (key == "temperature" and temperature is not None):
+                fields[key] = type(fields[key])(value)
+    if not do_sample:
+        fields.update(temperature=1.0, top_p=1.0, top_k=0, min_p=0.0)
+    return HFGenerationConfig(  # (transformers takes no max_new_tokens=0: generate_traces writes those itself)
+        do_sample=do_sample, max_new_tokens=max(gen_cfg.max_new_tokens, 1), eos_token_id=list(stop_ids),
+        pad_token_id=pad_id, num_beams=1, **fields)
+
+
+def choose_tokens(logits: torch.Tensor, u: torch.Tensor, gc, history: list[list[int]] | None = None) -> torch.Tensor:
+    """Next token per row from its logits [rows, vocab] and its uniform u in (0, 1] (inverse CDF sampling, so a
+    row's token depends on its own logits and uniform only). Greedy: argmax."""
+    logits = logits.float()
+    if gc.repetition_penalty != 1.0 and history is not None:
+        logits = logits.clone()
+        for r, seen in enumerate(history):  # as transformers' RepetitionPenaltyLogitsProcessor, per row
+            idx = torch.tensor(sorted(set(seen)), dtype=torch.long, device=logits.device)
+            s = logits[r, idx]
+            logits[r, idx] = torch.where(s < 0, s * gc.repetition_penalty, s / gc.repetition_penalty)
+    if not gc.do_sample:
+        return logits.argmax(-1)
+    logits = logits / gc.temperature
+    if gc.top_k and gc.top_k < logits.shape[-1]:
+        kth = logits.topk(gc.top_k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    probs = logits.softmax(-1)
+    if gc.min_p:
+        probs = probs * (probs >= gc.min_p * probs.amax(-1, keepdim=True))
+    order = None
+    if gc.top_p < 1.0:  # keep the most likely tokens until their mass reaches top_p (at least one)
+        probs, order = probs.sort(-1, descending=True)
+        probs = probs * ((probs.cumsum(-1) - probs) < gc.top_p)
+    cdf = probs.cumsum(-1)
+    target = u.to(cdf.device, cdf.dtype).unsqueeze(1) * cdf[:, -1:]
+    idx = (cdf < target).sum(-1).clamp_(max=probs.shape[-1] - 1)
+    return idx if order is None else order.gather(1, idx.unsqueeze(1)).squeeze(1)
+
+
+# ------------------------------------------------------------------------------------------ stopping
+
+class StopCheck:
+    """Where a row ends: a stop token, or the end of its "Final Answer:" line (a label right after it, as the
+    verifier reads it, or a line break).
+
+    Checked on token ids once per row per step: each token id is decoded alone the first time it is seen, and a
+    row's recent tokens are decoded together only after a token with a ':' in it (which can complete "Final
+    Answer:") and, once the marker is there, until the line ends."""
+
+    def __init__(self, tokenizer, stop_ids):
+        self.tokenizer, self.stop_ids = tokenizer, set(stop_ids)
+        self._colon: dict[int, bool] = {}
+
+    def new_row(self) -> dict:
+        return {"answer_from": None}
+
+    def done(self, state: dict, tokens: list[int]) -> bool:
+        """Whether the row whose generated tokens are `tokens` (the last one just sampled) ends here."""
+        t = tokens[-1]
+        if t in self.stop_ids:
+            return True
+        start = state["answer_from"]
+        if start is None:
+            colon = self._colon.get(t)
+            if colon is None:
+                colon = self._colon[t] = ":" in self.tokenizer.decode([t])
+            if not colon:
+                return False
+            start = max(0, len(tokens) - 8)  # "Final Answer:" is a few tokens in any tokenizer
+            text = self.tokenizer.decode(tokens[start:])
+            if _MARK not in text:
+                return False
+            state["answer_from"] = start
+        else:
+            text = self.tokenizer.decode(tokens[start:])
+        after = text.split(_MARK, 1)[1]
+        return "\n" in after or after.lstrip(" \t").startswith(LABELS)
+
+
+def _finish(tokenizer, tokens: list[int], stopped: bool, stop_ids) -> tuple[str, int, bool]:
+    """(text, num_tokens, truncated) of one row's generated tokens; stop tokens are not text."""
+    n = len(tokens)
+    text = tokenizer.decode([t for t in tokens if t not in stop_ids], skip_special_tokens=True)
+    return cut_after_final_answer(text), n, not stopped
+
+
+# ------------------------------------------------------------------------------------------ entry point
 
 def generate_traces(model, tokenizer, problems: list[Problem], samples: int, gen_cfg: GenerationConfig, *,
                     fmt: FormatConfig | None = None, do_sample: bool = True, temperature: float | None = None,
-                    seed: int | None = None, progress: bool = True) -> list[dict]:
+                    seed: int | None = None, progress: bool = True,
+                    partial_path: str | os.PathLike | None = None) -> list[dict]:
     """Generate `samples` traces per problem; returns trace dicts in problem order (sample 0..samples-1).
 
     do_sample=False is greedy decoding (then every sample of a problem is the same text). `temperature` and
-    `seed` default to gen_cfg's. Assumes the tokenizer has a pad token (load_policy sets one).
+    `seed` default to gen_cfg's; pass every rank the same seed (each item's stream is derived from it).
+    `partial_path`: append finished traces there and resume from it (see the module docstring). Assumes the
+    tokenizer has a pad token or an eos (load_policy sets one).
     """
     if samples < 1:
         raise UserError(f"samples must be at least 1, got {samples}")
-    temperature = gen_cfg.temperature if temperature is None else temperature
+    validate_generation(gen_cfg, do_sample=do_sample, temperature=temperature)
     seed = gen_cfg.seed if seed is None else seed
     framing = Framing(tokenizer, fmt)
     prompts = [framing.prompt(p).text for p in problems]
-    if gen_cfg.backend == "vllm":
-        return _generate_vllm(model, tokenizer, problems, prompts, samples, gen_cfg, do_sample, temperature, seed,
-                              progress)
-    if gen_cfg.backend != "hf":
-        raise UserError(f"generation.backend: expected hf or vllm, got {gen_cfg.backend!r}")
-
-    prompt_ids = [framing.encode(p) for p in prompts]
-    # One item per (problem, sample); longest prompts first so lengths within a batch match and memory peaks early.
-    items = sorted(((i, s) for i in range(len(problems)) for s in range(samples)),
-                   key=lambda it: (-len(prompt_ids[it[0]]), it[0], it[1]))
-    texts: dict[tuple[int, int], tuple[str, int]] = {}
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     stop_ids = framing.stop_token_ids(model)
-    device = next(model.parameters()).device
-    sampling = dict(do_sample=True, temperature=temperature, top_p=gen_cfg.top_p, top_k=0) if do_sample else \
-        dict(do_sample=False, temperature=None, top_p=None, top_k=None)
-    was_training = model.training
-    model.eval()
-    bar = tqdm(total=len(items), unit="trace", desc="generate", disable=not (progress and is_main()),
-               file=sys.stderr)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    gc = decoding_config(model, gen_cfg, do_sample=do_sample, temperature=temperature, stop_ids=stop_ids,
+                         pad_id=pad_id)
+    items = [(i, s) for i in range(len(problems)) for s in range(samples)]
+    key_of = {(p.id, s): (i, s) for i, p in enumerate(problems) for s in range(samples)}
+
+    partial = _Partial(partial_path, _fingerprint(model, gen_cfg, gc, seed, fmt)) if partial_path else None
+    done: dict[tuple[int, int], dict] = {}
+    if partial is not None:
+        for rec in partial.read():
+            key = key_of.get((rec.get("problem_id"), rec.get("sample")))
+            if key is not None:
+                done[key] = rec
+        if done and is_main():
+            print(f"resuming generation: {len(done)} of {len(items)} traces already in {partial.path}",
+                  file=sys.stderr)
+        partial.start(list(done.values()))
+    todo = [it for it in items if it not in done]
+
+    if todo and gen_cfg.max_new_tokens == 0:
+        for i, s in todo:
+            done[(i, s)] = trace_record(problems[i].id, s, "", num_tokens=0, truncated=True)
+    elif todo and gen_cfg.backend == "vllm":
+        new = _generate_vllm(model, problems, prompts, todo, gen_cfg, gc, seed, progress)
+        done.update(new)
+        if partial is not None:
+            partial.append(list(new.values()))
+    elif todo:
+        if gen_cfg.backend != "hf":
+            raise UserError(f"generation.backend: expected hf or vllm, got {gen_cfg.backend!r}")
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(items), initial=len(done), unit="trace", desc="generate",
+                   disable=not (progress and is_main()), file=sys.stderr)
+        pending: list[dict] = []
+
+        def finished(key, tokens, stopped):
+            i, s = key
+            text, n, truncated = _finish(tokenizer, tokens, stopped, gc.eos_token_id)
+            rec = trace_record(problems[i].id, s, text, num_tokens=n, truncated=truncated)
+            done[key] = rec
+            bar.update(1)
+            if partial is not None:
+                pending.append(rec)
+                if len(pending) >= gen_cfg.batch_size:
+                    partial.append(pending)
+                    pending.clear()
+
+        prompt_ids = {}
+        for i, _ in todo:
+            if i not in prompt_ids:
+                prompt_ids[i] = framing.encode(prompts[i])
+        uniforms = {key: item_uniforms(seed, problems[key[0]].id, key[1], gen_cfg.max_new_tokens)
+                    for key in todo}
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.inference_mode():
+                decoder = _decode_slots if _slots_supported(model, prompt_ids, gc) else _decode_padded
+                decoder(model, tokenizer, todo, prompt_ids, uniforms, gc, gen_cfg.batch_size, finished)
+        finally:
+            bar.close()
+            model.train(was_training)
+            if partial is not None and pending:
+                partial.append(pending)
+    return [done[key] for key in items]
+
+
+# ------------------------------------------------------------------------------------------ slots decoder
+
+def _slots_supported(model, prompt_ids: dict, gc) -> bool:
+    """The slot decoder needs attention that reads a standard KV cache and takes a 4D mask (sdpa, eager), and
+    no sliding window shorter than the longest sequence."""
+    cfg = getattr(model, "config", None)
+    if cfg is None or getattr(cfg, "is_encoder_decoder", False):
+        return False
+    if getattr(cfg, "_attn_implementation", None) not in ("sdpa", "eager"):
+        return False
+    types = getattr(cfg, "layer_types", None)
+    if types and any(t != "full_attention" for t in types):
+        return False
+    window = getattr(cfg, "sliding_window", None)
+    longest = max(len(p) for p in prompt_ids.values()) + gc.max_new_tokens
+    if window and getattr(cfg, "use_sliding_window", True) is not False and longest > window:
+        return False
+    return True
+
+
+class _SlotCache:
+    """A KV cache of fixed slots, [slots, heads, capacity, head_dim] per layer, each sequence at its own positions.
+
+    The model's attention calls `update(keys, values, layer)` with the new token's keys and values. In prefill
+    mode (one prompt) they are kept as they are for copying into slots; in decode mode each active row's are
+    written at its own position and the attention gets rows 0..n-1 up to the longest row."""
+
+    def __init__(self, slots: int, capacity: int):
+        self.slots, self.capacity = slots, capacity
+        self.keys: list[torch.Tensor] = []
+        self.values: list[torch.Tensor] = []
+        self.prefill: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+        self.rows = self.pos = None
+        self.n = self.width = 0
+
+    # Cache-like methods the model may call.
+    def get_seq_length(self, layer_idx: int = 0) -> int:
+        return 0
+
+    def update(self, key_states, value_states, layer_idx, *args, **kwargs):
+        if self.prefill is not None:
+            self.prefill.append((key_states, value_states))
+            return key_states, value_states
+        k, v = self.keys[layer_idx], self.values[layer_idx]
+        k[self.rows, :, self.pos] = key_states[:, :, 0]
+        v[self.rows, :, self.pos] = value_states[:, :, 0]
+        return k[: self.n, :, : self.width], v[: self.n, :, : self.width]
+
+    def start_prefill(self):
+        self.prefill = []
+
+    def end_prefill(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        kv, self.prefill = self.prefill, None
+        if not self.keys:
+            for k, v in kv:
+                shape = (self.slots, k.shape[1], self.capacity, k.shape[3])
+                self.keys.append(torch.zeros(shape, dtype=k.dtype, device=k.device))
+                self.values.append(torch.zeros((self.slots, v.shape[1], self.capacity, v.shape[3]), dtype=v.dtype,
+                                               device=v.device))
+        return kv
+
+    def put(self, slot: int, kv: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        n = kv[0][0].shape[2]
+        for layer, (k, v) in enumerate(kv):
+            self.keys[layer][slot, :, :n] = k[0]
+            self.values[layer][slot, :, :n] = v[0]
+
+    def move(self, src: int, dst: int, length: int) -> None:
+        for k, v in zip(self.keys, self.values):
+            k[dst, :, :length] = k[src, :, :length]
+            v[dst, :, :length] = v[src, :, :length]
+
+
+def _mask(allowed: torch.Tensor, model) -> torch.Tensor:
+    """A 4D attention mask from a bool [rows, q, kv] (True: attend) in the form the model's attention takes."""
+    allowed = allowed.unsqueeze(1)
+    if model.config._attn_implementation == "sdpa":
+        return allowed
+    dtype = next(model.parameters()).dtype
+    return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill_(~allowed,
+                                                                                      torch.finfo(dtype).min)
+
+
+def _forward_kwargs(model) -> dict:
+    import inspect
+
     try:
-        for b, start in enumerate(range(0, len(items), gen_cfg.batch_size)):
-            batch = items[start:start + gen_cfg.batch_size]
+        params = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return {}
+    return {"logits_to_keep": 1} if "logits_to_keep" in params else {}
+
+
+def _decode_slots(model, tokenizer, todo, prompt_ids, uniforms, gc, batch_size, finished):
+    """Continuous batching over `batch_size` slots (see the module docstring). Calls finished(key, tokens,
+    stopped) as each item ends."""
+    device = next(model.parameters()).device
+    longest = max(len(prompt_ids[i]) for i, _ in todo)
+    cache = _SlotCache(min(batch_size, len(todo)), longest + gc.max_new_tokens)
+    stop = StopCheck(tokenizer, gc.eos_token_id)
+    extra = _forward_kwargs(model)
+    penalty = gc.repetition_penalty != 1.0
+    waiting = deque(todo)  # problem by problem: a problem's samples share one prefill
+    rows: list[dict] = []  # active rows; row r lives in slot r
+    last = {"problem": None}
+
+    def prefill(i):
+        ids = torch.tensor([prompt_ids[i]], device=device)
+        n = ids.shape[1]
+        allowed = torch.ones(n, n, dtype=torch.bool, device=device).tril_().unsqueeze(0)
+        cache.start_prefill()
+        out = model(input_ids=ids, position_ids=torch.arange(n, device=device).unsqueeze(0),
+                    attention_mask=_mask(allowed, model), cache=cache, use_cache=True, **extra)
+        kv = cache.end_prefill()
+        if len(kv) != len(cache.keys) or not kv:
+            raise RuntimeError("the model did not use the slot KV cache")
+        last.update(problem=i, kv=kv, logits=out.logits[:, -1, :])
+
+    def start(key, slot):
+        """Put item `key` in `slot`; returns its row, or None when its first token already ends it."""
+        i, _ = key
+        if last["problem"] != i:
+            prefill(i)
+        u = uniforms[key]
+        tok = int(choose_tokens(last["logits"], u[:1], gc, [prompt_ids[i]] if penalty else None)[0])
+        row = {"key": key, "tokens": [tok], "pos": len(prompt_ids[i]), "stop": stop.new_row(), "u": u}
+        stopped = stop.done(row["stop"], row["tokens"])
+        if stopped or gc.max_new_tokens == 1:
+            finished(key, row["tokens"], stopped)
+            return None
+        cache.put(slot, last["kv"])
+        return row
+
+    def fill():
+        while waiting and len(rows) < cache.slots:
+            row = start(waiting.popleft(), len(rows))
+            if row is not None:
+                rows.append(row)
+
+    fill()
+    while rows:
+        n = len(rows)
+        pos = torch.tensor([r["pos"] for r in rows], device=device)
+        width = int(pos.max()) + 1
+        allowed = (torch.arange(width, device=device).unsqueeze(0) <= pos.unsqueeze(1)).unsqueeze(1)
+        cache.rows, cache.pos, cache.n, cache.width = torch.arange(n, device=device), pos, n, width
+        ids = torch.tensor([[r["tokens"][-1]] for r in rows], device=device)
+        out = model(input_ids=ids, position_ids=pos.unsqueeze(1), attention_mask=_mask(allowed, model),
+                    cache=cache, use_cache=True, **extra)
+        u = torch.stack([r["u"][len(r["tokens"])] for r in rows])
+        history = [prompt_ids[r["key"][0]] + r["tokens"] for r in rows] if penalty else None
+        new = choose_tokens(out.logits[:, -1, :], u, gc, history).tolist()
+        ended = []
+        for slot, (r, tok) in enumerate(zip(rows, new)):
+            r["tokens"].append(tok)
+            r["pos"] += 1
+            stopped = stop.done(r["stop"], r["tokens"])
+            if stopped or len(r["tokens"]) >= gc.max_new_tokens:
+                finished(r["key"], r["tokens"], stopped)
+                ended.append(slot)
+        for slot in reversed(ended):  # refill a freed slot, else move the last row into it (rows stay 0..n-1)
+            row = None
+            while waiting and row is None:
+                row = start(waiting.popleft(), slot)
+            if row is not None:
+                rows[slot] = row
+            else:
+                tail = rows.pop()
+                if slot < len(rows):
+                    cache.move(len(rows), slot, tail["pos"])
+                    rows[slot] = tail
+        fill()
+
+
+# ------------------------------------------------------------------------------------------ padded decoder
+
+def _decode_padded(model, tokenizer, todo, prompt_ids, uniforms, gc, batch_size, finished):
+    """transformers `generate` on left-padded batches of items (longest prompts first), with the checkpoint's own
+    generation_config swapped out for ours, the per-item sampler as a logits processor and StopCheck as a
+    stopping criterion."""
+    from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
+
+    device = next(model.parameters()).device
+    stop = StopCheck(tokenizer, gc.eos_token_id)
+    order = sorted(todo, key=lambda it: (-len(prompt_ids[it[0]]), it))
+
+    class Sampler(LogitsProcessor):
+        def __init__(self, u, width):
+            self.u, self.width = u, width
+
+        def __call__(self, input_ids, scores):
+            t = input_ids.shape[1] - self.width
+            history = input_ids.tolist() if gc.repetition_penalty != 1.0 else None
+            tok = choose_tokens(scores, self.u[:, t], gc, history)
+            return torch.full_like(scores, float("-inf")).scatter_(1, tok.unsqueeze(1), 0.0)
+
+    class Stop(StoppingCriteria):
+        def __init__(self, width, rows):
+            self.width, self.states = width, [stop.new_row() for _ in range(rows)]
+            self.ended = [False] * rows
+
+        def __call__(self, input_ids, scores, **kwargs):
+            new = input_ids[:, self.width:].tolist()
+            for r, toks in enumerate(new):
+                if not self.ended[r] and toks:
+                    self.ended[r] = stop.done(self.states[r], toks)
+            return torch.tensor(self.ended, device=input_ids.device)
+
+    from transformers import GenerationConfig as HFGenerationConfig
+
+    # Greedy over the sampler's choice; nothing of the checkpoint's own generation_config is read.
+    greedy = HFGenerationConfig(do_sample=False, num_beams=1, max_new_tokens=gc.max_new_tokens,
+                                eos_token_id=list(gc.eos_token_id), pad_token_id=gc.pad_token_id)
+    own, model.generation_config = model.generation_config, greedy
+    try:
+        for start in range(0, len(order), batch_size):
+            batch = order[start:start + batch_size]
             width = max(len(prompt_ids[i]) for i, _ in batch)
-            ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+            ids = torch.full((len(batch), width), gc.pad_token_id, dtype=torch.long)
             mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for row, (i, _) in enumerate(batch):  # left padding: the prompt ends where generation begins
+            for row, (i, _) in enumerate(batch):
                 n = len(prompt_ids[i])
                 ids[row, width - n:] = torch.tensor(prompt_ids[i])
                 mask[row, width - n:] = 1
-            torch.manual_seed(seed * 1_000_003 + b)  # per-batch seed: reproducible whatever ran before
-            with torch.inference_mode():
-                out = model.generate(
-                    input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=gen_cfg.max_new_tokens,
-                    stop_strings=STOP_STRINGS, tokenizer=tokenizer, pad_token_id=pad_id,
-                    eos_token_id=stop_ids, use_cache=True, **sampling)
-            new = out[:, width:].tolist()
-            for row, key in enumerate(batch):
-                n = _generated_length(new[row], stop_ids, pad_id)
-                text = tokenizer.decode(new[row][:n], skip_special_tokens=True)
-                texts[key] = (cut_after_final_answer(text), n)
-            bar.update(len(batch))
+            u = torch.stack([uniforms[key] for key in batch]).to(device)
+            criteria = Stop(width, len(batch))
+            out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), generation_config=greedy,
+                                 logits_processor=LogitsProcessorList([Sampler(u, width)]),
+                                 stopping_criteria=StoppingCriteriaList([criteria]))
+            for row, (key, toks) in enumerate(zip(batch, out[:, width:].tolist())):
+                states, tokens, stopped = stop.new_row(), [], False
+                for t in toks:  # replay the stop check: where this row ended, before any padding
+                    tokens.append(t)
+                    if stop.done(states, tokens):
+                        stopped = True
+                        break
+                    if len(tokens) >= gc.max_new_tokens:
+                        break
+                finished(key, tokens, stopped)
     finally:
-        bar.close()
-        model.train(was_training)
-    return [trace_record(p.id, s, texts[(i, s)][0], num_tokens=texts[(i, s)][1])
-            for i, p in enumerate(problems) for s in range(samples)]
+        model.generation_config = own
 
+
+# ------------------------------------------------------------------------------------------ partial file
+
+def _fingerprint(model, gen_cfg, gc, seed, fmt) -> dict:
+    """What a partial file's traces depend on; a partial file written under other settings is not reused."""
+    return {"seed": seed, "do_sample": gc.do_sample, "temperature": gc.temperature, "top_p": gc.top_p,
+            "top_k": gc.top_k, "min_p": gc.min_p, "repetition_penalty": gc.repetition_penalty,
+            "max_new_tokens": gc.max_new_tokens, "backend": gen_cfg.backend,
+            "format": None if fmt is None else [fmt.style, fmt.chat_template],
+            "model": getattr(model, "oakdpo_path", None)}
+
+
+class _Partial:
+    """The partial traces file: a header line with the settings' fingerprint, then one trace per line. Each rank
+    of a multi-rank run writes its own file (`<name>.rank<r>.jsonl`) and reads every rank's."""
+
+    def __init__(self, path, fingerprint: dict):
+        path = Path(path)
+        world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
+        self.base = path
+        self.path = path if world <= 1 else path.with_name(f"{path.stem}.rank{rank}{path.suffix}")
+        self.header = {_PARTIAL_HEADER: fingerprint}
+
+    def files(self) -> list[Path]:
+        return [self.base] + sorted(self.base.parent.glob(f"{self.base.stem}.rank*{self.base.suffix}"))
+
+    def read(self) -> list[dict]:
+        """The traces in every partial file whose header matches; a line cut by a kill is skipped."""
+        records = []
+        for path in self.files():
+            try:
+                lines = path.read_text(encoding="utf-8").splitlines()
+            except (OSError, UnicodeDecodeError):
+                continue
+            if not lines or self._load(lines[0]) != self.header:
+                continue
+            for line in lines[1:]:
+                rec = self._load(line)
+                if isinstance(rec, dict) and "text" in rec and "problem_id" in rec and "sample" in rec:
+                    records.append(rec)
+        return records
+
+    @staticmethod
+    def _load(line: str):
+        try:
+            return json.loads(line)
+        except ValueError:
+            return None
+
+    def start(self, kept: list[dict]) -> None:
+        """Rewrite this rank's file atomically with the header and the traces kept (dropping a cut line)."""
+        from .io import write_jsonl
+
+        write_jsonl(self.path, [self.header] + kept)
+
+    def append(self, records: list[dict]) -> None:
+        if not records:
+            return
+        data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def partial_files(path: str | os.PathLike) -> list[Path]:
+    """Every partial file generate_traces(partial_path=path) may have written (one per rank), to delete once the
+    final traces are written."""
+    return [p for p in _Partial(path, {}).files() if p.exists()]
+
+
+# ------------------------------------------------------------------------------------------ vLLM backend
 
 _VLLM_ENGINES: dict = {}
 _VLLM_LORA_IDS: dict = {}
 
 
-def _generate_vllm(model, tokenizer, problems, prompts, samples, gen_cfg, do_sample, temperature, seed, progress):
+def _generate_vllm(model, problems, prompts, todo, gen_cfg, gc, seed, progress) -> dict:
     """vLLM backend: the engine loads the checkpoint folder the policy came from (a LoRA adapter is applied as a
-    LoRARequest). Imported lazily; needs vLLM and a CUDA GPU."""
+    LoRARequest); one request per item, seeded with the item's seed. Imported lazily; needs vLLM and a CUDA GPU."""
     try:
         import vllm
         from vllm.lora.request import LoRARequest
@@ -140,18 +630,26 @@ def _generate_vllm(model, tokenizer, problems, prompts, samples, gen_cfg, do_sam
         _VLLM_ENGINES[key] = vllm.LLM(model=str(base), tokenizer=str(tok_path), seed=seed,
                                       gpu_memory_utilization=gen_cfg.vllm_gpu_memory_utilization, **lora_kwargs)
     llm = _VLLM_ENGINES[key]
-    params = vllm.SamplingParams(
-        n=samples, temperature=temperature if do_sample else 0.0, top_p=gen_cfg.top_p if do_sample else 1.0,
-        max_tokens=gen_cfg.max_new_tokens, seed=seed, stop=STOP_STRINGS, include_stop_str_in_output=True)
+    extra = dict(top_k=gc.top_k) if gc.top_k else {}
+    params = [vllm.SamplingParams(
+        n=1, temperature=gc.temperature if gc.do_sample else 0.0, top_p=gc.top_p, min_p=gc.min_p,
+        repetition_penalty=gc.repetition_penalty, max_tokens=gc.max_new_tokens,
+        seed=item_seed(seed, problems[i].id, s), stop=STOP_STRINGS, include_stop_str_in_output=True,
+        stop_token_ids=list(gc.eos_token_id), **extra) for i, s in todo]
     lora = None
     if adapter:  # vLLM caches adapters by id: a new adapter folder (a new iteration) needs a new id
         lora_id = _VLLM_LORA_IDS.setdefault(str(adapter), len(_VLLM_LORA_IDS) + 1)
         lora = LoRARequest(f"policy-{lora_id}", lora_id, str(adapter))
-    outs = llm.generate(prompts, params, lora_request=lora,
-                        use_tqdm=progress and is_main())
-    return [trace_record(p.id, s, cut_after_final_answer(o.outputs[s].text), num_tokens=len(o.outputs[s].token_ids))
-            for p, o in zip(problems, outs) for s in range(samples)]
+    outs = llm.generate([prompts[i] for i, _ in todo], params, lora_request=lora, use_tqdm=progress and is_main())
+    done = {}
+    for (i, s), o in zip(todo, outs):
+        c = o.outputs[0]
+        done[(i, s)] = trace_record(problems[i].id, s, cut_after_final_answer(c.text), num_tokens=len(c.token_ids),
+                                    truncated=getattr(c, "finish_reason", None) == "length")
+    return done
 
+
+# ------------------------------------------------------------------------------------------ CLI
 
 def cmd_generate(args) -> int:
     from .config import load_config
@@ -163,6 +661,7 @@ def cmd_generate(args) -> int:
     problems = read_problem_file(args.problems, cfg.data.dataset)
     if args.limit:
         problems = problems[: args.limit]
+    validate_generation(cfg.generation, do_sample=not args.greedy, temperature=args.temperature)
     model, tokenizer = load_policy(args.model, cfg.model)
     traces = generate_traces(model, tokenizer, problems, args.samples, cfg.generation, fmt=cfg.format,
                              do_sample=not args.greedy,
@@ -170,18 +669,3 @@ def cmd_generate(args) -> int:
     write_jsonl(args.output, traces)
     print(f"wrote {len(traces)} traces to {args.output}", file=sys.stderr)
     return 0
-
-
-def add_cli(sub) -> None:
-    p = sub.add_parser("generate", help="Sample traces from a policy for each problem.")
-    p.add_argument("--model", required=True, help="Local HF checkpoint folder or LoRA adapter folder.")
-    p.add_argument("--problems", required=True, help="problems.jsonl or an original PrOntoQA .json file.")
-    p.add_argument("--samples", type=int, default=1, help="Traces per problem.")
-    p.add_argument("-o", "--output", required=True, help="traces.jsonl to write.")
-    p.add_argument("--config", default=None, help="YAML config (generation section).")
-    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="Config override.")
-    p.add_argument("--seed", type=int, default=None, help="Sampling seed (default: generation.seed).")
-    p.add_argument("--temperature", type=float, default=None, help="Default: generation.temperature.")
-    p.add_argument("--greedy", action="store_true", help="Greedy decoding instead of sampling.")
-    p.add_argument("--limit", type=int, default=0, help="Only the first N problems (0: all).")
-    p.set_defaults(func=cmd_generate)
