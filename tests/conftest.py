@@ -34,3 +34,19 @@ def tiny_model_dir(tmp_path_factory, small_problems) -> Path:
                       max_position_embeddings=1024)
     init_tiny_model(cfg, build_corpus(small_problems), out, seed=0)
     return out
+
+
+@pytest.fixture(scope="session")
+def qwen2_standin(tmp_path_factory) -> Path:
+    """A random-init Qwen2 with a locally trained tokenizer, a ChatML chat template and eos <|im_end|>."""
+    from oakdpo.standin import build_standin
+
+    return build_standin("qwen2", tmp_path_factory.mktemp("standin") / "qwen2")
+
+
+@pytest.fixture(scope="session")
+def llama_standin(tmp_path_factory) -> Path:
+    """A random-init Llama whose tokenizer has a BOS, no pad token and no chat template."""
+    from oakdpo.standin import build_standin
+
+    return build_standin("llama", tmp_path_factory.mktemp("standin") / "llama")
