@@ -1,10 +1,14 @@
-"""Verification throughput of the strict PrOntoQA verifier on the shared data (acceptance 5).
+"""Verification throughput per task with 1 and 2 workers (issue 21: FOLIO with 2 workers >= 1.7x one).
 
-Gold traces of all shared PrOntoQA examples plus mutated copies (a citation changed, a claim negated, a step
-dropped, the option changed), verified with oakdpo.verify.verify_traces. Prints steps/s and traces/s, and
-the summary of each set. Skips (with a message) when ../shared/data is absent.
+Realistic traces: the gold traces of shared-data problems (PrOntoQA: the shared files and generated problems;
+FOLIO: the handwritten conclusions and atom queries over the train stories; ProofWriter: the train file) and
+as many mutants of them (a citation, option, claim polarity, step or answer changed: benchmarks/fuzz.py's
+mutators), verified with oakdpo.verify.verify_traces under the default per-trace budget. Each timed pass is a
+fresh call (the pool starts inside it, workers begin with empty per-problem caches). Prints steps/s (all steps,
+CONCLUDE included) and traces/s per task and worker count, the speed-up, and the summary of each set. Skips
+(with a message) when ../shared/data is absent.
 
-    python benchmarks/verify.py [--repeat 3]
+    python benchmarks/verify.py [--repeat 3] [--tasks prontoqa,folio,proofwriter] [--problems 300]
 """
 
 from __future__ import annotations
@@ -15,60 +19,71 @@ import sys
 import time
 from pathlib import Path
 
-SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import fuzz  # noqa: E402  (benchmarks/fuzz.py: problem loading and mutators)
+
+KINDS = ("m_cite", "m_option", "m_polarity", "m_drop", "m_answer")
 
 
-def mutate(text: str, rng: random.Random) -> str:
-    """One random corruption of a gold trace (see tests/test_verify.py for the exact-reason versions)."""
-    lines = text.split("\n")
-    actions = [i for i, line in enumerate(lines) if line.startswith("Action:") and "CONCLUDE" not in line]
-    i = rng.choice(actions)
-    kind = rng.randrange(4)
-    if kind == 0:  # a citation changed
-        first = int(lines[i].split("[", 1)[1].split(",")[0])
-        other = rng.choice([a for a in range(30) if a != first])
-        lines[i] = lines[i].replace(f"[{first},", f"[{other},", 1)
-    elif kind == 1:  # negation flipped in the claim
-        t = lines[i - 1]
-        lines[i - 1] = t.replace(" is not ", " is ") if " is not " in t.rsplit("]", 1)[-1] else \
-            t[: t.rfind(" is ")] + " is not " + t[t.rfind(" is ") + 4:]
-    elif kind == 2:  # a step dropped
-        del lines[i - 1: i + 1]
-    else:  # the option changed
-        lines[i] = lines[i].replace("MODUS_PONENS", rng.choice(["AND_INTRO", "MODUS_TOLLENS", "OR_INTRO"]))
-    return "\n".join(lines)
+def traces_for(task: str, n_problems: int, seed: int):
+    rng = random.Random(seed)
+    problems, golds = fuzz.load_problems(task, n_problems, rng)
+    traces = [{"problem_id": p.id, "sample": 0, "text": g} for p, g in zip(problems, golds)]
+    for i, (p, g) in enumerate(zip(problems, golds)):
+        m = fuzz.mutate(KINDS[i % len(KINDS)], task, p, g, rng) or fuzz.mutate("m_answer", task, p, g, rng)
+        traces.append({"problem_id": p.id, "sample": 1, "text": m})
+    rng.shuffle(traces)  # as a run's file would interleave problems
+    return problems, traces
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeat", type=int, default=3, help="Timed passes; the best is reported.")
+    ap.add_argument("--repeat", type=int, default=3, help="Timed passes per worker count; the best is reported.")
+    ap.add_argument("--tasks", default="prontoqa,folio,proofwriter")
+    ap.add_argument("--problems", type=int, default=0, help="Problems per task (0: 2400 PrOntoQA, 400 FOLIO, "
+                    "1500 ProofWriter).")
+    ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    if not (SHARED / "prontoqa").is_dir():
-        print(f"skipped: {SHARED / 'prontoqa'} is absent")
+    if not fuzz.SHARED.is_dir():
+        print(f"skipped: {fuzz.SHARED} is absent")
         return 0
-    from oakdpo.tasks.prontoqa.loaders import load_prontoqa_json
-    from oakdpo.tasks.prontoqa.gold import gold_trace
+    from oakdpo.config import VerifyConfig
     from oakdpo.verify import summarize, verify_traces
 
-    problems = []
-    for f in sorted((SHARED / "prontoqa").glob("*.json")):
-        problems += load_prontoqa_json(f)
-    rng = random.Random(0)
-    gold = [{"problem_id": p.id, "sample": 0, "text": gold_trace(p)} for p in problems]
-    mutated = [{"problem_id": t["problem_id"], "sample": 1, "text": mutate(t["text"], rng)} for t in gold]
-    print(f"{len(problems)} shared PrOntoQA problems; {len(gold)} gold + {len(mutated)} mutated traces")
-    for name, traces in (("gold", gold), ("mutated", mutated), ("all", gold + mutated)):
-        best = float("inf")
-        for _ in range(args.repeat):
-            t0 = time.perf_counter()
-            verdicts = verify_traces(problems, traces, progress=False)
-            best = min(best, time.perf_counter() - t0)
-        s = summarize(verdicts)
-        steps = sum(len(v["steps"]) for v in verdicts)
-        print(f"{name:8s} traces {s['traces']:5d}  steps {steps:6d} (reasoning {s['reasoning_steps']:6d})  "
-              f"{steps / best:9.0f} steps/s  {s['traces'] / best:8.0f} traces/s  "
-              f"step_validity {s['step_validity']:.3f}  trace_validity {s['trace_validity']:.3f}")
+    budget = VerifyConfig().trace_timeout_s
+    default_n = {"prontoqa": 2400, "folio": 400, "proofwriter": 1500}
+    results = []
+    for task in args.tasks.split(","):
+        problems, traces = traces_for(task, args.problems or default_n.get(task, 400), args.seed)
+        rates = {}
+        for workers in (1, 2):
+            best, verdicts = float("inf"), None
+            for _ in range(args.repeat):
+                fuzz_caches_clear()
+                t0 = time.perf_counter()
+                verdicts = verify_traces(problems, traces, progress=False, workers=workers, timeout_s=budget)
+                best = min(best, time.perf_counter() - t0)
+            steps = sum(len(v["steps"]) for v in verdicts)
+            rates[workers] = steps / best
+            s = summarize(verdicts)
+            print(f"{task:12s} workers {workers}  traces {s['traces']:5d}  steps {steps:6d}  {steps / best:8.0f} steps/s"
+                  f"  {s['traces'] / best:7.0f} traces/s  ({best:.2f} s)  step_validity {s['step_validity']:.3f}"
+                  f"  trace_validity {s['trace_validity']:.3f}  timeouts {s['timeouts']}", flush=True)
+        results.append((task, rates[1], rates[2]))
+    print(f"\n{'task':12s} {'1 worker':>12s} {'2 workers':>12s} {'speed-up':>9s}")
+    for task, r1, r2 in results:
+        print(f"{task:12s} {r1:8.0f} st/s {r2:8.0f} st/s {r2 / r1:8.2f}x")
     return 0
+
+
+def fuzz_caches_clear() -> None:
+    """Empty this process's per-problem caches, so that every pass (in process or forked) starts cold."""
+    from oakdpo.tasks.folio import solver, verify
+
+    solver._parse_cache.clear()
+    solver._solve_cache.clear()
+    verify._INFO_CACHE.clear()
 
 
 if __name__ == "__main__":

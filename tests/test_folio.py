@@ -16,6 +16,7 @@ from oakdpo.tasks.folio.prompt import build_folio_prompt, render_folio_trace
 from oakdpo.tasks.folio.gold import folio_gold_trace
 from oakdpo.tasks.folio.loader import load_folio
 from oakdpo.tasks.folio.solver import solve, _check, _parse
+from oakdpo.tasks.folio.rules import RULES
 from oakdpo.tasks.folio.verify import verify_folio_trace
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
@@ -186,6 +187,19 @@ def test_load_folio_keys_labels_and_ids(tmp_path):
     ('{"premises": [1], "premises-FOL": [], "conclusion": "c", "label": "True"}',
      "f.jsonl:1: field 'premises' must be a list of strings or a newline-separated string"),
     ('{"premises": [', "f.jsonl:1: invalid JSON"),
+    ('{"premises": [], "premises-FOL": 5, "conclusion": "c", "label": "True"}',
+     "f.jsonl:1: field 'premises-FOL' must be a list of strings or a newline-separated string, got 5"),
+    ('{"premises": null, "premises-FOL": [], "conclusion": "c", "label": "True"}',
+     "f.jsonl:1: field 'premises' must be a list of strings or a newline-separated string, got None"),
+    ('{"premises": ["a"], "premises_FOL": [["P(a)"]], "conclusion": "c", "label": "True"}',
+     "f.jsonl:1: field 'premises_FOL' must be a list of strings or a newline-separated string, got [['P(a)']]"),
+    ('{"premises": [], "premises-FOL": [], "conclusion": ["c"], "label": "True"}',
+     "f.jsonl:1: field 'conclusion' must be a string, got ['c']"),
+    ('{"premises": [], "premises-FOL": [], "conclusion": "c", "conclusion-FOL": 3, "label": "True"}',
+     "f.jsonl:1: field 'conclusion-FOL' must be a string, got 3"),
+    ('{"premises": [], "premises-FOL": [], "conclusion": "c", "label": ["True"]}',
+     "f.jsonl:1: field 'label' must be True, False, Unknown or Uncertain, got ['True']"),
+    ('[1, 2]', "f.jsonl:1: expected a JSON object, got list"),
 ])
 def test_load_folio_errors(tmp_path, line, message):
     p = tmp_path / "f.jsonl"
@@ -193,6 +207,27 @@ def test_load_folio_errors(tmp_path, line, message):
     with pytest.raises(UserError) as e:
         load_folio(p)
     assert str(e.value).replace(str(tmp_path) + "/", "").startswith(message)
+
+
+def test_load_folio_cli_bad_input_is_one_line(tmp_path, capsys):
+    from oakdpo.cli import main
+    p = tmp_path / "f.jsonl"
+    p.write_text('{"premises": ["a"], "premises-FOL": {"x": 1}, "conclusion": "c", "label": "True"}\n')
+    out = tmp_path / "problems.jsonl"
+    assert main(["data", "import", "--format", "folio", str(p), "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: {p}:1: field 'premises-FOL' must be a list of strings or a newline-separated string, " \
+                  "got {'x': 1}"
+    assert not out.exists()
+
+
+def test_load_folio_empty_sentence_beside_a_formula(tmp_path):
+    p = tmp_path / "f.jsonl"
+    p.write_text(json.dumps({"example_id": "", "premises": ["", "B."], "premises-FOL": ["P(a)", "Q(b)"],
+                             "conclusion": "c", "label": "True"}) + "\n")
+    (prob,) = load_folio(p)
+    assert (prob.id, prob.premises, prob.fol["premises"]) == ("f.jsonl:1", ["P(a)", "B."], ["P(a)", "Q(b)"])
+    assert Problem.from_dict(prob.to_dict()).premises == ["P(a)", "B."]
 
 
 def test_train_split_loads():
@@ -239,31 +274,113 @@ def test_valid_steps_pass(fol, option, args):
     assert (v["valid"], v["reason"], v["claim"]) == (True, "ok", fol)
 
 
+def _needs(option, got=None):
+    text = f"{option} needs {RULES[option][2]}"
+    return text if got is None else f"{text}; got {got} cited formula(s)"
+
+
 @pytest.mark.parametrize("fol,option,args,reason", [
-    # follows from all premises (DS -> Drinks(tom) -> Dependent -> Tired) but not from the cited ones
-    ("Tired(tom)", "MODUS_PONENS", [5, 4], "claim does not follow from the cited formulas"),
+    # follows from all premises (DS -> Drinks(tom) -> Dependent -> Tired) but MODUS_PONENS does not give it
+    ("Tired(tom)", "MODUS_PONENS", [5, 4], _needs("MODUS_PONENS")),
     ("Dependnet(rina)", "MODUS_PONENS", [0, 1], "unknown predicate 'Dependnet' (not in the premises or query)"),
     ("Dependent(rina, tom)", "MODUS_PONENS", [0, 1],
      "predicate 'Dependent' used with 2 argument(s); the premises use 1"),
-    ("Dependent(rna)", "MODUS_PONENS", [0, 1], "unknown constant 'rna' (not in the premises or query)"),
-    ("Dependent(rina)", "MODUS_PONENS", [1, 2], "MODUS_PONENS needs an implication (or universal implication) and a fact"),
+    ("Dependent(rina)", "MODUS_PONENS", [1, 2], _needs("MODUS_PONENS")),
     ("Dependent(rina)", "UNIV_INSTANTIATION", [0], "claim is not an instance of the cited universal"),
-    ("Unaware(max)", "AND_ELIM", [1], "AND_ELIM needs one conjunction (possibly universal)"),
-    ("Unaware(max)", "AND_ELIM", [2, 1], "AND_ELIM needs one conjunction (possibly universal); got 2 cited formula(s)"),
-    ("Drinks(tom)", "DISJUNCTIVE_SYLLOGISM", [3, 1],
-     "DISJUNCTIVE_SYLLOGISM needs a disjunction (∨ or ⊕, possibly universal) and the negation of a disjunct"),
+    ("Unaware(max)", "AND_ELIM", [1], _needs("AND_ELIM")),
+    ("Unaware(max)", "AND_ELIM", [2, 1], _needs("AND_ELIM", 2)),
+    ("Drinks(tom)", "DISJUNCTIVE_SYLLOGISM", [3, 1], _needs("DISJUNCTIVE_SYLLOGISM")),
     ("Student(max) ∧ Jokes(max)", "EXIST_INSTANTIATION", [6],
      "EXIST_INSTANTIATION needs a fresh constant; 'max' is already used"),
-    ("Dependent(rina)", "AND_INTRO", [0, 1], "AND_INTRO: the claim must be a conjunction"),
-    ("Drinks(rina) ∧ Unaware(max)", "AND_INTRO", [1, 2, 4], "cited formula 4 is not needed for the claim"),
+    ("Dependent(rina)", "AND_INTRO", [0, 1], _needs("AND_INTRO")),
+    ("Drinks(rina) ∧ Unaware(max)", "AND_INTRO", [1, 2, 4], _needs("AND_INTRO")),  # the conjuncts != the cited
     ("Dependent(rina) ∧", "MODUS_PONENS", [0, 1], "claim does not parse: unexpected end of formula"),
     (None, "MODUS_PONENS", [0, 1], "missing FOL line"),
     ("Dependent(rina)", "MODUS_PONENS", [0, 9], "cited index 9 does not exist"),
     ("Dependent(rina)", "MODUS_PONENS", [0, 7], "cites its own formula 7"),
+    # a step an elementary rule licenses must name it, not a compound rule (which Z3 alone would accept)
+    ("¬Jokes(tom)", "CONTRADICTION", [4, 1], "cited formula 1 is not needed for the claim"),  # padding
+    ("Drinks(rina) → Dependent(rina)", "CONDITIONAL_PROOF", [0],
+     "this step is UNIV_INSTANTIATION, not CONDITIONAL_PROOF (a step names the first rule that licenses it)"),
+    ("Dependent(rina)", "CONTRADICTION", [0, 1],
+     "CONTRADICTION: the claim must be a negation ¬A (the cited formulas contradict A)"),
+    ("∀x (Drinks(x) → Tired(x))", "UNIV_GENERALIZATION", [0, 5],
+     "this step is HYPOTHETICAL_SYLLOGISM, not UNIV_GENERALIZATION (a step names the first rule that licenses it)"),
+    ("Drinks(tom)", "CASE_SPLIT", [3, 4, 0], _needs("CASE_SPLIT")),
 ])
 def test_invalid_steps_fail_with_reason(fol, option, args, reason):
     v = _first_step(_problem(), fol, option, args)
     assert (v["valid"], v["reason"]) == (False, reason)
+
+
+RULE_CASES = [
+    # (cited formulas, claim, the one rule that licenses it)
+    (["A(a) → B(a)", "A(a)"], "B(a)", "MODUS_PONENS"),
+    (["∀x (A(x) → B(x))", "A(a)"], "B(a)", "MODUS_PONENS"),
+    (["∀x ∀y (R(x, y) → S(y, x))", "R(a, b)"], "S(b, a)", "MODUS_PONENS"),
+    (["∀x (A(x) → B(x))", "∀x (A(x))"], "∀x (B(x))", "MODUS_PONENS"),  # under a shared universal prefix
+    (["∀x (A(x) → ¬B(x))", "B(a)"], "¬A(a)", "MODUS_TOLLENS"),  # the negation of ¬B(a) is B(a)
+    (["¬A(a) → B(a)", "¬B(a)"], "A(a)", "MODUS_TOLLENS"),
+    (["∀x (A(x) → B(x))", "∀y (B(y) → C(y))"], "∀z (A(z) → C(z))", "HYPOTHETICAL_SYLLOGISM"),
+    (["∀x (A(x) → B(x))", "∀x (B(x) → C(x))"], "A(a) → C(a)", "HYPOTHETICAL_SYLLOGISM"),
+    (["A(a) ∨ B(a) ∨ C(a)", "¬B(a)"], "A(a) ∨ C(a)", "DISJUNCTIVE_SYLLOGISM"),
+    (["∀x (A(x) ∨ B(x))", "¬A(a)"], "B(a)", "DISJUNCTIVE_SYLLOGISM"),
+    (["A(a) ⊕ B(a)", "A(a)"], "¬B(a)", "DISJUNCTIVE_SYLLOGISM"),
+    (["¬A(a) ∨ B(a)", "A(a)"], "B(a)", "DISJUNCTIVE_SYLLOGISM"),
+    (["∀x (A(x) ↔ B(x))", "¬B(a)"], "¬A(a)", "BICONDITIONAL_ELIM"),
+    (["A(a) ↔ B(a)"], "B(a) → A(a)", "BICONDITIONAL_ELIM"),
+    (["A(a) → B(a)", "B(a) → A(a)"], "B(a) ↔ A(a)", "BICONDITIONAL_INTRO"),
+    (["∀x ∀y (R(x, y))"], "∀y (R(a, y))", "UNIV_INSTANTIATION"),
+    (["R(a, b)"], "∃x (R(x, b))", "EXIST_GENERALIZATION"),
+    (["A(a) ∧ B(a) ∧ C(a)"], "A(a) ∧ C(a)", "AND_ELIM"),
+    (["∀x (A(x) ∧ B(x))"], "B(a)", "AND_ELIM"),
+    (["∀x (A(x) ∧ B(x))"], "∀x (B(x))", "AND_ELIM"),
+    (["A(a) ∧ B(a)", "C(a)"], "C(a) ∧ A(a) ∧ B(a)", "AND_INTRO"),
+    (["A(a) ∨ B(a)"], "B(a) ∨ C(a) ∨ A(a)", "OR_INTRO"),
+    (["¬¬A(a)"], "A(a)", "DOUBLE_NEGATION"),
+    (["A(a) ∨ B(a)", "A(a) → C(a)", "∀x (B(x) → C(x))"], "C(a)", "CASE_SPLIT"),
+    (["¬(A(a) ∨ B(a))"], "¬B(a)", None),  # only a compound rule (CONTRADICTION) gives it
+    (["A(a) ∧ B(a)", "∀x (A(x) → C(x))"], "C(a)", None),  # needs AND_ELIM first: no one-step rule
+    (["∀x (A(x) → B(x))", "A(a) ∧ C(a)"], "B(a)", None),
+    (["A(a) → B(a)", "B(a)"], "A(a)", None),  # affirming the consequent
+    (["A(a) ∨ B(a)", "A(a)"], "¬B(a)", None),  # ∨ is not ⊕
+]
+
+
+@pytest.mark.parametrize("cited,claim,rule", RULE_CASES)
+def test_each_rule_licenses_its_own_shape(cited, claim, rule):
+    from oakdpo.tasks.folio.rules import first_rule
+    c = [parse_fol(f).formula for f in cited]
+    assert first_rule(c, parse_fol(claim).formula) == rule
+
+
+def test_rule_swaps_are_rejected():
+    """Every step of RULE_CASES that its rule licenses is rejected under every other option."""
+    from oakdpo.trace import OPTION_TYPES
+    for cited, claim, rule in RULE_CASES:
+        if rule is None:
+            continue
+        fols = [f for f in cited]
+        p = Problem(id="r", task="folio", premises=[f"s{i}" for i in range(len(fols))], query="True or false: q.",
+                    label="TRUE", rule="FOL", source="t", fol={"premises": fols, "query": claim})
+        for option in OPTION_TYPES:
+            if option == "CONCLUDE":
+                continue
+            v = _first_step(p, claim, option, list(range(len(fols))))
+            assert v["valid"] == (option == rule), (cited, claim, option, v["reason"])
+
+
+def test_compound_rules_where_no_elementary_rule_applies():
+    p = _problem()
+    p.fol["premises"] += ["¬(Drinks(max) ∨ Jokes(max))", "∀x (Drinks(x) ∨ Jokes(x) → Tired(x))"]
+    v = _first_step(p, "¬Drinks(max)", "CONTRADICTION", [7])
+    assert (v["valid"], v["reason"]) == (True, "ok")
+    v = _first_step(p, "Drinks(max) → Tired(max)", "CONDITIONAL_PROOF", [8])
+    assert (v["valid"], v["reason"]) == (True, "ok")
+    v = _first_step(p, "∀x (Drinks(x) → Tired(x))", "UNIV_GENERALIZATION", [8])
+    assert (v["valid"], v["reason"]) == (True, "ok")
+    v = _first_step(p, "∀x (Drinks(x) → Tired(x))", "UNIV_GENERALIZATION", [8, 1])
+    assert v["reason"] == "UNIV_GENERALIZATION: every cited formula must be universal"
 
 
 GOLD = """Thought: By disjunctive syllogism from [3] and [4]: [7] Drinks(tom).
@@ -306,11 +423,11 @@ def test_trace_mutations_are_rejected():
     assert v["steps"][2]["reason"] == "cites formula 8 from an invalid step"
     # negation flipped in a claim
     v = verify_folio_trace(p, GOLD.replace("FOL: Dependent(tom)", "FOL: ¬Dependent(tom)"))
-    assert v["steps"][1]["reason"] == "claim does not follow from the cited formulas"
+    assert v["steps"][1]["reason"] == _needs("MODUS_PONENS")
     # wrong answer: unsupported and not the label
     v = verify_folio_trace(p, GOLD.replace('args="[0]"', 'args="[1]"').replace("Final Answer: TRUE", "Final Answer: FALSE"))
-    assert v["steps"][3]["reason"] == ("answer FALSE not supported: no premise is '¬Tired(tom)' and no valid "
-                                       "step's claim entails it")
+    assert v["steps"][3]["reason"] == ("answer FALSE not supported: '¬Tired(tom)' is neither a premise nor the "
+                                       "claim of a valid step")
     assert (v["trace_valid"], v["conclude_supported"], v["correct"]) == (False, False, False)
     # two CONCLUDEs
     v = verify_folio_trace(p, GOLD.replace("Final Answer: TRUE", 'Thought: again.\nAction: <Option type="CONCLUDE" '
@@ -328,8 +445,8 @@ def test_unknown_answer_is_supported_by_the_solver():
     v = verify_folio_trace(p, text)
     assert (v["trace_valid"], v["conclude_supported"], v["trace_reason"]) == (True, True, "ok")
     v = verify_folio_trace(_problem(), text.replace("UNKNOWN", "TRUE").replace("[2]", "[0]"))
-    assert v["trace_reason"] == ("step 0: answer TRUE not supported: no premise is 'Tired(tom)' and no valid step's "
-                                 "claim entails it")
+    assert v["trace_reason"] == ("step 0: answer TRUE not supported: 'Tired(tom)' is neither a premise nor the "
+                                 "claim of a valid step")
 
 
 @settings(max_examples=150, deadline=None)
@@ -400,3 +517,97 @@ def test_solve_cli_bad_input(tmp_path, capsys):
     assert main(["solve", "--problems", str(path), "-o", str(out)]) == 2
     assert capsys.readouterr().err.strip() == f"error: {path}:1: missing key 'label'"
     assert not out.exists()
+
+
+# ------------------------------------------------------------------------------- bounds: time and depth
+
+def _chain(op, n):
+    return f" {op} ".join(f"P{j}(a)" for j in range(n))
+
+
+@pytest.mark.parametrize("text", [
+    _chain("↔", 2000), _chain("⊕", 5000), _chain("→", 5000), "¬" * 5000 + "P(a)", "(" * 5000 + "P(a)" + ")" * 5000,
+    "".join(f"∀x{j} " for j in range(3000)) + "P(a)", "P(" + "f(" * 3000 + "a" + ")" * 3001,
+])
+def test_deep_formulas_are_a_clear_error_not_a_recursion_error(text):
+    from oakdpo.tasks.folio.fol import TOO_DEEP
+    assert parse_fol(text).error == TOO_DEEP
+    r = solve([text], "Q(a)")
+    assert (r.predicted, r.status, r.detail) == (None, "unparsed", f"premise 0: {TOO_DEEP}")
+    r = solve(["Q(a)"], text)
+    assert (r.status, r.detail) == ("unparsed", f"conclusion: {TOO_DEEP}")
+    v = verify_folio_trace(_problem(), _step("x", text, "AND_ELIM", [2]) + "\nFinal Answer: TRUE")
+    assert v["steps"][0]["reason"] == f"claim does not parse: {TOO_DEEP}"
+
+
+def test_depth_limit_keeps_real_formulas():
+    from oakdpo.tasks.folio.fol import MAX_DEPTH, depth
+    # a chain of n ↔ terms: n - 1 ↔ nodes, the atom, its term
+    assert depth(parse_fol(_chain("↔", MAX_DEPTH - 1)).formula) == MAX_DEPTH
+    assert not parse_fol(_chain("↔", MAX_DEPTH)).ok
+    rows = _train_rows()
+    assert max(depth(parse_fol(f, allow_empty=True).formula) for r in rows for f in r["premises-FOL"]) < 20
+
+
+def test_long_chains_are_flat_and_solve_keeps_its_budget():
+    f = parse_fol(_chain("∧", 5000)).formula
+    assert (f.op, len(f.kids)) == ("and", 5000)
+    g = parse_fol(f"({_chain('∨', 3)}) ∨ P9(a) ∨ ({_chain('∨', 2)})").formula
+    assert (g.op, [to_text(k) for k in g.kids]) == ("or", ["P0(a)", "P1(a)", "P2(a)", "P9(a)", "P0(a)", "P1(a)"])
+    big = _chain("∧", 60000)  # 700 KB: parsing and building count against the 100 ms
+    r = solve([big], "Q(a)", timeout_ms=100)
+    assert (r.predicted, r.status) == (None, "timeout")
+    assert r.ms < 1000
+
+
+def test_many_quantified_groups_parse_in_linear_time():
+    # each ∀xj (...) used to scan the rest of the formula for a later use of xj
+    text = " ∧ ".join(f"∀x{j} (Q(x{j}))" for j in range(20000))
+    f = parse_fol(text).formula
+    assert f.op == "and" and len(f.kids) == 20000 and f.kids[-1].name == "x19999"
+
+
+def test_unknown_conclude_is_solved_once_per_problem(monkeypatch):
+    from oakdpo.tasks.folio import solver
+    calls = []
+    real = solver.solve
+    monkeypatch.setattr(solver, "solve", lambda *a, **k: calls.append(a) or real(*a, **k))
+    solver._solve_cache.clear()
+    p = _problem(query="Tired(max)", label="UNKNOWN")
+    one = 'Thought: Nothing decides it.\nAction: <Option type="CONCLUDE" args="[2]" />'
+    v = verify_folio_trace(p, "\n".join([one] * 20) + "\nFinal Answer: UNKNOWN")
+    assert v["trace_reason"] == "20 CONCLUDE steps (need exactly 1)"
+    assert [s["reason"] for s in v["steps"][1:]] == ["more than one CONCLUDE"] * 19
+    assert verify_folio_trace(p, one + "\nFinal Answer: UNKNOWN")["trace_valid"]
+    assert len(calls) == 1  # the 20-CONCLUDE trace and the next trace share one solve
+
+
+def test_trace_budget_bounds_hard_steps():
+    from oakdpo.verify import verify_one
+    import time
+    hard = ["∀x ∃y (R(x, y))", "∀x ¬R(x, x)", "∀x ∀y ∀z (R(x, y) ∧ R(y, z) → R(x, z))"]
+    p = Problem(id="h", task="folio", premises=["a", "b", "c"], query="True or false: q.", label="UNKNOWN",
+                rule="FOL", fol={"premises": hard, "query": "P(a)"})
+    steps = "\n".join('Thought: x.\nFOL: ¬P(a)\nAction: <Option type="CONTRADICTION" args="[0, 1, 2]" />'
+                      for _ in range(50))
+    t0 = time.perf_counter()
+    v = verify_one(p, steps + '\nThought: y\nAction: <Option type="CONCLUDE" args="[2]" />\nFinal Answer: UNKNOWN',
+                   timeout_s=1.0)
+    assert time.perf_counter() - t0 < 2.0
+    assert (v["trace_valid"], v["timeout"], v["trace_reason"]) == (False, True,
+                                                                    "timeout: over the 1 s verification budget")
+
+
+def test_solve_cli_on_deep_premises(tmp_path, capsys):
+    from oakdpo.cli import main
+    from oakdpo.tasks.folio.fol import TOO_DEEP
+    p = _problem()
+    p.fol["premises"] = p.fol["premises"] + [_chain("⊕", 5000)]
+    p.premises = p.premises + ["Deep."]
+    path = tmp_path / "problems.jsonl"
+    path.write_text(json.dumps(p.to_dict(), ensure_ascii=False) + "\n", encoding="utf-8")
+    out = tmp_path / "labels.jsonl"
+    assert main(["solve", "--problems", str(path), "-o", str(out)]) == 0
+    (rec,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert (rec["status"], rec["detail"]) == ("unparsed", f"premise 7: {TOO_DEEP}")
+    assert folio_gold_trace(p) is None

@@ -7,8 +7,10 @@ Counts: 2500 (random text) + 2000 (structured random traces) + 2000 (hypothesis 
 records.
 """
 
+import collections
 import random
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -185,6 +187,92 @@ def test_sokrates_records(steps, final):
     v = verify_sokrates_record(rec)
     assert all(isinstance(s["reason"], str) and s["reason"] and (s["reason"] == "ok") == s["valid"]
                for s in v["steps"])
+
+
+# ------------------------------------------------------------ every task: the benchmark's mutators, briefly
+
+def _bench_fuzz():
+    """benchmarks/fuzz.py as a module (its mutators and pathological traces)."""
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "fuzz.py"
+    spec = importlib.util.spec_from_file_location("bench_fuzz", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _task_problems(task, tmp_path):
+    from oakdpo.tasks import get_task
+    if task == "prontoqa":
+        from oakdpo.tasks.prontoqa.generator import generate_problems
+        return generate_problems(6, hops=(2, 4), seed=3)
+    if task == "folio":
+        fol = ["∀x (Drinks(x) → Dependent(x))", "Drinks(rina)", "Student(max) ∧ Unaware(max)",
+               "Jokes(tom) ∨ Drinks(tom)", "¬Jokes(tom)", "∀x (Dependent(x) → Tired(x))",
+               "∃x (Student(x) ∧ Jokes(x))", "∀x (Tired(x) ↔ ¬Awake(x))"]
+        mk = lambda q, lab: Problem(id=q, task="folio", premises=[f"S{i}." for i in range(len(fol))],  # noqa: E731
+                                    query="True or false: q.", label=lab, rule="FOL", fol={"premises": fol, "query": q})
+        return [mk("Tired(tom)", "TRUE"), mk("Awake(tom)", "FALSE"), mk("Unaware(max) ∧ Dependent(rina)", "TRUE"),
+                mk("Tired(max)", "UNKNOWN"), mk("∃x (Dependent(x))", "TRUE")]
+    import json
+    rows = [{"id": f"pw{i}", "context": ctx, "question": "Based on the above information, is the following "
+             f"statement true, false, or unknown? {q}", "options": ["A) True", "B) False", "C) Unknown"], "answer": a}
+            for i, (ctx, q, a) in enumerate([
+                ("The cat is blue. If something is blue then it is big. If something is big then it is not red.",
+                 "The cat is not red.", "A"),
+                ("The cat is blue. The dog sees the cat. If something sees the cat then it is kind.",
+                 "The dog is not kind.", "B"),
+                ("The cat is blue. If something is red then it is big.", "The cat is big.", "C")])]
+    path = tmp_path / "pw.json"
+    path.write_text(json.dumps(rows))
+    return get_task(task).load(path)
+
+
+@pytest.mark.parametrize("task", ["prontoqa", "folio", "proofwriter"])
+def test_every_task_rejects_every_mutant(task, tmp_path):
+    """Gold traces verify; every mutant (citation, rule swap, polarity, dropped step, wrong answer, several or
+    disagreeing Final Answer lines) is rejected; random and pathological traces never crash."""
+    from oakdpo.tasks import get_task
+    from oakdpo.verify import verify_one
+    fz = _bench_fuzz()
+    t = get_task(task)
+    problems = _task_problems(task, tmp_path)
+    golds = [t.gold_trace(p, "natural") for p in problems]
+    assert all(g is not None for g in golds)
+    rng = random.Random(0)
+    made = collections.Counter()
+    for p, g in zip(problems, golds):
+        assert t.verify(p, g)["trace_valid"], (p.id, t.verify(p, g)["trace_reason"])
+        for kind in fz.MUTANT_KINDS:
+            for _ in range(12):
+                m = fz.mutate(kind, task, p, g, rng)
+                if m is None or m == g:
+                    continue
+                made[kind] += 1
+                v = verify_one(p, m, 10.0)
+                assert not v["trace_valid"], (kind, m)
+        for _ in range(20):
+            verify_one(p, fz.random_text(rng), 10.0)
+            verify_one(p, fz.structured(task, p, golds, rng), 10.0)
+    assert set(made) == set(fz.MUTANT_KINDS), made
+    for i in range(0, 16, 3):  # a few pathological ones (each up to a second)
+        p, text = fz.pathological(task, problems[0], golds[0], i)
+        v = verify_one(p, text, 10.0)
+        assert isinstance(v["trace_reason"], str)
+
+
+@pytest.mark.slow
+def test_fuzz_benchmark_passes(shared_data):
+    """benchmarks/fuzz.py at a tenth of its size: 0 crashes, 0 traces over 2x budget, 0 accepted mutants."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, str(root / "benchmarks" / "fuzz.py"), "--traces", "3000", "--workers", "2"],
+                       capture_output=True, text=True, timeout=1800)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "PASS" in r.stdout
 
 
 def test_zz_total_completions():

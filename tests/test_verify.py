@@ -626,3 +626,122 @@ def test_cli_verify_bad_options(tmp_path, capsys):
     rc, _, err = _cli(["verify", "--format", "sokrates", str(sok), "-o", str(tmp_path / "v.jsonl")], capsys)
     assert (rc, err.strip()) == (2, f"error: {sok}:2: missing key 'conclusion'")
     assert not (tmp_path / "v.jsonl").exists()
+
+
+# -------------------------------------------------------------------------------- loaders: input types
+
+LOGICLM_OK = {"id": "ProntoQA_1", "context": "Max is a cat. Every cat is a dog.",
+              "question": "Is the following statement true or false? Max is a dog.",
+              "options": ["A) True", "B) False"], "answer": "A", "explanation": ["Max is a cat."]}
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("options", 5, "field 'options' must be a list of strings such as \"A) True\", got 5"),
+    ("options", [1, 2], "field 'options' must be a list of strings such as \"A) True\", got [1, 2]"),
+    ("answer", ["A"], "field 'answer' must be one of A, B, got ['A']"),
+    ("answer", None, "field 'answer' must be one of A, B, got None"),
+    ("context", ["Max is a cat."], "field 'context' must be a string, got ['Max is a cat.']"),
+    ("question", 3, "field 'question' must be a string, got 3"),
+    ("id", {"a": 1}, "field 'id' must be a string, got {'a': 1}"),
+    ("explanation", "Max is a cat.", "field 'explanation' must be a list of strings, got 'Max is a cat.'"),
+])
+def test_logiclm_bad_field_types_are_one_line_errors(tmp_path, capsys, field, value, message):
+    rec = {**LOGICLM_OK, field: value}
+    path = tmp_path / "lm.json"
+    path.write_text(json.dumps([LOGICLM_OK, rec], indent=1))
+    out_path = tmp_path / "problems.jsonl"
+    rc, _, err = _cli(["data", "import", "--format", "logiclm", str(path), "-o", str(out_path)], capsys)
+    assert rc == 2
+    assert len(err.strip().splitlines()) == 1 and err.startswith("error: ")
+    assert message in err
+    # names the file and where: the line of the record's id, or its item number when the id is not a string
+    where = f"{path}: item 1" if field == "id" else f"{path}:"
+    assert err.startswith(f"error: {where}")
+    assert not out_path.exists()
+
+
+def test_logiclm_good_record_loads():
+    import tempfile
+    from pathlib import Path
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "lm.json"
+        path.write_text(json.dumps([LOGICLM_OK, {**LOGICLM_OK, "id": 7, "options": None}]))
+        probs = loaders.load_logiclm(path)
+    assert [(p.id, p.label, p.query) for p in probs] == [("ProntoQA_1", "TRUE", "True or false: Max is a dog."),
+                                                         ("7", "TRUE", "True or false: Max is a dog.")]
+
+
+# ------------------------------------------------------------------------ several Final Answer lines
+
+@pytest.mark.parametrize("extra, where", [
+    ("\nFinal Answer: TRUE", "end"),  # a second, other answer
+    ("\nFinal Answer: FALSE", "end"),  # the same answer twice
+    ("Final Answer: TRUE\n", "start"),
+    ("\nFinal Answer: maybe", "end"),  # a garbled one counts too
+])
+def test_several_final_answer_lines_are_invalid(extra, where):
+    text = GOLD + extra if where == "end" else extra + GOLD
+    v = verify_trace(PROBLEM, text)
+    assert not v["trace_valid"]
+    assert v["trace_reason"].startswith("step 2: 2 Final Answer lines (")
+    assert v["trace_reason"].endswith("; need exactly 1")
+    assert parse_trace(text).final_answers == [line for line in text.splitlines() if line.startswith("Final Answer")]
+
+
+@pytest.mark.parametrize("task", ["prontoqa", "folio", "proofwriter"])
+def test_several_final_answer_lines_are_invalid_for_every_task(task, tmp_path):
+    """The check sits in trace.parse_trace (an error of the last CONCLUDE step), so every task gets it."""
+    from oakdpo.tasks import get_task
+    t = get_task(task)
+    if task == "prontoqa":
+        p = PROBLEM
+    elif task == "folio":
+        p = Problem(id="f", task="folio", premises=["A cat.", "Tom."], query="True or false: Tom is an animal.",
+                    label="TRUE", rule="FOL", fol={"premises": ["∀x (Cat(x) → Animal(x))", "Cat(tom)"],
+                                                   "query": "Animal(tom)"})
+    else:
+        path = tmp_path / "pw.json"
+        path.write_text(json.dumps([{"id": "pw", "context": "The cat is blue. If something is blue then it is big.",
+                                     "question": "Based on the above information, is the following statement "
+                                                 "true, false, or unknown? The cat is big.",
+                                     "options": ["A) True", "B) False", "C) Unknown"], "answer": "A"}]))
+        p = t.load(path)[0]
+    gold = t.gold_trace(p, "natural")
+    assert t.verify(p, gold)["trace_valid"]
+    for other in ("TRUE", "FALSE"):
+        v = t.verify(p, gold + f"\nFinal Answer: {other}")
+        assert not v["trace_valid"] and "2 Final Answer lines" in v["trace_reason"], v["trace_reason"]
+
+
+def test_extract_claim_strips_any_number_of_leading_connectives():
+    assert extract_claim("So thus , therefore we conclude that Max is a cat.") == "Max is a cat."
+    assert extract_claim("Sofia is a cat.") == "Sofia is a cat."  # a word that starts like one is kept
+    huge = "So " * 300000 + "Max is a cat."  # 900 KB: one regex pass (this took seconds when stripped one by one)
+    assert extract_claim(huge) == "Max is a cat."
+
+
+def test_budget_capped():
+    import time
+    from oakdpo.trace import Budget, VerifyTimeout
+    outer = Budget(10.0)
+    assert 900 < outer.capped(1000).left_ms() <= 1000  # the sub-limit ends first
+    assert outer.capped(60_000).left_ms() <= 10_000  # the outer deadline ends first
+    assert Budget(None).capped(None).left_ms() == float("inf")
+    b = Budget(0.01)
+    time.sleep(0.02)
+    with pytest.raises(VerifyTimeout):
+        b.capped(1000).check()
+
+
+def test_verify_traces_timing_and_pool_keep_order():
+    problems = data.generate_problems(30, hops=(1, 3), seed=5)
+    traces = [{"problem_id": p.id, "sample": s, "text": gold_trace(p) if s == 0 else "junk"}
+              for s in range(3) for p in problems]  # interleaved: the pool groups them by problem
+    one = verify_traces(problems, traces, progress=False, workers=1, timing=True)
+    two = verify_traces(problems, traces, progress=False, workers=2, timing=True)
+    assert all(isinstance(v["verify_s"], float) and v["verify_s"] >= 0 for v in one + two)
+    strip = lambda vs: [{k: x for k, x in v.items() if k != "verify_s"} for v in vs]  # noqa: E731
+    assert strip(one) == strip(two)
+    assert [(v["problem_id"], v["sample"]) for v in two] == [(t["problem_id"], t["sample"]) for t in traces]
+    assert [v["trace_valid"] for v in two] == [t["sample"] == 0 for t in traces]
+    assert "verify_s" not in verify_traces(problems, traces[:2], progress=False)[0]

@@ -83,7 +83,7 @@ class Problem:
 
         def need(key, ok, what):
             if key in d and not ok(d[key]):
-                raise UserError(f"{where}: field '{key}' must be {what}, got {_short(d[key])}")
+                raise UserError(f"{where}: field '{key}' must be {what}, got {short_repr(d[key])}")
 
         need("id", lambda v: isinstance(v, str) and v != "", "a non-empty string")
         need("premises", lambda v: isinstance(v, list) and all(isinstance(p, str) for p in v), "a list of strings")
@@ -107,9 +107,12 @@ class Problem:
         return cls(**rec)
 
 
-def _short(value: Any) -> str:
+def short_repr(value: Any) -> str:
+    """repr() cut to 60 characters, for error messages that show a bad value."""
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
 
 
 QUERY_TAG_NAME = "Q"  # what stands in the query's tag where a formula tag has its number
@@ -149,12 +152,13 @@ def trace_record(problem_id: str, sample: int, text: str, **extra: Any) -> dict:
 _ACTION_RE = re.compile(r'^Action:\s*<Option\s+type\s*=\s*"([^"]*)"\s+args\s*=\s*"([^"]*)"\s*/?>\s*$')
 _FINAL_RE = re.compile(r"^\s*Final Answer:\s*(TRUE|FALSE|UNKNOWN)\s*\.?\s*$", re.IGNORECASE)
 _TAG_RE = re.compile(rf"\[\s*(?:\d+|{QUERY_TAG_NAME})\s*\]|\{{\s*\d+\s*\}}")
-_CONNECTIVE_RE = re.compile(
-    r"^(?:so|thus|therefore|hence|then|consequently|accordingly|finally|"
+_CONNECTIVE = (
+    r"(?:so|thus|therefore|hence|then|consequently|accordingly|finally|"
     r"(?:and\s+)?(?:so\s+)?we\s+(?:can\s+)?(?:conclude|derive|infer|deduce|get|know|have)(?:\s+that)?|"
     r"it\s+follows\s+that|this\s+means\s+(?:that)?|which\s+means\s+(?:that)?|that\s+means\s+(?:that)?)"
-    r"(?:\s*,\s*|\s+|$)",
-    re.IGNORECASE)
+    r"(?:\s*,\s*|\s+|$)")
+# All leading connectives in one pass ("So thus, we conclude that ..."): linear in the thought's length.
+_CONNECTIVES_RE = re.compile(rf"^(?:\s*{_CONNECTIVE})+", re.IGNORECASE)
 _SENTENCE_END_RE = re.compile(r"(?<=[.!?])\s+")
 
 
@@ -182,10 +186,13 @@ class ParsedStep:
 
 @dataclass
 class ParsedTrace:
-    """A parsed completion. final_answer: TRUE/FALSE/UNKNOWN from the text after the last Action line, or None."""
+    """A parsed completion. final_answer: TRUE/FALSE/UNKNOWN from the text after the last Action line, or None.
+    final_answers: every line of the text that starts with "Final Answer" (stripped, in order, garbled ones
+    too); a trace needs exactly one, after its last Action line."""
     steps: list[ParsedStep]
     final_answer: str | None
     text: str = ""
+    final_answers: list[str] = field(default_factory=list)
 
 
 def extract_claim(thought: str) -> str | None:
@@ -201,12 +208,7 @@ def extract_claim(thought: str) -> str | None:
     claim = sentences[-1].strip()
     body = claim.rstrip(" .!?")
     end = claim[len(body):].strip()
-    while True:
-        stripped = _CONNECTIVE_RE.sub("", body, count=1).strip()
-        if stripped == body:
-            break
-        body = stripped
-    body = body.strip(" ,;:")
+    body = _CONNECTIVES_RE.sub("", body, count=1).strip(" ,;:")
     if not body:
         return None
     return body[:1].upper() + body[1:] + end
@@ -237,18 +239,22 @@ def parse_action(line: str) -> tuple[str | None, list[int] | None, str | None]:
 def parse_trace(text: str) -> ParsedTrace:
     """Parse a completion into steps. Total: any string gives a ParsedTrace, never an exception.
 
-    The trace is split at each line (lines end at "\n") that starts with "Action:" (column 0); the text before an Action line
-    (after the previous one) holds the step's "Thought:" line(s) and optionally a "FOL:" line. The text after
-    the last Action line holds "Final Answer: TRUE|FALSE|UNKNOWN".
+    The trace is split at each line (lines end at "\n") that starts with "Action:" (column 0); the text before an
+    Action line (after the previous one) holds the step's "Thought:" line(s) and optionally a "FOL:" line. The
+    text after the last Action line holds "Final Answer: TRUE|FALSE|UNKNOWN". A trace with more than one line
+    starting with "Final Answer" (anywhere) gets that as the error of its last CONCLUDE step.
     """
     if not isinstance(text, str):
         text = "" if text is None else str(text)
     steps: list[ParsedStep] = []
     seg_lines: list[str] = []
+    answer_lines: list[str] = []
     pos = 0
     for line in text.split("\n"):  # lines end at "\n" only (not at other Unicode line breaks)
         start, pos = pos, pos + len(line) + 1
         body = line[:-1] if line.endswith("\r") else line
+        if body.lstrip()[:12].lower() == "final answer":
+            answer_lines.append(body.strip())
         if not body.startswith("Action:"):
             seg_lines.append(body)
             continue
@@ -268,7 +274,14 @@ def parse_trace(text: str) -> ParsedTrace:
             break
         if body.strip().lower().startswith("final answer"):
             break  # garbled answer line
-    return ParsedTrace(steps=steps, final_answer=final, text=text)
+    if len(answer_lines) > 1:
+        # Several answers: the trace's conclusion is ill-formed. The error sits on the last CONCLUDE step, so
+        # every task's verifier (which reports a CONCLUDE's parse error first) rejects the trace with it.
+        concludes = [s for s in steps if s.is_conclude]
+        if concludes and concludes[-1].error is None:
+            shown = ", ".join(repr(a[:40]) for a in answer_lines[:3]) + (", ..." if len(answer_lines) > 3 else "")
+            concludes[-1].error = f"{len(answer_lines)} Final Answer lines ({shown}); need exactly 1"
+    return ParsedTrace(steps=steps, final_answer=final, text=text, final_answers=answer_lines)
 
 
 def _read_segment(lines: list[str]) -> tuple[str, str | None, bool]:
@@ -332,8 +345,6 @@ def make_verdict(steps: list, step_verdicts: list[dict], answer: str | None, lab
     }
 
 
-
-
 class VerifyTimeout(Exception):
     """Raised by Budget.check when a verification runs past its budget; the caller records verdict `timeout`."""
 
@@ -355,6 +366,14 @@ class Budget:
     def check(self) -> None:
         if self.deadline is not None and time.monotonic() > self.deadline:
             raise VerifyTimeout(f"verification took longer than {self.seconds:g} s")
+
+    def capped(self, ms: float | None) -> "Budget":
+        """A budget that ends `ms` milliseconds from now or at this one's deadline, whichever is first (a part
+        of the work with a limit of its own, e.g. one solver call)."""
+        sub = Budget(None if ms is None else ms / 1000)
+        if self.deadline is not None and (sub.deadline is None or self.deadline < sub.deadline):
+            sub.seconds, sub.deadline = self.seconds, self.deadline
+        return sub
 
 
 def timeout_verdict(reason: str) -> dict:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -78,53 +79,77 @@ def verify_one(problem: Problem, text: str, timeout_s: float | None = None) -> d
         return timeout_verdict("formula too deep")
 
 
-def _verify_job(job: tuple[Problem, str, float | None]) -> dict:
-    return verify_one(*job)
+_POOL_PROBLEMS: list[Problem] = []  # a worker's copy of the call's problems (set once per worker)
 
 
-def _pool_init() -> None:
+def _pool_init(problems: list[Problem]) -> None:
+    global _POOL_PROBLEMS
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
+    _POOL_PROBLEMS = problems
+
+
+def _timed(problem: Problem, text: str, timeout_s: float | None) -> tuple[dict, float]:
+    t0 = time.perf_counter()
+    v = verify_one(problem, text, timeout_s)
+    return v, time.perf_counter() - t0
+
+
+def _verify_chunk(chunk: list[tuple[int, int, str, float | None]]) -> list[tuple[int, dict, float]]:
+    """(position, verdict, seconds) for jobs (position, problem index, text, timeout_s) in a worker."""
+    return [(pos, *_timed(_POOL_PROBLEMS[k], text, t)) for pos, k, text, t in chunk]
 
 
 def verify_traces(problems: list[Problem], traces: list[dict], progress: bool = True, *, workers: int = 1,
-                  timeout_s: float | None = None, task: str | None = None) -> list[dict]:
+                  timeout_s: float | None = None, task: str | None = None, timing: bool = False) -> list[dict]:
     """Verdicts for trace records {problem_id, sample, text}, in order: {problem_id, sample, **verdict}.
 
     `task` (None: each problem's own) verifies every problem as that task. An unknown problem_id raises
-    UserError naming it. workers <= 0 means default_workers()."""
+    UserError naming it. workers <= 0 means default_workers(). `timing` adds each trace's wall time of
+    verification as `verify_s`. With a pool (workers > 1 and at least POOL_MIN_TRACES traces), the pool starts
+    once per call, each worker gets the problems once, and the traces go in chunks grouped by problem (a
+    worker keeps per-problem data such as parsed premises between the traces of a problem)."""
     from tqdm.auto import tqdm
 
-    by_id = {p.id: p for p in problems}
+    index = {p.id: i for i, p in enumerate(problems)}
+    if task is not None:
+        import dataclasses
+
+        problems = [p if p.task == task else dataclasses.replace(p, task=task) for p in problems]
     jobs = []
     for i, rec in enumerate(traces):
-        problem = by_id.get(rec.get("problem_id"))
-        if problem is None:
+        k = index.get(rec.get("problem_id"))
+        if k is None:
             raise UserError(f"trace {i}: unknown problem_id {rec.get('problem_id')!r}")
-        if task is not None and problem.task != task:
-            import dataclasses
-
-            problem = dataclasses.replace(problem, task=task)
-        jobs.append((problem, rec.get("text", ""), timeout_s))
+        text = rec.get("text", "")
+        jobs.append((i, k, text if isinstance(text, str) else "", timeout_s))
     workers = default_workers() if workers <= 0 else workers
     show = progress and int(os.environ.get("RANK", "0")) == 0
     bar = tqdm(total=len(jobs), desc="verify", disable=not show)
+    results: list[tuple[dict, float] | None] = [None] * len(jobs)
     if workers == 1 or len(jobs) < POOL_MIN_TRACES:
-        verdicts = []
-        for job in jobs:
-            verdicts.append(verify_one(*job))
+        for pos, k, text, t in jobs:
+            results[pos] = _timed(problems[k], text, t)
             bar.update()
     else:
         import multiprocessing as mp
 
+        ordered = sorted(jobs, key=lambda j: j[1])  # stable: a problem's traces together, in input order
+        size = max(1, min(64, len(ordered) // (8 * workers)))
+        chunks = [ordered[i:i + size] for i in range(0, len(ordered), size)]
         ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-        with ctx.Pool(workers, initializer=_pool_init) as pool:
-            verdicts = []
-            for v in pool.imap(_verify_job, jobs, chunksize=max(1, min(32, len(jobs) // (4 * workers)))):
-                verdicts.append(v)
-                bar.update()
+        with ctx.Pool(workers, initializer=_pool_init, initargs=(problems,)) as pool:
+            for done in pool.imap_unordered(_verify_chunk, chunks):
+                for pos, v, secs in done:
+                    results[pos] = (v, secs)
+                bar.update(len(done))
     bar.close()
-    return [{"problem_id": rec.get("problem_id"), "sample": rec.get("sample", 0), **v}
-            for rec, v in zip(traces, verdicts)]
+    out = []
+    for rec, (v, secs) in zip(traces, results):
+        row = {"problem_id": rec.get("problem_id"), "sample": rec.get("sample", 0), **v}
+        if timing:
+            row["verify_s"] = round(secs, 6)
+        out.append(row)
+    return out
 
 
 def summarize(verdicts: list[dict]) -> dict:

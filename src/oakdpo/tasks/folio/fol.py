@@ -39,11 +39,15 @@ Identifiers may contain letters of any script, digits (also leading: `2000`), '_
 `LostToIgaŚwiątek`); a space between a name and its '(' is allowed (`Music (x, y)`). These are plain
 syntax, not repairs.
 
-Text never raises: parse_fol() returns a ParseResult whose `error` says what failed.
+Text never raises: parse_fol() returns a ParseResult whose `error` says what failed. Parsing is linear in
+the text (∧ / ∨ chains are collected, not re-flattened pairwise); a formula nested more than MAX_DEPTH
+levels (operators, parentheses, quantifiers, function terms) is the error TOO_DEEP, so nothing downstream
+(Z3 conversion, matching, printing) can reach Python's recursion limit.
 """
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass, field
 
@@ -189,11 +193,13 @@ _OPS = {"¬": "not", "∧": "and", "∨": "or", "⊕": "xor", "→": "implies", 
         "(": "(", ")": ")", ",": ",", "=": "=", "≠": "!=", "⊤": "true"}
 
 
-def _tokenize(text: str, repairs: list[str]) -> list[tuple[str, str]]:
+def _tokenize(text: str, repairs: list[str], budget=None) -> list[tuple[str, str]]:
     """[(kind, value)]; kind is 'name' or an operator name. Unknown characters raise FolParseError."""
     toks: list[tuple[str, str]] = []
     i, n = 0, len(text)
     while i < n:
+        if budget is not None and not len(toks) & 4095:
+            budget.check()
         c = text[i]
         if c.isspace():
             i += 1
@@ -225,10 +231,20 @@ def _tokenize(text: str, repairs: list[str]) -> list[tuple[str, str]]:
     return out
 
 
+MAX_DEPTH = 100  # nesting levels of a formula (FOLIO's own formulas have fewer than 15)
+TOO_DEEP = f"formula too deep (more than {MAX_DEPTH} levels of nesting)"
+
+
 class _Parser:
-    def __init__(self, toks: list[tuple[str, str]], repairs: list[str]):
-        self.toks, self.i, self.repairs = toks, 0, repairs
+    """Precedence climbing over the tokens. Recursion is bounded by MAX_DEPTH (a deeper formula is a
+    FolParseError, never a RecursionError); ∧ / ∨ chains are collected in one list (linear, not quadratic);
+    `budget` (a trace.Budget or None) is checked every 4096 tokens."""
+
+    def __init__(self, toks: list[tuple[str, str]], repairs: list[str], budget=None):
+        self.toks, self.i, self.repairs, self.budget = toks, 0, repairs, budget
         self.bound: list[str] = []  # variables of the enclosing quantifiers
+        self.depth = 0
+        self._scope_index = None  # built on first use by _used_later
 
     def peek(self, k: int = 0) -> str | None:
         j = self.i + k
@@ -241,7 +257,14 @@ class _Parser:
         if kind is not None and t[0] != kind:
             raise FolParseError(f"expected {kind!r}, got {t[1]!r}")
         self.i += 1
+        if self.budget is not None and not self.i & 4095:
+            self.budget.check()
         return t
+
+    def enter(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise FolParseError(TOO_DEEP)
 
     def starts_unary(self) -> bool:
         return self.peek() in ("not", "forall", "exists", "(", "name", "true")
@@ -250,6 +273,7 @@ class _Parser:
     def expr(self, min_prec: int = 0, left: Formula | None = None) -> Formula:
         if left is None:
             left = self.unary()
+        chain_op, chain = None, None  # an open ∧ / ∨ chain: `left` is Formula(chain_op, chain) once closed
         while True:
             kind = self.peek()
             if kind in _PREC:
@@ -259,10 +283,10 @@ class _Parser:
             elif self.starts_unary():
                 op = "juxt"
             else:
-                return left
+                break
             prec = _PREC["and" if op == "juxt" else op]
             if prec < min_prec:
-                return left
+                break
             if op == "juxt":
                 self.repairs.append("juxtaposition")
                 op = "and"
@@ -270,11 +294,40 @@ class _Parser:
                 if kind == ",":
                     self.repairs.append("comma_and")
                 self.take()
-            right = self.expr(prec if op == "implies" else prec + 1)
-            left = _combine(op, left, right)
+            if op == "implies":  # right-associative: recursion, one level per arrow
+                self.enter()
+                right = self.expr(prec)
+                self.depth -= 1
+            else:
+                right = self.expr(prec + 1)
+            if op in ("and", "or"):  # flatten chains (associative): A ∧ (B ∧ C) -> and(A, B, C)
+                if chain_op != op:
+                    left = _close_chain(chain_op, chain, left)
+                    chain_op, chain = op, list(left.kids) if left.op == op else [left]
+                chain.extend(right.kids if right.op == op else (right,))
+            else:
+                left = Formula(op, (_close_chain(chain_op, chain, left), right))
+                chain_op, chain = None, None
+        return _close_chain(chain_op, chain, left)
 
     def unary(self) -> Formula:
         kind = self.peek()
+        if kind in ("not", "forall", "exists", "("):
+            self.enter()
+            try:
+                return self._nested(kind)
+            finally:
+                self.depth -= 1
+        if kind == "name":
+            return self.atom()
+        if kind == "true":
+            self.take()
+            return Formula("true")
+        if kind is None:
+            raise FolParseError("unexpected end of formula")
+        raise FolParseError(f"unexpected {self.toks[self.i][1]!r}")
+
+    def _nested(self, kind: str) -> Formula:
         if kind == "not":
             self.take()
             return Formula("not", (self.unary(),))
@@ -294,43 +347,35 @@ class _Parser:
             finally:
                 self.bound.pop()
             return Formula(kind, (body,), name=var)
-        if kind == "(":
-            self.take()
-            if self.peek() == ")":
-                raise FolParseError("empty parentheses")
-            inner = self.expr(0)
-            self.take(")")
-            return inner
-        if kind == "name":
-            return self.atom()
-        if kind == "true":
-            self.take()
-            return Formula("true")
-        if kind is None:
-            raise FolParseError("unexpected end of formula")
-        raise FolParseError(f"unexpected {self.toks[self.i][1]!r}")
+        self.take()  # "("
+        if self.peek() == ")":
+            raise FolParseError("empty parentheses")
+        inner = self.expr(0)
+        self.take(")")
+        return inner
 
     def _used_later(self, var: str) -> bool:
-        """Does `var` occur as a term after the current position, before the enclosing group closes?"""
-        depth = 0
-        for j in range(self.i, len(self.toks)):
-            kind, val = self.toks[j]
-            if kind == "(":
-                depth += 1
-            elif kind == ")":
-                depth -= 1
-                if depth < 0:
-                    return False
-            elif kind in ("forall", "exists") and j + 1 < len(self.toks) and self.toks[j + 1][1] == var:
-                return False  # rebound further on: later uses belong to that quantifier
-            elif kind == "name" and val == var and (j + 1 >= len(self.toks) or self.toks[j + 1][0] != "("):
-                return True
-        return False
+        """Does `var` occur as a term after the current position, before the enclosing group closes and before
+        a quantifier rebinds it? Answered from an index of the token list built once (linear overall)."""
+        if self._scope_index is None:
+            self._scope_index = _scope_index(self.toks)
+        open_at, close_of, uses, binds = self._scope_index
+        i = self.i
+        end = close_of.get(open_at[i], len(self.toks))
+        pu, pb = uses.get(var, ()), binds.get(var, ())
+        ku = bisect.bisect_left(pu, i)
+        if ku == len(pu) or pu[ku] >= end:
+            return False
+        kb = bisect.bisect_left(pb, i)
+        return kb == len(pb) or pu[ku] < pb[kb]
 
     def term(self) -> Term:
         name = self.take("name")[1]
         if self.peek() == "(":
-            return Term(name, self.arglist())
+            self.enter()
+            args = self.arglist()
+            self.depth -= 1
+            return Term(name, args)
         while self.peek() == "name" and self.peek(1) in (",", ")"):  # repair: `captain america`
             self.repairs.append("spaced_name")
             name += "_" + self.take()[1]
@@ -365,15 +410,54 @@ class _Parser:
         return eq if op == "=" else Formula("not", (eq,))
 
 
-def _combine(op: str, a: Formula, b: Formula) -> Formula:
-    if op in ("and", "or"):  # flatten chains (associative): A ∧ (B ∧ C) -> and(A, B, C)
-        kids = (a.kids if a.op == op else (a,)) + (b.kids if b.op == op else (b,))
-        return Formula(op, kids)
-    return Formula(op, (a, b))
+def _scope_index(toks: list[tuple[str, str]]):
+    """(open_at, close_of, uses, binds) for _Parser._used_later: open_at[i] is the index of the innermost '('
+    still open before token i (-1: none), close_of maps a '(' to its ')', uses[name] the positions where the
+    name is a term (not a function or predicate: no '(' follows), binds[name] the positions of quantifiers
+    that bind it."""
+    open_at, close_of, stack = [], {}, []
+    uses: dict[str, list[int]] = {}
+    binds: dict[str, list[int]] = {}
+    n = len(toks)
+    for j, (kind, val) in enumerate(toks):
+        open_at.append(stack[-1] if stack else -1)
+        if kind == "(":
+            stack.append(j)
+        elif kind == ")":
+            if stack:
+                close_of[stack.pop()] = j
+        elif kind in ("forall", "exists") and j + 1 < n and toks[j + 1][0] == "name":
+            binds.setdefault(toks[j + 1][1], []).append(j)
+        elif kind == "name" and (j + 1 >= n or toks[j + 1][0] != "("):
+            uses.setdefault(val, []).append(j)
+    open_at.append(stack[-1] if stack else -1)
+    return open_at, close_of, uses, binds
 
 
-def parse_fol(text: str, allow_empty: bool = False) -> ParseResult:
-    """Parse FOLIO FOL text. Never raises: failures come back as ParseResult(formula=None, error=...)."""
+def _close_chain(op: str | None, kids: list | None, left: Formula) -> Formula:
+    return left if op is None else Formula(op, tuple(kids))
+
+
+def depth(f: Formula) -> int:
+    """Nesting depth of a formula, its terms included (iterative: any depth)."""
+    best, stack = 0, [(f, 1)]
+    while stack:
+        g, d = stack.pop()
+        if isinstance(g, Term):
+            best = max(best, d)
+            if g.args:
+                stack.extend((a, d + 1) for a in g.args)
+            continue
+        best = max(best, d)
+        stack.extend((k, d + 1) for k in g.kids)
+        stack.extend((t, d + 1) for t in g.terms)
+    return best
+
+
+def parse_fol(text: str, allow_empty: bool = False, budget=None) -> ParseResult:
+    """Parse FOLIO FOL text. Never raises on any text: failures come back as ParseResult(formula=None,
+    error=...), a formula nested more than MAX_DEPTH levels as the error TOO_DEEP. Linear in the text's length;
+    `budget` (a trace.Budget) is checked as it goes and raises VerifyTimeout when spent."""
     if not isinstance(text, str):
         return ParseResult(str(text), None, f"not a string: {type(text).__name__}")
     repairs: list[str] = []
@@ -391,17 +475,19 @@ def parse_fol(text: str, allow_empty: bool = False) -> ParseResult:
     if t.replace(" ", "") != s.replace(" ", ""):
         repairs.append("ascii_ops")
     try:
-        toks = _tokenize(t, repairs)
+        toks = _tokenize(t, repairs, budget)
         if not toks:
             raise FolParseError("empty formula")
-        p = _Parser(toks, repairs)
+        p = _Parser(toks, repairs, budget)
         f = p.expr(0)
         if p.i != len(toks):
             raise FolParseError(f"unexpected {toks[p.i][1]!r} after the formula")
+        if depth(f) > MAX_DEPTH:  # left-associative ⊕ / ↔ chains nest without recursing in the parser
+            raise FolParseError(TOO_DEEP)
     except FolParseError as e:
         return ParseResult(text, None, str(e), repairs)
-    except RecursionError:
-        return ParseResult(text, None, "formula nested too deeply", repairs)
+    except RecursionError:  # not reached within MAX_DEPTH; kept so that text can never raise
+        return ParseResult(text, None, TOO_DEEP, repairs)
     return ParseResult(text, f, None, list(dict.fromkeys(repairs)))
 
 
@@ -409,15 +495,26 @@ def parse_fol(text: str, allow_empty: bool = False) -> ParseResult:
 
 
 class Z3Builder:
-    """Converts formulas to z3 over one uninterpreted sort, sharing symbols across formulas of a problem."""
+    """Converts formulas to z3 over one uninterpreted sort, sharing symbols across formulas of a problem.
 
-    def __init__(self, ctx: z3.Context | None = None):
+    `budget` (a trace.Budget or None) is checked every 1024 nodes, so building a huge formula counts against
+    the verification's time. copy() gives a builder with the same symbols whose new ones stay its own."""
+
+    def __init__(self, ctx: z3.Context | None = None, budget=None):
         self.ctx = ctx or z3.main_ctx()
         self.sort = z3.DeclareSort("Object", self.ctx)
         self.preds: dict[tuple[str, int], z3.FuncDeclRef] = {}
         self.funcs: dict[tuple[str, int], z3.FuncDeclRef] = {}
         self.consts: dict[str, z3.ExprRef] = {}
         self._fresh = 0
+        self._nodes = 0
+        self.budget = budget
+
+    def copy(self, budget=None) -> "Z3Builder":
+        b = Z3Builder.__new__(Z3Builder)
+        b.ctx, b.sort, b._fresh, b._nodes, b.budget = self.ctx, self.sort, self._fresh, 0, budget
+        b.preds, b.funcs, b.consts = dict(self.preds), dict(self.funcs), dict(self.consts)
+        return b
 
     def const(self, name: str) -> z3.ExprRef:
         if name not in self.consts:
@@ -443,6 +540,9 @@ class Z3Builder:
 
     def build(self, f: Formula, env: dict | None = None) -> z3.BoolRef:
         env = env or {}
+        self._nodes += 1
+        if self.budget is not None and not self._nodes & 1023:
+            self.budget.check()
         op = f.op
         if op == "true":
             return z3.BoolVal(True, self.ctx)

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from ...io import UserError, read_jsonl_lines
-from ...trace import Problem
+from ...trace import Problem, short_repr
 
 LABEL_MAP = {"true": "TRUE", "false": "FALSE", "unknown": "UNKNOWN", "uncertain": "UNKNOWN"}
 
@@ -18,7 +18,8 @@ def _as_list(value, where: str, key: str) -> list[str]:
         return value.split("\n")
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return list(value)
-    raise UserError(f"{where}: field '{key}' must be a list of strings or a newline-separated string")
+    raise UserError(f"{where}: field '{key}' must be a list of strings or a newline-separated string, "
+                    f"got {short_repr(value)}")
 
 
 def folio_record_to_problem(rec: dict, where: str, source: str, default_id: str) -> Problem:
@@ -39,9 +40,9 @@ def folio_record_to_problem(rec: dict, where: str, source: str, default_id: str)
     premises = _as_list(premises, where, "premises")
     fol_premises = _as_list(fol_premises, where, fol_key)
     if not isinstance(conclusion, str):
-        raise UserError(f"{where}: field 'conclusion' must be a string")
+        raise UserError(f"{where}: field 'conclusion' must be a string, got {short_repr(conclusion)}")
     if conclusion_fol is not None and not isinstance(conclusion_fol, str):
-        raise UserError(f"{where}: field '{ckey}' must be a string")
+        raise UserError(f"{where}: field '{ckey}' must be a string, got {short_repr(conclusion_fol)}")
     if not isinstance(label, str) or label.strip().lower() not in LABEL_MAP:
         raise UserError(f"{where}: field 'label' must be True, False, Unknown or Uncertain, got {label!r}")
     # Drop pairs where both sides are empty, then FOL entries left over past the last sentence when empty.
@@ -49,11 +50,12 @@ def folio_record_to_problem(rec: dict, where: str, source: str, default_id: str)
     pairs = [(premises[i] if i < len(premises) else None, fol_premises[i] if i < len(fol_premises) else None)
              for i in range(n)]
     pairs = [(nl, f) for nl, f in pairs if (nl or "").strip() or (f or "").strip()]
-    premises = [nl.strip() for nl, _ in pairs if nl is not None]
+    # a sentence left empty beside a formula shows the formula (a problem's premises are never empty)
+    premises = [(nl.strip() or (f or "").strip()) for nl, f in pairs if nl is not None]
     fol_premises = [f.strip() for _, f in pairs if f is not None]
     rid = rec.get("example_id", rec.get("id"))
     return Problem(
-        id=str(rid) if rid is not None else default_id,
+        id=str(rid) if rid is not None and str(rid).strip() else default_id,
         premises=premises,
         query=f"True or false: {conclusion.strip()}",
         label=LABEL_MAP[label.strip().lower()],

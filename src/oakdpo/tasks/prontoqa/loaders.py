@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from ...io import UserError, read_json
-from ...trace import Problem
+from ...trace import Problem, short_repr
 from .generator import DEDUCTION_RULES
 
 # ----------------------------------------------------------------------------------------------------------
@@ -135,8 +135,15 @@ def load_logiclm(path: str | Path) -> list[Problem]:
         for field in ("id", "context", "question", "answer"):
             if field not in rec:
                 raise UserError(f"{where}: missing key '{field}'")
-        if not isinstance(rec["context"], str) or not isinstance(rec["question"], str):
-            raise UserError(f"{where}: fields 'context' and 'question' must be strings")
+        if not isinstance(rec["id"], (str, int)) or isinstance(rec["id"], bool):
+            raise UserError(f"{where}: field 'id' must be a string, got {short_repr(rec['id'])}")
+        for field in ("context", "question"):
+            if not isinstance(rec[field], str):
+                raise UserError(f"{where}: field '{field}' must be a string, got {short_repr(rec[field])}")
+        options = rec.get("options")
+        if options is not None and (not isinstance(options, list) or not all(isinstance(o, str) for o in options)):
+            raise UserError(f"{where}: field 'options' must be a list of strings such as \"A) True\", "
+                            f"got {short_repr(options)}")
         m = _LOGICLM_Q.match(rec["question"])
         if not m:
             raise UserError(f"{where}: field 'question' must read 'Is the following statement true or false? "
@@ -145,16 +152,17 @@ def load_logiclm(path: str | Path) -> list[Problem]:
         if not statement.endswith("."):
             statement += "."
         letters = {"A": "TRUE", "B": "FALSE"}
-        for opt in rec.get("options") or []:
-            om = re.match(r"^\s*([A-Z])\)\s*(True|False|Unknown)\s*$", str(opt), re.I)
+        for opt in options or []:
+            om = re.match(r"^\s*([A-Z])\)\s*(True|False|Unknown)\s*$", opt, re.I)
             if om:
                 letters[om.group(1).upper()] = om.group(2).upper()
         answer = rec["answer"]
-        if answer not in letters:
-            raise UserError(f"{where}: field 'answer' must be one of {', '.join(sorted(letters))}, got {answer!r}")
+        if not isinstance(answer, str) or answer not in letters:
+            raise UserError(f"{where}: field 'answer' must be one of {', '.join(sorted(letters))}, "
+                            f"got {short_repr(answer)}")
         expl = rec.get("explanation") or []
         if not isinstance(expl, list) or not all(isinstance(s, str) for s in expl):
-            raise UserError(f"{where}: field 'explanation' must be a list of strings")
+            raise UserError(f"{where}: field 'explanation' must be a list of strings, got {short_repr(expl)}")
         proof = [" ".join(s.split()) for s in expl if s.strip()]
         out.append(Problem(id=str(rec["id"]), premises=split_sentences(rec["context"]),
                            query=f"True or false: {statement}", label=letters[answer], proof=proof,
