@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,3 +69,34 @@ def test_torchrun_fewer_problems_than_ranks_and_no_pairs(tmp_path, tiny_model_di
     state = json.loads((out / "dpo" / "iter_0" / "trainer_state.json").read_text())
     assert state["global_step"] == 0 and state["note"] == "no preference pairs in this iteration"
     assert (out / "iter_0" / "metrics.json").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", ["iter_0/generate", "iter_0/verify", "iter_0/pairs", "iter_0/dpo"])
+def test_an_exception_on_one_rank_ends_the_job(tmp_path, tiny_model_dir, small_problems, stage):
+    """A Python exception on rank 1 ends the whole torchrun job within seconds, its traceback printed with its
+    rank (the other rank must not wait in a collective until the process-group timeout)."""
+    import time
+
+    from oakdpo.data import write_problems
+
+    write_problems(tmp_path / "train.jsonl", small_problems[:4])
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump({
+        "format": {"style": "lookup"}, "generation": {"max_new_tokens": 20, "batch_size": 8},
+        "eval": {"max_new_tokens": 20}, "dpo": {"batch_size": 2, "max_length": 512}, "knowledge": {"enabled": False}}))
+    env = {**os.environ, "OAKDPO_FAULT": f"{stage}@1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
+           str(ROOT / "scripts" / "run_oak_dpo.py"), "--samples", "1", "--iterations", "1",
+           "--config", str(tmp_path / "cfg.yaml"), "--train-data", str(tmp_path / "train.jsonl"),
+           "--sft-model", str(tiny_model_dir), "--dataset-type", "prontoqa", "--output-dir", str(tmp_path / "out")]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log, fault_at = [], None
+    for line in proc.stdout:  # time from the fault to the end of the job
+        log.append(line)
+        if "injected fault" in line and fault_at is None:
+            fault_at = time.monotonic()
+    proc.wait(timeout=600)
+    text = "".join(log)
+    assert proc.returncode != 0, text[-2000:]
+    assert fault_at is not None and time.monotonic() - fault_at < 60, text[-2000:]
+    assert f"[rank 1] RuntimeError: injected fault at {stage} on rank 1" in text

@@ -91,11 +91,19 @@ def barrier() -> None:
 
 
 def fault_point(name: str) -> None:
-    """Fault injection for the failing-rank tests: OAKDPO_FAULT="<stage>@<rank>" (e.g. "iter_0/generate@1")
-    raises here on that rank. Unset in normal runs, where this does nothing."""
+    """Fault injection for the failing-rank and kill tests, unset in normal runs (then this does nothing):
+    OAKDPO_FAULT="<point>@<rank>" (e.g. "iter_0/generate@1") raises here on that rank; "kill:<point>@<rank>"
+    SIGKILLs the process here, as a crash or an out-of-memory kill would."""
     want = os.environ.get("OAKDPO_FAULT")
-    if want and want == f"{name}@{rank()}":
+    if not want:
+        return
+    if want == f"{name}@{rank()}":
         raise RuntimeError(f"injected fault at {name} on rank {rank()} (OAKDPO_FAULT)")
+    if want == f"kill:{name}@{rank()}":
+        import signal
+
+        sys.stdout.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def fail_fast(exc: BaseException) -> None:

@@ -197,7 +197,7 @@ def run_dpo(model, tokenizer, pairs: list[dict], args, cfg: Config, dataset_dir:
     dataset = _pairs_dataset(fits, Path(dataset_dir))
     trainer = _trainer_class(framing.completion_suffix_ids())(
         model=model, ref_model=None, args=args, train_dataset=dataset, processing_class=tokenizer,
-        peft_config=peft_config, callbacks=[trainers.hygiene_callback()])
+        peft_config=peft_config, callbacks=[trainers.hygiene_callback("dpo")])
     if resume is not None:
         dist.print0(f"dpo: resuming from {resume} (step {resume.name.split('-')[-1]})")
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
@@ -209,6 +209,7 @@ def run_dpo(model, tokenizer, pairs: list[dict], args, cfg: Config, dataset_dir:
                     "resumed_from_step": int(resume.name.split("-")[-1]) if resume else None,
                     "train_runtime_s": float(result.metrics.get("train_runtime", math.nan))})
     trainers.save_trained(trainer, out, tokenizer, extra={"trainer_state.json": trainers.state_json(trainer.state)})
+    dist.fault_point("dpo/saved")  # the kill tests: the trainer's save done, our marker not yet
     if dist.is_main():
         write_done(out, metrics)
     dist.barrier()

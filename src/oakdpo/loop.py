@@ -118,6 +118,7 @@ class _Iteration:
         self.metrics[name] = {"wall_s": round(time.time() - start, 2), **info}
         if dist.is_main():
             write_json(self.it / "stages" / f"{name}.json", self.metrics[name])
+            dist.fault_point(f"iter_{self.k}/{name}/metrics")  # the kill tests: metrics written, output not yet
             write_output()
         dist.barrier()
         dist.fault_point(f"iter_{self.k}/{name}")
@@ -234,6 +235,7 @@ def run_oak(cfg: Config, *, sft_model: str | Path, train: list[Problem], eval_se
                 evals[name] = dist.broadcast_object(read_json(mfile) if dist.is_main() else None)
             elif probs:
                 evals[name] = evaluate(trained, tok, probs, cfg, out_dir=it / f"eval_{name}", progress=dist.is_main())
+                dist.fault_point(f"iter_{k}/eval_{name}")
         st.metrics["eval"] = {"wall_s": round(time.time() - t0, 2), **{n: _headline(m) for n, m in evals.items()}}
         metrics = {"iteration": k, "policy": str(policy_path), "output": str(dpo_dir),
                    "stages": st.metrics, "eval": evals}

@@ -102,9 +102,10 @@ def latest_checkpoint(folder: Path) -> Path | None:
     return best[1] if best else None
 
 
-def hygiene_callback():
+def hygiene_callback(stage: str):
     """A TrainerCallback that removes the pickled training_args.bin from each checkpoint as it is written (the run
-    records config.yaml instead; artifacts a user opens never need unpickling)."""
+    records config.yaml instead; artifacts a user opens never need unpickling). `stage` names its fault point
+    ("<stage>/checkpoint", dist.fault_point)."""
     from transformers import TrainerCallback
 
     class _NoPickledArgs(TrainerCallback):
@@ -112,6 +113,7 @@ def hygiene_callback():
             if state.is_world_process_zero:
                 for p in Path(args.output_dir).glob("checkpoint-*/training_args.bin"):
                     p.unlink(missing_ok=True)
+            dist.fault_point(f"{stage}/checkpoint")
 
     return _NoPickledArgs()
 

@@ -160,7 +160,7 @@ def run_sft(cfg: Config, problems: list[Problem], model_path: str | os.PathLike,
         peft_config = lora_config(cfg.model)
     trainer = SFTTrainer(model=model, args=sft_args(cfg, out_dir, len(dataset)), train_dataset=dataset,
                          processing_class=tokenizer, peft_config=peft_config,
-                         callbacks=[trainers.hygiene_callback()])
+                         callbacks=[trainers.hygiene_callback("sft")])
     resume = trainers.latest_checkpoint(out_dir)
     if resume is not None:
         dist.print0(f"sft: resuming from {resume} (step {resume.name.split('-')[-1]})")
@@ -188,6 +188,7 @@ def run_sft(cfg: Config, problems: list[Problem], model_path: str | os.PathLike,
         "config.yaml": yaml.safe_dump(cfg.to_dict(), sort_keys=False),
         "sft_metrics.json": json.dumps(metrics, indent=2) + "\n",
         "trainer_state.json": trainers.state_json(trainer.state)})
+    dist.fault_point("sft/saved")  # the kill tests: the trainer's save done, our marker not yet
     if dist.is_main():
         write_done(out_dir, metrics)
     dist.barrier()
