@@ -105,7 +105,7 @@ def test_bad_generate_arguments(tmp_path, capsys):
     assert run_error(["data", "generate", "--dataset", "folio", "--num", "3", "-o", out], capsys) == \
         "error: --dataset: task 'folio' has no generator (import its files with oakdpo data import)"
     assert run_error(["data", "generate", "--num", "3", "--context-order", "inorder", "-o", out], capsys) == \
-        "error: --context-order: expected one of random, postorder, preorder, got 'inorder'"
+        "error: --context-order: expected one of mix, random, proof, preorder, got 'inorder'"
     no_outputs(tmp_path, set())
 
 
@@ -184,3 +184,147 @@ def test_console_script_exit_code(tmp_path):
     assert res.stderr.splitlines() == [
         f"error: {bad}:3: field 'label' must be one of TRUE, FALSE, UNKNOWN, got 'MAYBE'"]
     no_outputs(tmp_path, {"problems.jsonl"})
+
+
+# ------------------------------------------------------------------ the reliability issue's bad inputs
+
+def _problems_file(tmp_path, problems_lines, edit=None, name="problems.jsonl") -> Path:
+    recs = [json.loads(line) for line in problems_lines]
+    if edit:
+        edit(recs[1])
+    path = tmp_path / name
+    path.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    return path
+
+
+def test_empty_premise(tmp_path, capsys, problems_lines):
+    bad = _problems_file(tmp_path, problems_lines, lambda r: r["premises"].insert(2, ""))
+    line = run_error(["data", "gold", "--problems", str(bad), "-o", str(tmp_path / "t.jsonl")], capsys)
+    assert line == f"error: {bad}:2: field 'premises[2]' is an empty sentence"
+    no_outputs(tmp_path, {"problems.jsonl"})
+
+
+@pytest.mark.parametrize("fol", ["∀x P(x)", ["∀x P(x)"], {"premises": "∀x P(x)", "query": "P(a)"},
+                                 {"premises": ["P(a)"], "query": 3}])
+def test_bad_fol_field_in_every_command(tmp_path, capsys, problems_lines, tiny_model_dir, fol):
+    bad = _problems_file(tmp_path, problems_lines, lambda r: r.update(fol=fol))
+    traces = tmp_path / "traces.jsonl"
+    traces.write_text(json.dumps({"problem_id": "gen-s0-000000", "text": "x"}) + "\n")
+    expected = f"error: {bad}:2: field 'fol' must be {{\"premises\": [strings], \"query\": string or null}}, got "
+    model = str(tiny_model_dir)
+    for argv in (["data", "gold", "--problems", str(bad), "-o", str(tmp_path / "g.jsonl")],
+                 ["verify", "--problems", str(bad), "--traces", str(traces), "-o", str(tmp_path / "v.jsonl")],
+                 ["solve", "--problems", str(bad), "-o", str(tmp_path / "s.jsonl")],
+                 ["generate", "--model", model, "--problems", str(bad), "-o", str(tmp_path / "t2.jsonl")],
+                 ["eval", "--model", model, "--problems", str(bad), "-o", str(tmp_path / "e")],
+                 ["oak", "--sft-model", model, "--train-data", str(bad), "--output-dir", str(tmp_path / "o")]):
+        assert run_error(argv, capsys).startswith(expected), argv
+    assert {p.name for p in tmp_path.iterdir()} <= {"problems.jsonl", "traces.jsonl", "o"}
+    assert not (tmp_path / "o").exists() or [p.name for p in (tmp_path / "o").iterdir()] == []
+
+
+def test_json_nested_too_deep(tmp_path, capsys):
+    bad = tmp_path / "problems.jsonl"
+    bad.write_text("[" * 100_000 + "]" * 100_000 + "\n")
+    line = run_error(["data", "gold", "--problems", str(bad), "-o", str(tmp_path / "t.jsonl")], capsys)
+    assert line == f"error: {bad}:1: JSON nested too deeply"
+    no_outputs(tmp_path, {"problems.jsonl"})
+
+
+def test_non_utf8_input_and_config(tmp_path, capsys, problems_lines):
+    bad = tmp_path / "problems.jsonl"
+    bad.write_bytes(problems_lines[0].encode() + b"\n\xff\xfe{}\n")
+    assert run_error(["solve", "--problems", str(bad), "-o", str(tmp_path / "s.jsonl")], capsys) == \
+        f"error: {bad}: not UTF-8 text"
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_bytes(b"sft:\n  epochs: \xff\n")
+    good = _problems_file(tmp_path, problems_lines, name="p.jsonl")
+    assert run_error(["data", "gold", "--problems", str(good), "--config", str(cfg), "-o", str(tmp_path / "g.jsonl")],
+                     capsys) == f"error: {cfg}: not UTF-8 text"
+    no_outputs(tmp_path, {"problems.jsonl", "cfg.yaml", "p.jsonl"})
+
+
+def test_truncated_safetensors(tmp_path, capsys, problems_lines, tiny_model_dir):
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    weights = model / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    good = _problems_file(tmp_path, problems_lines)
+    line = run_error(["generate", "--model", str(model), "--problems", str(good), "-o", str(tmp_path / "t.jsonl")],
+                     capsys)
+    assert line.startswith(f"error: {model}: could not load the model (")
+    assert not (tmp_path / "t.jsonl").exists()
+
+
+@pytest.mark.parametrize("override, message", [
+    ("generation.batch_size=0", "generation.batch_size: must be at least 1, got 0"),
+    ("generation.max_new_tokens=-1", "generation.max_new_tokens: must be at least 1, got -1"),
+    ("generation.temperature=0", "generation.temperature: must be greater than 0, got 0.0"),
+    ("generation.batch_size=[", "the value is not valid YAML"),
+])
+def test_bad_generation_settings(tmp_path, capsys, problems_lines, tiny_model_dir, override, message):
+    good = _problems_file(tmp_path, problems_lines)
+    line = run_error(["generate", "--model", str(tiny_model_dir), "--problems", str(good), "--set", override,
+                      "-o", str(tmp_path / "t.jsonl")], capsys)
+    assert line.startswith("error: override") and line.endswith(message)
+    no_outputs(tmp_path, {"problems.jsonl"})
+
+
+def test_output_is_a_directory_or_unwritable(tmp_path, capsys, problems_lines):
+    good = _problems_file(tmp_path, problems_lines)
+    (tmp_path / "outdir").mkdir()
+    assert run_error(["data", "gold", "--problems", str(good), "-o", str(tmp_path / "outdir")], capsys) == \
+        f"error: {tmp_path / 'outdir'}: is a directory, expected a file to write"
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):
+            pytest.skip("running as a user who can write anywhere (root without a restricted mount)")
+        assert run_error(["data", "gold", "--problems", str(good), "-o", str(locked / "t.jsonl")], capsys) == \
+            f"error: {locked / 't.jsonl'}: not writable (permission denied on {locked})"
+    finally:
+        locked.chmod(0o700)
+
+
+def test_a_directory_is_not_called_missing(tmp_path, capsys, tiny_model_dir):
+    d = tmp_path / "adir"
+    d.mkdir()
+    assert run_error(["data", "gold", "--problems", str(d), "-o", str(tmp_path / "t.jsonl")], capsys) == \
+        f"error: {d}: is a directory, expected a problems file"
+    assert run_error(["verify", "--problems", str(d), "--traces", str(d), "-o", str(tmp_path / "v.jsonl")], capsys) == \
+        f"error: {d}: is a directory, expected a problems file"
+    assert run_error(["data", "gold", "--problems", str(d), "--config", str(d), "-o", str(tmp_path / "t.jsonl")],
+                     capsys) == f"error: {d}: is a directory, expected a YAML config file"
+
+
+def test_files_follow_the_umask(tmp_path, problems_lines):
+    from oakdpo.data import read_problems
+    from oakdpo.io import atomic_folder, write_json
+
+    old = os.umask(0o022)
+    try:
+        write_json(tmp_path / "a.json", {"x": 1})
+        write_problems(tmp_path / "p.jsonl", read_problems(_problems_file(tmp_path, problems_lines, name="in.jsonl")))
+        with atomic_folder(tmp_path / "model") as d:
+            (d / "w.txt").write_text("w")
+    finally:
+        os.umask(old)
+    assert oct((tmp_path / "a.json").stat().st_mode & 0o777) == "0o644"
+    assert oct((tmp_path / "p.jsonl").stat().st_mode & 0o777) == "0o644"
+    assert oct((tmp_path / "model").stat().st_mode & 0o777) == "0o755"
+
+
+def test_pickle_weights_are_refused(tmp_path, capsys, tiny_model_dir, problems_lines):
+    import torch
+    from safetensors.torch import load_file
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    torch.save(load_file(model / "model.safetensors"), model / "pytorch_model.bin")
+    (model / "model.safetensors").unlink()
+    good = _problems_file(tmp_path, problems_lines)
+    line = run_error(["generate", "--model", str(model), "--problems", str(good), "-o", str(tmp_path / "t.jsonl")],
+                     capsys)
+    assert line == (f"error: {model.resolve()}: holds only pickle weights (.bin/.pt), which can run code when loaded; "
+                    "convert them to safetensors, or set model.allow_pickle=true if you trust the file")

@@ -21,7 +21,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _run(tmp: Path, model_dir: Path, problems, extra_cfg: dict) -> tuple[subprocess.CompletedProcess, Path]:
+def _run(tmp: Path, model_dir: Path, problems, extra_cfg: dict, launcher: str = "torchrun"
+         ) -> tuple[subprocess.CompletedProcess, Path]:
     from oakdpo.data import write_problems
 
     write_problems(tmp / "train.jsonl", problems)
@@ -34,8 +35,12 @@ def _run(tmp: Path, model_dir: Path, problems, extra_cfg: dict) -> tuple[subproc
     out = tmp / "out"
     env = {**os.environ, "OAKDPO_TRACE_DUMP": str(tmp / "dump"), "OMP_NUM_THREADS": "1",
            "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
-           str(ROOT / "scripts" / "run_oak_dpo.py"), "--samples", "1", "--iterations", "1",
+    if launcher == "torchrun":
+        launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}"]
+    else:  # the shipped preset; on a machine without a GPU it starts 2 CPU processes (gloo)
+        launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+                  str(ROOT / "configs" / "accelerate" / "ddp.yaml"), "--main_process_port", str(_free_port())]
+    cmd = launch + [str(ROOT / "scripts" / "run_oak_dpo.py"), "--samples", "1", "--iterations", "1",
            "--config", str(tmp / "cfg.yaml"), "--train-data", str(tmp / "train.jsonl"),
            "--sft-model", str(model_dir), "--dataset-type", "prontoqa", "--output-dir", str(out)]
     proc = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=int(os.environ.get("OAKDPO_TEST_TIMEOUT", "600")))
@@ -43,8 +48,9 @@ def _run(tmp: Path, model_dir: Path, problems, extra_cfg: dict) -> tuple[subproc
     return proc, out
 
 
-def test_torchrun_two_ranks_gather_and_train(tmp_path, tiny_model_dir, small_problems):
-    proc, out = _run(tmp_path, tiny_model_dir, small_problems[:5], {})
+@pytest.mark.parametrize("launcher", ["torchrun", pytest.param("accelerate", marks=pytest.mark.slow)])
+def test_torchrun_two_ranks_gather_and_train(tmp_path, tiny_model_dir, small_problems, launcher):
+    proc, out = _run(tmp_path, tiny_model_dir, small_problems[:5], {}, launcher)
     log = proc.stdout + proc.stderr
     assert "Distributing 5 problems across 2 GPUs" in log
     assert "Generated 5 total traces" in log

@@ -23,8 +23,9 @@ FORMAT_STYLES = ("natural", "lookup")  # format.style (tasks.base.STYLES)
 CHAT_TEMPLATE_MODES = ("auto", "never", "always")  # format.chat_template (prompting)
 
 
-def _f(default: Any, help: str, choices: tuple | None = None):
-    meta = {"help": help, "choices": choices}  # choices: checked when a config is loaded (_apply)
+def _f(default: Any, help: str, choices: tuple | None = None, low: float | None = None, above: float | None = None):
+    # choices / low (the least value allowed) / above (values must exceed it): checked when a config is loaded
+    meta = {"help": help, "choices": choices, "low": low, "above": above}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda d=default: type(d)(d), metadata=meta)
     return field(default=default, metadata=meta)
@@ -94,9 +95,9 @@ class FormatConfig:
 
 @dataclass
 class VerifyConfig:
-    workers: int = _f(0, "Processes that verify traces (0: every CPU this process may use; 1: in process).")
+    workers: int = _f(0, "Processes that verify traces (0: every CPU this process may use; 1: in process).", low=0)
     trace_timeout_s: float = _f(10.0, "Time budget of one trace's verification, parsing and solver calls "
-                                "included; a trace over it gets the verdict 'timeout' (invalid) and the run goes on.")
+                                "included; a trace over it gets the verdict 'timeout' (invalid) and the run goes on.", above=0)
 
 
 @dataclass
@@ -113,11 +114,11 @@ class DataConfig:
 
 @dataclass
 class SFTConfig:
-    epochs: float = _f(1.0, "SFT epochs over the gold traces.")
-    learning_rate: float = _f(1e-3, "Peak learning rate.")
-    batch_size: int = _f(16, "Per-device batch size.")
-    grad_accum: int = _f(1, "Gradient accumulation steps.")
-    max_length: int = _f(1024, "Longest prompt+trace in tokens; longer examples are truncated.")
+    epochs: float = _f(1.0, "SFT epochs over the gold traces.", above=0)
+    learning_rate: float = _f(1e-3, "Peak learning rate.", above=0)
+    batch_size: int = _f(16, "Per-device batch size.", low=1)
+    grad_accum: int = _f(1, "Gradient accumulation steps.", low=1)
+    max_length: int = _f(1024, "Longest prompt+trace in tokens; longer examples are truncated.", low=1)
     warmup_ratio: float = _f(0.05, "Fraction of steps of linear warm-up.")
     weight_decay: float = _f(0.0, "AdamW weight decay.")
     lr_scheduler: str = _f("cosine", "transformers scheduler name.")
@@ -134,9 +135,9 @@ class SFTConfig:
                                     "listed before the proof's rule, so every cut problem practises the first "
                                     "lookup's dead end and retry (data.cut_to_proof).",
                                     choices=CURRICULUM_DISTRACTOR_MODES)
-    logging_steps: int = _f(20, "Log every N optimizer steps.")
+    logging_steps: int = _f(20, "Log every N optimizer steps.", low=1)
     save_steps: int = _f(200, "Checkpoint every N optimizer steps (the last one kept); a rerun of a killed SFT "
-                         "resumes from it. 0: no checkpoints.")
+                         "resumes from it. 0: no checkpoints.", low=0)
     report_to: str = _f("none", "Where TRL logs metrics (comma-separated): none, tensorboard, wandb, ... Logs go "
                         "to a logs/ folder beside the model folder (OUT/logs/ in a run).")
     seed: int = _f(0, "Training seed.")
@@ -145,9 +146,9 @@ class SFTConfig:
 @dataclass
 class GenerationConfig:
     backend: str = _f("hf", "hf (transformers generate) or vllm (needs vLLM and a GPU).")
-    batch_size: int = _f(64, "Sequences generated together.")
-    max_new_tokens: int = _f(400, "Longest trace in tokens.")
-    temperature: float = _f(1.0, "Sampling temperature (OaK sampling).")
+    batch_size: int = _f(64, "Sequences generated together.", low=1)
+    max_new_tokens: int = _f(400, "Longest trace in tokens.", low=1)
+    temperature: float = _f(1.0, "Sampling temperature (OaK sampling).", above=0)
     top_p: float = _f(1.0, "Nucleus sampling p.")
     seed: int = _f(0, "Sampling seed; generation is reproducible for a fixed seed.")
     use_model_defaults: bool = _f(False, "Apply the checkpoint's generation_config.json sampling settings "
@@ -178,17 +179,17 @@ class DPOConfig:
                            "likelihood of the chosen traces along with the rejected ones. 0: plain DPO.")
     dpo_weight: float = _f(1.0, "Weight of the DPO term itself. 0 with sft_weight > 0 trains the SFT term alone on "
                            "the same pairs at the same compute (the ablation that shows what the DPO term adds).")
-    learning_rate: float = _f(5e-5, "Peak learning rate.")
-    epochs: float = _f(1.0, "Epochs over one iteration's pairs.")
-    batch_size: int = _f(8, "Per-device batch size.")
-    grad_accum: int = _f(1, "Gradient accumulation steps.")
-    max_length: int = _f(1024, "Longest prompt+completion in tokens.")
+    learning_rate: float = _f(5e-5, "Peak learning rate.", above=0)
+    epochs: float = _f(1.0, "Epochs over one iteration's pairs.", above=0)
+    batch_size: int = _f(8, "Per-device batch size.", low=1)
+    grad_accum: int = _f(1, "Gradient accumulation steps.", low=1)
+    max_length: int = _f(1024, "Longest prompt+completion in tokens.", low=1)
     warmup_ratio: float = _f(0.0, "Fraction of steps of linear warm-up.")
     lr_scheduler: str = _f("constant", "transformers scheduler name.")
     activation_checkpointing: bool = _f(False, "Recompute activations to save memory (large models).")
-    logging_steps: int = _f(5, "Log every N optimizer steps.")
+    logging_steps: int = _f(5, "Log every N optimizer steps.", low=1)
     save_steps: int = _f(50, "Checkpoint every N optimizer steps (the last one kept); a rerun of a killed DPO "
-                         "iteration resumes from it. 0: no checkpoints.")
+                         "iteration resumes from it. 0: no checkpoints.", low=0)
     report_to: str = _f("none", "Where TRL logs metrics (comma-separated): none, tensorboard, wandb, ... Logs go "
                         "to OUT/logs/dpo_iter_k.")
     seed: int = _f(0, "Training seed.")
@@ -196,18 +197,18 @@ class DPOConfig:
 
 @dataclass
 class EvalConfig:
-    batch_size: int = _f(64, "Sequences generated together.")
-    max_new_tokens: int = _f(400, "Longest trace in tokens.")
+    batch_size: int = _f(64, "Sequences generated together.", low=1)
+    max_new_tokens: int = _f(400, "Longest trace in tokens.", low=1)
     do_sample: bool = _f(False, "Sample instead of greedy decoding.")
-    temperature: float = _f(1.0, "Temperature when sampling.")
+    temperature: float = _f(1.0, "Temperature when sampling.", above=0)
     seed: int = _f(0, "Sampling seed when do_sample is on.")
     rerank: int = _f(0, "Sample N traces per problem and keep the one q-hat scores highest (0: off).")
 
 
 @dataclass
 class OakConfig:
-    iterations: int = _f(2, "OaK-DPO iterations.")
-    samples: int = _f(4, "Samples per problem per iteration.")
+    iterations: int = _f(2, "OaK-DPO iterations.", low=0)
+    samples: int = _f(4, "Samples per problem per iteration.", low=1)
     train_problems_per_iter: int = _f(0, "Problems used per iteration (0: all training problems).")
     val_problems: int = _f(0, "Validation problems evaluated after each iteration (0: all).")
 
@@ -217,7 +218,7 @@ class KnowledgeConfig:
     enabled: bool = _f(True, "Train the option-success predictor q-hat each iteration.")
     hidden_size: int = _f(64, "q-hat MLP hidden width.")
     epochs: int = _f(30, "q-hat training epochs.")
-    learning_rate: float = _f(3e-3, "q-hat learning rate.")
+    learning_rate: float = _f(3e-3, "q-hat learning rate.", above=0)
     heldout_fraction: float = _f(0.25, "Fraction of problems held out for calibration metrics.")
     calibration_fraction: float = _f(0.2, "Fraction of the training problems kept aside to pick the best epoch "
                                      "and calibrate (0: train on all, last epoch, no calibration).")
@@ -225,9 +226,9 @@ class KnowledgeConfig:
                           "Guo et al. 2017) or 'isotonic' (temperature, then a monotone map fit by isotonic "
                           "regression, which also corrects a miscalibrated middle range).",
                           choices=QHAT_CALIBRATIONS)
-    batch_size: int = _f(256, "q-hat training minibatch size (steps).")
+    batch_size: int = _f(256, "q-hat training minibatch size (steps).", low=1)
     weight_decay: float = _f(0.01, "q-hat AdamW weight decay.")
-    batch_size_features: int = _f(16, "Sequences per forward pass when reading the policy's hidden states.")
+    batch_size_features: int = _f(16, "Sequences per forward pass when reading the policy's hidden states.", low=1)
     max_traces: int = _f(0, "Traces q-hat reads per iteration (0: all). Whole problems are taken in a seeded "
                          "order until the cap; reading hidden states costs one forward pass per trace.")
     position: str = _f("action", "Hidden state read at 'action' (the token where the step's Action line "
@@ -293,9 +294,14 @@ def _apply(cfg: Config, data: dict, source: str) -> None:
             if key not in known:
                 raise UserError(f"{source}: unknown key '{sec}.{key}'")
             value = _coerce(value, getattr(obj, key), f"{source}: {sec}.{key}")
-            choices = known[key].metadata.get("choices")
+            meta = known[key].metadata
+            choices = meta.get("choices")
             if choices and value not in choices:
                 raise UserError(f"{source}: {sec}.{key}: expected one of {', '.join(choices)}, got {value!r}")
+            if meta.get("low") is not None and isinstance(value, (int, float)) and value < meta["low"]:
+                raise UserError(f"{source}: {sec}.{key}: must be at least {meta['low']:g}, got {value!r}")
+            if meta.get("above") is not None and isinstance(value, (int, float)) and value <= meta["above"]:
+                raise UserError(f"{source}: {sec}.{key}: must be greater than {meta['above']:g}, got {value!r}")
             setattr(obj, key, value)
 
 
@@ -304,10 +310,14 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     cfg = Config()
     if path is not None:
         path = Path(path)
+        if path.is_dir():
+            raise UserError(f"{path}: is a directory, expected a YAML config file")
         if not path.is_file():
             raise UserError(f"{path}: config file not found")
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except UnicodeDecodeError:
+            raise UserError(f"{path}: not UTF-8 text") from None
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             line = f":{mark.line + 1}" if mark else ""
@@ -318,7 +328,11 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             raise UserError(f"override '{item}': expected section.key=value")
         key, raw = item.split("=", 1)
         sec, name = key.split(".", 1)
-        _apply(cfg, {sec: {name: yaml.safe_load(raw)}}, "override")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            raise UserError(f"override '{item}': the value is not valid YAML") from None
+        _apply(cfg, {sec: {name: value}}, "override")
     return cfg
 
 

@@ -53,6 +53,12 @@ def init_distributed() -> bool:
     return True
 
 
+def sharded_training() -> bool:
+    """Whether accelerate shards the model in training (DeepSpeed ZeRO, FSDP): the trained copy is then not a
+    whole model, and generation must run on the saved policy reloaded from disk."""
+    return any(os.environ.get(v, "").lower() in ("true", "1") for v in ("ACCELERATE_USE_DEEPSPEED", "ACCELERATE_USE_FSDP"))
+
+
 def device() -> torch.device:
     if torch.cuda.is_available():
         return torch.device("cuda", local_rank())

@@ -213,9 +213,15 @@ def run_oak(cfg: Config, *, sft_model: str | Path, train: list[Problem], eval_se
             t0 = time.time()
             model, tok = policy.get()
             args = iteration_args(base_args, out, k)
+            if cfg.generation.backend == "vllm":
+                from . import vllm_backend
+
+                vllm_backend.release()  # the engine sleeps: the trainer gets the GPU
             dpo_metrics, trained = run_dpo(model, tok, pairs, args, cfg, dataset_dir=it / "pairs_dataset",
                                            adapter_path=policy_path if policy.is_adapter else None,
                                            log_dir=out / "logs" / f"dpo_iter_{k}")
+            if dist.sharded_training():
+                trained = None  # sharded by ZeRO-3 / FSDP: evaluate the saved policy, reloaded whole
             st.metrics["dpo"] = {"wall_s": round(time.time() - t0, 2), **dpo_metrics}
             dist.fault_point(f"iter_{k}/dpo")
             if stop_after == f"iter_{k}/dpo":
