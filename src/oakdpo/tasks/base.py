@@ -6,8 +6,8 @@ format style, its gold traces (the optionizer), its strict step verifier and its
 which task they run. Built-in tasks live in `oakdpo.tasks.<name>`; a user's package adds one through the
 `oakdpo.tasks` entry-point group (see oakdpo.tasks.get_task and the README).
 
-Every method is a pure function of its arguments, and `verify` must be picklable by reference (a module-level
-class registered by name), because verification runs in a process pool.
+Every method is a pure function of its arguments. Verification runs in a process pool: a worker receives the
+problem (which names its task) and looks the task up in its own registry, so a task object is never pickled.
 """
 
 from __future__ import annotations
@@ -67,8 +67,3 @@ class Task:
 
     def curriculum_problem(self, problem: Problem, keep: int, rng: random.Random, distractor: str) -> Problem:
         return problem
-
-    def __reduce__(self):  # pickled by name: a worker process looks the task up in its own registry
-        from . import get_task
-
-        return get_task, (self.name,)
