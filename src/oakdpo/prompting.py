@@ -124,3 +124,34 @@ class Framing:
             return None
         token = self.tokenizer.convert_ids_to_tokens(first[0])
         return token if token in self.tokenizer.all_special_tokens or tail.startswith(token) else None
+
+
+def inspect_prompt(problems_path: str, model: str | None = None, config: str | None = None, index: int = 0,
+                   overrides: list[str] | None = None) -> str:
+    """What the model sees for one problem: the rendered prompt exactly, its token count, and how the completion
+    ends (`oakdpo inspect prompt`). Without --model, the plain-text framing (no tokenizer: no token count)."""
+    from .config import load_config
+    from .data import read_problem_file
+
+    cfg = load_config(config, overrides)
+    problems = read_problem_file(problems_path, cfg.data.dataset)
+    if not 0 <= index < len(problems):
+        raise UserError(f"--index: {problems_path} has {len(problems)} problems, got index {index}")
+    problem = problems[index]
+    if model is None:
+        system, user = get_task(problem.task).prompt(problem, cfg.format.style)
+        text = f"{system}\n\n{user}" if system else user
+        head = (f"problem {problem.id} (task {problem.task}), style {cfg.format.style}, plain text "
+                "(pass --model to frame it with that checkpoint's tokenizer and count its tokens)")
+        return f"{head}\n{'-' * 100}\n{text}{'-' * 100}"
+    from .model import load_tokenizer
+
+    tokenizer = load_tokenizer(model, cfg.model)
+    framing = Framing(tokenizer, cfg.format)
+    prompt = framing.prompt(problem)
+    ids = framing.encode(prompt.text)
+    ending = (f"chat template; the completion ends with {framing.end_of_turn!r}" if framing.chat else
+              f"plain text; the completion ends with {tokenizer.eos_token!r}")
+    head = (f"problem {problem.id} (task {problem.task}), style {framing.style}, {ending}; "
+            f"{len(ids)} prompt tokens")
+    return f"{head}\n{'-' * 100}\n{prompt.text}{'-' * 100}"
