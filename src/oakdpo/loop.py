@@ -71,8 +71,9 @@ class Policy:
 
 
 def generate_distributed(model, tokenizer, problems: list[Problem], samples: int, cfg: Config, *, seed: int,
-                         do_sample: bool = True) -> list[dict]:
-    """Split problems across ranks, generate, gather every rank's traces to every rank."""
+                         do_sample: bool = True, partial_dir: Path | None = None) -> list[dict]:
+    """Split problems across ranks, generate, gather every rank's traces to every rank. With `partial_dir`, each
+    rank appends its finished traces to partial_dir/traces.partial.rank{r}.jsonl, and a rerun continues there."""
     from .generation import generate_traces
 
     w = dist.world_size()
@@ -80,8 +81,9 @@ def generate_distributed(model, tokenizer, problems: list[Problem], samples: int
     local = dist.shard(problems)
     traces = []
     if local:
+        partial = partial_dir / f"traces.partial.rank{dist.rank()}.jsonl" if partial_dir else None
         traces = generate_traces(model, tokenizer, local, samples, cfg.generation, fmt=cfg.format,
-                                 do_sample=do_sample, seed=seed, progress=dist.is_main())
+                                 do_sample=do_sample, seed=seed, progress=dist.is_main(), partial_path=partial)
     traces = dist.gather_lists(traces)
     dist.print0(f"Generated {len(traces)} total traces")
     dump = os.environ.get("OAKDPO_TRACE_DUMP")  # debugging/tests: what each rank holds after the gather
@@ -162,9 +164,12 @@ def run_oak(cfg: Config, *, sft_model: str | Path, train: list[Problem], eval_se
         else:
             t0 = time.time()
             model, tok = policy.get()
-            traces = generate_distributed(model, tok, problems, samples, cfg, seed=cfg.generation.seed + 1000 * k)
+            traces = generate_distributed(model, tok, problems, samples, cfg, seed=cfg.generation.seed + 1000 * k,
+                                          partial_dir=it)
             st.finish("generate", t0, lambda: write_jsonl(it / "traces.jsonl", traces), traces=len(traces),
                       truncated=sum(bool(t.get("truncated")) for t in traces))
+            for p in it.glob(f"traces.partial.rank{dist.rank()}.jsonl"):
+                p.unlink()  # traces.jsonl holds them all now
         # 2. verify (rank 0; everyone gets the same verdicts)
         if st.done("verify", it / "verdicts.jsonl"):
             verdicts = read_jsonl(it / "verdicts.jsonl")
