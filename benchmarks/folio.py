@@ -1,13 +1,16 @@
 """FOLIO + Z3 figures: parsing and repairs, premise-set satisfiability, label agreement, time per problem.
 
-    python benchmarks/folio.py                                   # shared train split + handwritten conclusions
+    python benchmarks/folio.py [--gold]                          # shared train split + handwritten conclusions
     python benchmarks/folio.py --validation /tmp/folio-validation.jsonl [--gold]
 
 The train split (../shared/data/folio) has no conclusion-FOL, so label agreement there is measured on the
-handwritten conclusions of tests/data/folio_handwritten.json. --validation takes FOLIO JSONL with
-conclusion-FOL (the real v0.0 validation split; not shipped, never commit it) and reports agreement with the
-gold labels, the statuses, the median / p90 time per problem, and with --gold how many problems get a
-verified gold trace from the optionizer. Prints one JSON object per section; the last line sums them up.
+handwritten conclusions of tests/data/folio_handwritten.json. --gold adds the optionizer's coverage: verified
+gold traces of the train split's own problems (none can have one: no query formula), of the handwritten
+conclusions, and of ground atom queries over the train stories (oakdpo.tasks.folio.queries, --atom-queries
+per story; a few minutes). --validation takes FOLIO JSONL with conclusion-FOL (the real v0.0 validation
+split; not shipped, never commit it) and reports agreement with the gold labels, the statuses, the median /
+p90 time per problem, and with --gold its gold-trace coverage. Prints one JSON object per section; the last
+line sums them up.
 """
 
 from __future__ import annotations
@@ -84,6 +87,22 @@ def handwritten_figures() -> dict:
             "median_ms": round(statistics.median(times), 2), "p90_ms": round(pct(times, 0.9), 2)}
 
 
+def gold_figures(name: str, problems) -> dict:
+    """Verified gold traces per label, and the option types they use."""
+    from oakdpo.trace import parse_trace
+
+    found, options, t0 = collections.Counter(), collections.Counter(), time.perf_counter()
+    for p in problems:
+        g = folio_gold_trace(p)
+        if g is not None and verify_folio_trace(p, g)["trace_valid"]:
+            found[p.label] += 1
+            options.update(s.option for s in parse_trace(g).steps)
+    return {"section": f"gold {name}", "problems": len(problems),
+            "labels": dict(collections.Counter(p.label for p in problems)), "gold_traces": dict(found),
+            "gold_total": sum(found.values()), "options": dict(options.most_common()),
+            "s": round(time.perf_counter() - t0, 1)}
+
+
 def validation_figures(path: str, gold: bool) -> dict:
     problems = load_folio(path)
     t0 = time.perf_counter()
@@ -110,12 +129,20 @@ def validation_figures(path: str, gold: bool) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--validation", help="FOLIO JSONL with conclusion-FOL (e.g. the v0.0 validation split)")
-    ap.add_argument("--gold", action="store_true", help="also count verified gold traces (optionizer) on it")
+    ap.add_argument("--gold", action="store_true", help="also count verified gold traces (optionizer)")
+    ap.add_argument("--atom-queries", type=int, default=4, help="with --gold: atom queries per train story")
     args = ap.parse_args()
     sections = []
     if TRAIN.is_file():
         sections.append(train_figures())
         sections.append(handwritten_figures())
+        if args.gold:
+            from oakdpo.tasks.folio.queries import atom_query_problems, handwritten_problems, load_stories
+
+            sections.append(gold_figures("train split", load_folio(TRAIN)))
+            sections.append(gold_figures("handwritten", handwritten_problems(TRAIN, HANDWRITTEN)))
+            sections.append(gold_figures("atom queries", atom_query_problems(load_stories(TRAIN),
+                                                                             per_story=args.atom_queries)))
     else:
         print(json.dumps({"skipped": f"{TRAIN} not found"}))
     if args.validation:
@@ -124,8 +151,8 @@ def main() -> int:
         print(json.dumps(s, ensure_ascii=False))
     final = {}
     for s in sections:
-        name = s["section"].split()[0]
-        for k in ("parse_failures", "rows_sat_fraction", "agreement", "median_ms"):
+        name = "_".join(s["section"].split()[:2]) if s["section"].startswith("gold") else s["section"].split()[0]
+        for k in ("parse_failures", "rows_sat_fraction", "agreement", "median_ms", "gold_total"):
             if k in s:
                 final[f"{name}_{k}"] = s[k]
     print(json.dumps(final))

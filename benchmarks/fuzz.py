@@ -5,13 +5,15 @@ Per task (PrOntoQA, FOLIO, ProofWriter: every task with a gold trace and a verif
     random_text    random characters and random lines of the trace grammar's words
     structured     random steps: premise sentences / formulas as thoughts, random options, indices, answers
     gold           the optionizer's gold traces (must all be valid; not mutants)
-    m_cite         a cited index changed to a formula that differs      \
-    m_option       a reasoning step's option swapped for another rule    |
-    m_polarity     a claim negated (FOLIO: its FOL line)                 |  mutants of gold traces:
-    m_drop         a reasoning step removed                              |  every one must be rejected
-    m_answer       CONCLUDE and Final Answer changed to another label    |
-    m_finals       a second Final Answer line (same or other answer)     |
-    m_disagree     the Final Answer line disagrees with the CONCLUDE    /
+  mutants of gold traces (every one must be rejected):
+    m_cite         a cited index changed to a formula that differs (FOLIO: one from which, by Z3 alone, the
+                   claim no longer follows: another valid proof is no mutant)
+    m_option       a reasoning step's option swapped for another rule (the claim may still follow)
+    m_polarity     a claim negated (FOLIO: its FOL line)
+    m_drop         a reasoning step removed
+    m_answer       CONCLUDE and Final Answer changed to another label
+    m_finals       a second Final Answer line (same or other answer, before or after the CONCLUDE)
+    m_disagree     the Final Answer line disagrees with the CONCLUDE
     pathological   deep / huge formulas and thoughts (2,000 ↔, 5,000 ⊕, 1 MB ∧ chains, 900 KB thoughts,
                    1,000 steps or CONCLUDE lines), deep premises (FOLIO)
 
@@ -101,6 +103,19 @@ def same_formula(task: str, a: str | None, b: str | None) -> bool:
     return norm(a) == norm(b)
 
 
+def folio_follows(cited: list[str], claim: str) -> bool:
+    """Do the cited formulas entail the claim (Z3 alone, not the verifier's rules)?"""
+    from oakdpo.tasks.folio.fol import Z3Builder, parse_fol
+    from oakdpo.tasks.folio.solver import _check
+
+    parsed = [parse_fol(f, allow_empty=True) for f in cited]
+    goal = parse_fol(claim)
+    if not goal.ok or not all(r.ok for r in parsed):
+        return False
+    b = Z3Builder()
+    return _check(b, [b.build(r.formula) for r in parsed], b.build(goal.formula), 2000) == "unsat"
+
+
 # ------------------------------------------------------------------------------------------------ mutants
 
 def _blocks(text: str):
@@ -154,6 +169,8 @@ def mutate(kind: str, task: str, problem, gold: str, rng: random.Random) -> str 
             if not choices:
                 continue
             args[j] = rng.choice(choices)
+            if task == "folio" and folio_follows([formulas[a] for a in args if 0 <= a < limit], claims[k]):
+                continue  # the claim still follows from the new citations: another proof, not a mutant
             blocks[r][-1] = _ARGS_RE.sub(f'args="[{", ".join(map(str, args))}]"', _action(blocks[r]), count=1)
             return _join(blocks, tail)
         return None
@@ -274,7 +291,8 @@ def pathological(task: str, problem, gold: str, i: int) -> tuple[object, str]:
     if k == 0:
         return problem, "Thought: " + "So " * 300000 + "Max is a cat.\n" + gold
     if k == 1:
-        return problem, "Thought: So " + " and ".join(["the cow is blue"] * 60000) + '.\nAction: <Option type="AND_INTRO" args="[0, 1]" />\n' + gold
+        claim = " and ".join(["the cow is blue"] * 60000)
+        return problem, f'Thought: So {claim}.\nAction: <Option type="AND_INTRO" args="[0, 1]" />\n{gold}'
     if k == 2:
         return problem, "\n".join([conclude] * 1000) + "\nFinal Answer: UNKNOWN"
     if k == 3:
@@ -305,11 +323,13 @@ def build(task: str, n_traces: int, rng: random.Random):
         j = rng.randrange(len(problems))
         add(problems[j], random_text(rng), "random_text")
         add(problems[j], structured(task, problems[j], golds, rng), "structured")
-    for i in range(min(per_kind, len(problems))):
+    n_gold = min(per_kind, len(problems))
+    for i in range(n_gold):
         add(problems[i], golds[i], "gold")
+    extra = (per_kind - n_gold) // len(MUTANT_KINDS) + 1  # fewer problems than golds wanted: more mutants
     for kind in MUTANT_KINDS:
-        made, tries = 0, 0
-        while made < per_kind and tries < 20 * per_kind:
+        made, tries, want = 0, 0, per_kind + extra
+        while made < want and tries < 20 * want:
             tries += 1
             j = rng.randrange(len(problems))
             m = mutate(kind, task, problems[j], golds[j], rng)
@@ -398,6 +418,9 @@ def main() -> int:
             if kind.startswith("m_") and v["trace_valid"]:
                 s["accepted"] += 1
                 accepted_examples.append((task, kind, rec["problem_id"], rec["text"]))
+            if kind == "gold" and not v["trace_valid"]:
+                s["gold_rejected"] += 1
+                accepted_examples.append((task, kind, rec["problem_id"], v["trace_reason"]))
         for kind in KINDS:
             if kind in stats:
                 rows.append((task, kind, stats[kind]))
@@ -421,9 +444,11 @@ def main() -> int:
     for c in slow_examples[:5]:
         print("slow:", c)
     for task, kind, pid, text in accepted_examples[:5]:
-        print(f"accepted {task} {kind} {pid}:\n{text}\n")
-    ok = grand["crashes"] == 0 and grand["over_2x"] == 0 and grand["accepted"] == 0
-    print(f"acceptance (0 crashes, 0 over 2x budget, 0 accepted mutants): {'PASS' if ok else 'FAIL'}")
+        print(f"{'rejected' if kind == 'gold' else 'accepted'} {task} {kind} {pid}:\n{text}\n")
+    ok = not (grand["crashes"] or grand["over_2x"] or grand["accepted"] or grand["gold_rejected"])
+    print(f"gold traces rejected: {grand['gold_rejected']}")
+    verdict = "PASS" if ok else "FAIL"
+    print(f"acceptance (0 crashes, 0 over 2x budget, 0 accepted mutants, 0 gold rejected): {verdict}")
     return 0 if ok else 1
 
 

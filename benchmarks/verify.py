@@ -67,7 +67,8 @@ def main() -> int:
             steps = sum(len(v["steps"]) for v in verdicts)
             rates[workers] = steps / best
             s = summarize(verdicts)
-            print(f"{task:12s} workers {workers}  traces {s['traces']:5d}  steps {steps:6d}  {steps / best:8.0f} steps/s"
+            print(f"{task:12s} workers {workers}  traces {s['traces']:5d}  steps {steps:6d}  "
+                  f"{steps / best:8.0f} steps/s"
                   f"  {s['traces'] / best:7.0f} traces/s  ({best:.2f} s)  step_validity {s['step_validity']:.3f}"
                   f"  trace_validity {s['trace_validity']:.3f}  timeouts {s['timeouts']}", flush=True)
         results.append((task, rates[1], rates[2]))

@@ -60,12 +60,12 @@ RULES = {
     "DOUBLE_NEGATION": (1, 1, "one formula A; the claim is ¬¬A (or the formula is ¬¬B and the claim B)"),
     "CASE_SPLIT": (3, 7, "a disjunction of n cases (∨, or ⊕ of two) and n implications, one from each case, "
                          "each with the claim as its consequent"),
-    "CONTRADICTION": (1, 6, "formulas that contradict A; the claim is ¬A (reductio; only where no elementary "
-                            "rule applies)"),
+    "CONTRADICTION": (1, 6, "formulas that contradict A; the claim is ¬A (reductio; only where no rule above "
+                            "applies)"),
     "CONDITIONAL_PROOF": (1, 6, "formulas from which B follows once A is assumed; the claim is A → B (only where "
-                                "no elementary rule applies)"),
+                                "no rule above applies)"),
     "UNIV_GENERALIZATION": (1, 4, "universal formulas from which the claim follows for an arbitrary object; the "
-                                  "claim is universal (only where no elementary rule applies)"),
+                                  "claim is universal (only where no rule above applies)"),
 }
 ELEMENTARY = ("MODUS_PONENS", "MODUS_TOLLENS", "HYPOTHETICAL_SYLLOGISM", "DISJUNCTIVE_SYLLOGISM",
               "BICONDITIONAL_ELIM", "BICONDITIONAL_INTRO", "UNIV_INSTANTIATION", "EXIST_GENERALIZATION",

@@ -126,7 +126,8 @@ def solve_cached(premises_fol: list[str], conclusion_fol: str | None, timeout_ms
     return r
 
 
-def solve_problem(problem: Problem, timeout_ms: float = DEFAULT_TIMEOUT_MS, budget: Budget | None = None) -> SolveResult:
+def solve_problem(problem: Problem, timeout_ms: float = DEFAULT_TIMEOUT_MS,
+                  budget: Budget | None = None) -> SolveResult:
     fol = problem.fol or {}
     return solve(list(fol.get("premises") or []), fol.get("query"), timeout_ms, budget)
 

@@ -9,8 +9,9 @@ For PrOntoQA a reasoning step (any option but CONCLUDE) is valid iff
     case, a/an, the final period and singular/plural (logic.parse_sentence normalizes all of these).
 The k-th reasoning step produces formula P+k (P premises) whether valid or not; citing an invalid step's
 formula makes the citing step invalid. A CONCLUDE is valid when it is the only one and the last step, its
-answer agrees with the Final Answer line, and its answer is supported: the query statement (TRUE) or its
-negation (FALSE) is a premise or the formula of a valid step. A trace is valid iff all of that holds, every
+answer agrees with the Final Answer line (the trace's only one: trace.parse_trace marks the last CONCLUDE of a
+trace with several), and its answer is supported: the query statement (TRUE) or its negation (FALSE) is a
+premise or the formula of a valid step. A trace is valid iff all of that holds, every
 reasoning step is valid, there is at least one reasoning step (unless the supporting statement is a premise),
 and the answer equals the label. The original system's sample format ("sokrates") is read by
 verify_sokrates_record.
