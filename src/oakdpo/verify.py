@@ -134,7 +134,7 @@ def verify_traces(problems: list[Problem], traces: list[dict], progress: bool = 
         import multiprocessing as mp
 
         ordered = sorted(jobs, key=lambda j: j[1])  # stable: a problem's traces together, in input order
-        size = max(1, min(64, len(ordered) // (8 * workers)))
+        size = max(1, min(64, len(ordered) // (32 * workers)))  # small chunks: the last ones balance the load
         chunks = [ordered[i:i + size] for i in range(0, len(ordered), size)]
         ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
         with ctx.Pool(workers, initializer=_pool_init, initargs=(problems,)) as pool:
