@@ -115,14 +115,18 @@ class _Iteration:
             self.metrics[name] = dist.broadcast_object(m)
         return ok
 
-    def finish(self, name: str, start: float, write_output, **info) -> None:
-        """Record the stage's metrics, then write its output (the marker), then honour `stop_after`."""
+    def finish(self, name: str, start: float, write_output, cleanup=(), **info) -> None:
+        """Record the stage's metrics, then write its output (the marker), then remove the stage's partial files
+        (`cleanup`), then honour `stop_after`."""
         self.metrics[name] = {"wall_s": round(time.time() - start, 2), **info}
         if dist.is_main():
             write_json(self.it / "stages" / f"{name}.json", self.metrics[name])
             dist.fault_point(f"iter_{self.k}/{name}/metrics")  # the kill tests: metrics written, output not yet
             write_output()
         dist.barrier()
+        if dist.is_main():
+            for p in list(cleanup):
+                p.unlink(missing_ok=True)
         dist.fault_point(f"iter_{self.k}/{name}")
         if self.stop_after == f"iter_{self.k}/{name}":
             raise _Stop()
@@ -167,9 +171,7 @@ def run_oak(cfg: Config, *, sft_model: str | Path, train: list[Problem], eval_se
             traces = generate_distributed(model, tok, problems, samples, cfg, seed=cfg.generation.seed + 1000 * k,
                                           partial_dir=it)
             st.finish("generate", t0, lambda: write_jsonl(it / "traces.jsonl", traces), traces=len(traces),
-                      truncated=sum(bool(t.get("truncated")) for t in traces))
-            for p in it.glob(f"traces.partial.rank{dist.rank()}.jsonl"):
-                p.unlink()  # traces.jsonl holds them all now
+                      truncated=sum(bool(t.get("truncated")) for t in traces), cleanup=it.glob("traces.partial.*"))
         # 2. verify (rank 0; everyone gets the same verdicts)
         if st.done("verify", it / "verdicts.jsonl"):
             verdicts = read_jsonl(it / "verdicts.jsonl")
