@@ -104,9 +104,10 @@ def _engine(base: str, tokenizer_path: str, adapter: str | None, gen_cfg, seed: 
     return _ENGINE
 
 
-def generate(model, tokenizer, prompts: list[str], samples: int, gen_cfg, *, do_sample: bool, temperature: float,
-             seeds: list[int], stop_ids: list[int], progress: bool) -> list[list[tuple[str, int, bool]]]:
-    """For each prompt, `samples` (text, generated tokens, truncated) triples. `seeds`: one per prompt."""
+def generate(model, requests: list[tuple[str, int]], sampling: dict, gen_cfg, progress: bool = True
+             ) -> list[tuple[str, int, bool]]:
+    """One completion per (prompt, seed) request: (text, generated tokens, hit max_tokens). `sampling` holds
+    vllm.SamplingParams fields (temperature, top_p, max_tokens, stop, stop_token_ids, ...) shared by all."""
     import torch
 
     if not torch.cuda.is_available():
@@ -119,19 +120,17 @@ def generate(model, tokenizer, prompts: list[str], samples: int, gen_cfg, *, do_
     model.to("cpu")  # the training copy leaves the GPU while vLLM holds the weights
     _free_gpu()
     tok_path = path if path and os.path.isfile(os.path.join(str(path), "tokenizer_config.json")) else base
-    engine = _engine(str(base), str(tok_path), adapter, gen_cfg, seeds[0] if seeds else 0)
+    engine = _engine(str(base), str(tok_path), adapter, gen_cfg, requests[0][1] if requests else 0)
     vllm, LoRARequest = _import_vllm()
     lora = None
     if adapter:  # vLLM caches adapters by id: a new adapter folder (a new iteration) needs a new id
         lora_id = engine.lora_ids.setdefault(str(adapter), len(engine.lora_ids) + 1)
         lora = LoRARequest(f"policy-{lora_id}", lora_id, str(adapter))
-    params = [vllm.SamplingParams(
-        n=samples, temperature=temperature if do_sample else 0.0, top_p=gen_cfg.top_p if do_sample else 1.0,
-        max_tokens=gen_cfg.max_new_tokens, seed=s, stop=[f"Final Answer: {a}" for a in ("TRUE", "FALSE", "UNKNOWN")],
-        include_stop_str_in_output=True, stop_token_ids=list(stop_ids)) for s in seeds]
+    params = [vllm.SamplingParams(n=1, seed=seed, **sampling) for _, seed in requests]
     try:
-        outs = engine.llm.generate(prompts, params, lora_request=lora, use_tqdm=progress and dist.is_main())
+        outs = engine.llm.generate([p for p, _ in requests], params, lora_request=lora,
+                                   use_tqdm=progress and dist.is_main())
     finally:
         release()
-    return [[(o.text, len(o.token_ids), getattr(o, "finish_reason", None) == "length") for o in out.outputs]
-            for out in outs]
+    return [(o.outputs[0].text, len(o.outputs[0].token_ids), getattr(o.outputs[0], "finish_reason", None) == "length")
+            for o in outs]
