@@ -37,7 +37,7 @@ def add_oak_arguments(p) -> None:
     """The loop's flags (`oakdpo oak` and scripts/run_oak_dpo.py)."""
     _config_args(p, "configs/training.yaml for a 7-8B checkpoint, configs/tiny.yaml for the tiny model")
     p.add_argument("--sft-model", default=None,
-                   help="Local HF checkpoint or LoRA adapter folder to start from (default: config model.name_or_path).")
+                   help="Local HF checkpoint or LoRA adapter folder to start from (default: model.name_or_path).")
     p.add_argument("--train-data", required=True, help="problems.jsonl or a file in the task's own format.")
     p.add_argument("--val-data", default=None, help="Validation problems evaluated after each iteration.")
     p.add_argument("--dataset-type", default="prontoqa",

@@ -70,7 +70,8 @@ class ModelConfig:
     lora_dropout: float = _f(0.05, "LoRA dropout.")
     lora_target_modules: list = _f(["q_proj", "k_proj", "v_proj", "o_proj"], "Module names LoRA adapts.")
     trust_remote_code: bool = _f(False, "Allow custom modelling code from the checkpoint folder. Off unless you ask.")
-    allow_pickle: bool = _f(False, "Load a checkpoint that has only pickle weights (.bin/.pt). Unpickling can run code: "
+    allow_pickle: bool = _f(False, "Load a checkpoint that has only pickle weights (.bin/.pt). Unpickling can run "
+                            "code: "
                             "off unless you trust the file (convert to safetensors instead).")
     device: str = _f("auto", "Where generation, evaluation and q-hat run the model: 'auto' (this rank's GPU when "
                      "there is one, else the CPU), 'cpu' or 'cuda'. Training places it through accelerate.",
@@ -97,7 +98,8 @@ class FormatConfig:
 class VerifyConfig:
     workers: int = _f(0, "Processes that verify traces (0: every CPU this process may use; 1: in process).", low=0)
     trace_timeout_s: float = _f(10.0, "Time budget of one trace's verification, parsing and solver calls "
-                                "included; a trace over it gets the verdict 'timeout' (invalid) and the run goes on.", above=0)
+                                "included; a trace over it gets the verdict 'timeout' (invalid) and the run goes "
+                                "on.", above=0)
 
 
 @dataclass

@@ -56,7 +56,8 @@ def init_distributed() -> bool:
 def sharded_training() -> bool:
     """Whether accelerate shards the model in training (DeepSpeed ZeRO, FSDP): the trained copy is then not a
     whole model, and generation must run on the saved policy reloaded from disk."""
-    return any(os.environ.get(v, "").lower() in ("true", "1") for v in ("ACCELERATE_USE_DEEPSPEED", "ACCELERATE_USE_FSDP"))
+    flags = ("ACCELERATE_USE_DEEPSPEED", "ACCELERATE_USE_FSDP")
+    return any(os.environ.get(v, "").lower() in ("true", "1") for v in flags)
 
 
 def device() -> torch.device:

@@ -205,7 +205,8 @@ def run_dpo(model, tokenizer, pairs: list[dict], args, cfg: Config, dataset_dir:
     if adapter_path is not None and "ref" in getattr(trained, "peft_config", {}):
         trained.delete_adapter("ref")
     metrics = _summarize_logs(trainer.state.log_history)
-    metrics.update({"steps": int(trainer.state.global_step), "pairs": len(fits), "pairs_too_long": len(pairs) - len(fits),
+    metrics.update({"steps": int(trainer.state.global_step), "pairs": len(fits),
+                    "pairs_too_long": len(pairs) - len(fits),
                     "resumed_from_step": int(resume.name.split("-")[-1]) if resume else None,
                     "train_runtime_s": float(result.metrics.get("train_runtime", math.nan))})
     trainers.save_trained(trainer, out, tokenizer, extra={"trainer_state.json": trainers.state_json(trainer.state)})
