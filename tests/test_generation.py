@@ -101,6 +101,39 @@ def test_slot_decoder_matches_transformers_generate(policy, problems, monkeypatc
         assert _texts(slots) == _texts(padded)
 
 
+@pytest.fixture(scope="module")
+def qwen2_dir(tmp_path_factory, tiny_dir):
+    """A random-init Qwen2 with grouped-query attention (4 query heads, 1 key/value head) on the tiny tokenizer."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    _, tok = load_policy(tiny_dir)
+    torch.manual_seed(0)
+    model = Qwen2ForCausalLM(Qwen2Config(
+        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=1, max_position_embeddings=1024, bos_token_id=1, eos_token_id=2, pad_token_id=0))
+    out = tmp_path_factory.mktemp("gen") / "qwen2"
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+@pytest.mark.parametrize("variant", ["qwen2-gqa", "llama-eager"])
+def test_slot_decoder_matches_generate_on_other_attention(variant, qwen2_dir, tiny_dir, problems, monkeypatch):
+    if variant == "qwen2-gqa":
+        policy = load_policy(qwen2_dir)
+    else:
+        _, tok = load_policy(tiny_dir)
+        policy = (LlamaForCausalLM.from_pretrained(tiny_dir, attn_implementation="eager").eval(), tok)
+    assert G._slots_supported(policy[0], {0: [1]}, G.decoding_config(
+        policy[0], _cfg(), do_sample=True, temperature=None, stop_ids=[2], pad_id=0))
+    for do_sample in (True, False):
+        slots = _gen(policy, problems, samples=2, do_sample=do_sample, seed=1, cfg=_cfg(max_new_tokens=25))
+        with monkeypatch.context() as m:
+            m.setattr(G, "_slots_supported", lambda *a: False)
+            padded = _gen(policy, problems, samples=2, do_sample=do_sample, seed=1, cfg=_cfg(max_new_tokens=25))
+        assert _texts(slots) == _texts(padded)
+
+
 def test_item_seed_is_stable():
     """The per-item seed is part of what a fixed seed reproduces: changing the hash changes every trace."""
     assert item_seed(0, "p-1", 0) == item_seed(0, "p-1", 0)

@@ -272,8 +272,9 @@ def generate_traces(model, tokenizer, problems: list[Problem], samples: int, gen
         for i, _ in todo:
             if i not in prompt_ids:
                 prompt_ids[i] = framing.encode(prompts[i])
-        uniforms = {key: item_uniforms(seed, problems[key[0]].id, key[1], gen_cfg.max_new_tokens)
-                    for key in todo}
+        def uniforms(key):
+            return item_uniforms(seed, problems[key[0]].id, key[1], gen_cfg.max_new_tokens)
+
         was_training = model.training
         model.eval()
         try:
@@ -290,11 +291,16 @@ def generate_traces(model, tokenizer, problems: list[Problem], samples: int, gen
 
 # ------------------------------------------------------------------------------------------ slots decoder
 
+# Architectures whose attention reads the cache through `cache.update(keys, values, layer)`, applies rotary
+# positions from position_ids and takes a 4D mask as given; any other model goes to the padded decoder.
+SLOT_MODEL_TYPES = ("llama", "mistral", "qwen2", "qwen3", "phi3", "gemma")
+
+
 def _slots_supported(model, prompt_ids: dict, gc) -> bool:
-    """The slot decoder needs attention that reads a standard KV cache and takes a 4D mask (sdpa, eager), and
-    no sliding window shorter than the longest sequence."""
+    """The slot decoder takes the architectures of SLOT_MODEL_TYPES with sdpa or eager attention, and no
+    sliding window shorter than the longest sequence."""
     cfg = getattr(model, "config", None)
-    if cfg is None or getattr(cfg, "is_encoder_decoder", False):
+    if cfg is None or getattr(cfg, "model_type", None) not in SLOT_MODEL_TYPES:
         return False
     if getattr(cfg, "_attn_implementation", None) not in ("sdpa", "eager"):
         return False
@@ -320,7 +326,7 @@ class _SlotCache:
         self.keys: list[torch.Tensor] = []
         self.values: list[torch.Tensor] = []
         self.prefill: list[tuple[torch.Tensor, torch.Tensor]] | None = None
-        self.rows = self.pos = None
+        self.flat = None
         self.n = self.width = 0
 
     # Cache-like methods the model may call.
@@ -332,9 +338,17 @@ class _SlotCache:
             self.prefill.append((key_states, value_states))
             return key_states, value_states
         k, v = self.keys[layer_idx], self.values[layer_idx]
-        k[self.rows, :, self.pos] = key_states[:, :, 0]
-        v[self.rows, :, self.pos] = value_states[:, :, 0]
+        d = k.shape[-1]  # one index_copy_ per tensor: row r, head h at position pos[r]
+        k.view(-1, d).index_copy_(0, self.flat, key_states.reshape(-1, d))
+        v.view(-1, d).index_copy_(0, self.flat, value_states.reshape(-1, d))
         return k[: self.n, :, : self.width], v[: self.n, :, : self.width]
+
+    def set_step(self, pos: torch.Tensor) -> None:
+        """Decode mode for rows 0..n-1 whose new token goes at positions `pos`."""
+        heads = self.keys[0].shape[1]
+        self.n, self.width = pos.shape[0], int(pos.max()) + 1
+        rows = torch.arange(self.n, device=pos.device).unsqueeze(1) * heads
+        self.flat = ((rows + torch.arange(heads, device=pos.device)) * self.capacity + pos.unsqueeze(1)).reshape(-1)
 
     def start_prefill(self):
         self.prefill = []
@@ -411,9 +425,9 @@ def _decode_slots(model, tokenizer, todo, prompt_ids, uniforms, gc, batch_size, 
         i, _ = key
         if last["problem"] != i:
             prefill(i)
-        u = uniforms[key]
+        u = uniforms(key)
         tok = int(choose_tokens(last["logits"], u[:1], gc, [prompt_ids[i]] if penalty else None)[0])
-        row = {"key": key, "tokens": [tok], "pos": len(prompt_ids[i]), "stop": stop.new_row(), "u": u}
+        row = {"key": key, "tokens": [tok], "pos": len(prompt_ids[i]), "stop": stop.new_row(), "u": u.tolist()}
         stopped = stop.done(row["stop"], row["tokens"])
         if stopped or gc.max_new_tokens == 1:
             finished(key, row["tokens"], stopped)
@@ -429,15 +443,13 @@ def _decode_slots(model, tokenizer, todo, prompt_ids, uniforms, gc, batch_size, 
 
     fill()
     while rows:
-        n = len(rows)
         pos = torch.tensor([r["pos"] for r in rows], device=device)
-        width = int(pos.max()) + 1
-        allowed = (torch.arange(width, device=device).unsqueeze(0) <= pos.unsqueeze(1)).unsqueeze(1)
-        cache.rows, cache.pos, cache.n, cache.width = torch.arange(n, device=device), pos, n, width
+        cache.set_step(pos)
+        allowed = (torch.arange(cache.width, device=device).unsqueeze(0) <= pos.unsqueeze(1)).unsqueeze(1)
         ids = torch.tensor([[r["tokens"][-1]] for r in rows], device=device)
         out = model(input_ids=ids, position_ids=pos.unsqueeze(1), attention_mask=_mask(allowed, model),
                     cache=cache, use_cache=True, **extra)
-        u = torch.stack([r["u"][len(r["tokens"])] for r in rows])
+        u = torch.tensor([r["u"][len(r["tokens"])] for r in rows])
         history = [prompt_ids[r["key"][0]] + r["tokens"] for r in rows] if penalty else None
         new = choose_tokens(out.logits[:, -1, :], u, gc, history).tolist()
         ended = []
@@ -512,7 +524,7 @@ def _decode_padded(model, tokenizer, todo, prompt_ids, uniforms, gc, batch_size,
                 n = len(prompt_ids[i])
                 ids[row, width - n:] = torch.tensor(prompt_ids[i])
                 mask[row, width - n:] = 1
-            u = torch.stack([uniforms[key] for key in batch]).to(device)
+            u = torch.stack([uniforms(key) for key in batch]).to(device)
             criteria = Stop(width, len(batch))
             out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), generation_config=greedy,
                                  logits_processor=LogitsProcessorList([Sampler(u, width)]),
