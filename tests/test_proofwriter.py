@@ -376,10 +376,13 @@ def test_verify_never_raises_and_honours_the_budget():
         TASK.verify(P_QUIET, gold, Budget(-1.0))
 
 
-def test_verify_is_picklable_by_name():
+def test_task_pickles():
     import pickle
 
-    assert pickle.loads(pickle.dumps(TASK)) is TASK
+    copy = pickle.loads(pickle.dumps(TASK))  # verification runs in a process pool
+    assert type(copy) is type(TASK) and copy.name == "proofwriter"
+    gold = TASK.gold_trace(P_QUIET, "natural")
+    assert copy.verify(P_QUIET, gold) == TASK.verify(P_QUIET, gold)
 
 
 # ------------------------------------------------------------------------------------------------ prompt
