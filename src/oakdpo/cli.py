@@ -52,6 +52,8 @@ def _add_model_commands(sub) -> None:
     msub = p.add_subparsers(dest="model_command", required=True)
     q = msub.add_parser("init", help="Train a tokenizer on generated problems and save a fresh tiny Llama.")
     _config_args(q, "model section sets the sizes; configs/tiny.yaml")
+    q.add_argument("--train-data", default=None, help="Problems whose prompts and gold traces the tokenizer is trained "
+                   "on (the first model.corpus_problems; default: PrOntoQA problems of our generator).")
     q.add_argument("-o", "--output", required=True, help="Output folder.")
     q.set_defaults(func=_lazy("oakdpo.tiny:cmd_init"))
     q = msub.add_parser("standin", help="Save a random-init Qwen2 or Llama checkpoint with a locally trained "

@@ -509,7 +509,8 @@ def _fit(features: dict, cfg: KnowledgeConfig, seed: int):
     n = len(y_all)
     metrics = {
         "brier": brier(p_held, y_held) if len(p_held) else None,
-        "ece": ece(p_held, y_held) if len(p_held) else None,
+        # With one class only (every held-out step valid, or none) a calibration error says nothing.
+        "ece": ece(p_held, y_held) if len(p_held) and 0 < float(np.mean(y_held)) < 1 else None,
         "auroc": auroc(p_held, y_held) if len(p_held) else None,
         "heldout_accuracy": float(np.mean((p_held >= 0.5) == (y_held > 0.5))) if len(p_held) else None,
         "n_train": int((~is_held).sum()),

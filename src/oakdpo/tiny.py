@@ -281,7 +281,12 @@ def cmd_init(args) -> int:
     from .config import load_config
 
     cfg = load_config(args.config, args.set)
-    info = init_tiny_model(cfg.model, build_corpus(corpus_problems(cfg), cfg.format.style), args.output,
-                           seed=cfg.sft.seed)
+    if args.train_data:  # the tokenizer learns the words of the task it will train on
+        from .data import read_problem_file
+
+        problems = read_problem_file(args.train_data, cfg.data.dataset)[: cfg.model.corpus_problems]
+    else:
+        problems = corpus_problems(cfg)
+    info = init_tiny_model(cfg.model, build_corpus(problems, cfg.format.style), args.output, seed=cfg.sft.seed)
     print(json.dumps(info))
     return 0
