@@ -195,7 +195,7 @@ def _finish(fig, ax, legend=True) -> str:
 
 
 def make_plots(data: dict) -> list[tuple[str, str]]:
-    """(caption, data URI) of each plot the run has data for."""
+    """(caption, data URI[, wide]) of each plot the run has data for; a wide one spans two columns."""
     plots = []
     rows = data["rows"]
     for name in sorted({r["set"] for r in rows}):
@@ -277,6 +277,7 @@ def make_plots(data: dict) -> list[tuple[str, str]]:
             total.update(c)
         top = [r for r, _ in total.most_common(7)]
         fig, ax = _figure("verifier: why sampled traces fail")
+        fig.set_size_inches(8.8, 2.5)
         xs = list(reasons)
         left = [0] * len(xs)
         for r in top:
@@ -285,9 +286,9 @@ def make_plots(data: dict) -> list[tuple[str, str]]:
             left = [a + b for a, b in zip(left, ys)]
         ax.invert_yaxis()
         ax.set_xlabel("traces", fontsize=8)
-        ax.legend(fontsize=6, loc="lower right")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
         fig.tight_layout()
-        plots.append(("Verdict reasons of the sampled traces per iteration (the most frequent)", _png(fig)))
+        plots.append(("Verdict reasons of the sampled traces per iteration (the most frequent)", _png(fig), True))
     return plots
 
 
@@ -599,7 +600,7 @@ table.metrics th,table.metrics td{border:1px solid #d5d9e0;padding:3px 8px;text-
 table.metrics th{background:#e9ecf1}table.metrics tr:nth-child(even) td{background:#fafbfc}
 .plots{display:grid;grid-template-columns:repeat(auto-fill,minmax(320px,1fr));gap:8px}
 .plots figure{margin:0;background:#fff;border:1px solid #d5d9e0;padding:4px}
-.plots img{width:100%;display:block}.plots figcaption{font-size:11px;color:#555}
+.plots figure.wide{grid-column:span 2}.plots img{width:100%;display:block}.plots figcaption{font-size:11px;color:#555}
 .card{background:#fff;border:1px solid #d5d9e0;border-radius:4px;margin:8px 0;padding:6px 8px}
 .chead{font-size:12px;margin-bottom:4px}.pid{font-weight:600}.query{font-style:italic}
 .sides{display:grid;grid-template-columns:1fr 1fr;gap:8px}.grid2{display:grid;grid-template-columns:1fr 1fr;gap:0 8px}
@@ -672,9 +673,11 @@ def build_html(data: dict, title: str | None = None, max_pairs: int = MAX_PAIRS,
     if (data["run"] / "config.yaml").is_file():
         sections.append(f'<details class="prompt"><summary>config.yaml</summary><pre>'
                         f'{esc((data["run"] / "config.yaml").read_text(encoding="utf-8", errors="replace"))}</pre></details>')
-    sections.append('<h2 id="plots">Plots</h2><div class="plots">' + "".join(
-        f'<figure><img src="{uri}" alt="{esc(cap)}"><figcaption>{esc(cap)}</figcaption></figure>'
-        for cap, uri in plots) + "</div>")
+    figures = []
+    for cap, uri, *wide in plots:
+        cls = ' class="wide"' if wide and wide[0] else ""
+        figures.append(f'<figure{cls}><img src="{uri}" alt="{esc(cap)}"><figcaption>{esc(cap)}</figcaption></figure>')
+    sections.append('<h2 id="plots">Plots</h2><div class="plots">' + "".join(figures) + "</div>")
     sections.append('<h2>Iterations</h2><p class="muted">Each step: its option, the formulas it cites (premises, or '
                     'earlier steps\' claims), its claim and the verifier\'s verdict; invalid steps are red with the '
                     'reason. Cited formulas: <b>[n]</b> a premise, <span style="color:#1a5fb4">[n]</span> a valid earlier step\'s '
