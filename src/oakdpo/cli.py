@@ -2,7 +2,8 @@
 
 The parsers of the commands that run a model (model init, sft, generate, eval, oak, quickstart) are declared
 here and their handlers imported only when they run, so `oakdpo --help` and an argument error never import torch
-or transformers. Modules whose import is cheap (data, verify, report) register their own subcommands.
+or transformers. Modules whose import is cheap (data, export, verify, html_report, report) register their own
+subcommands.
 
 Errors in user input raise `UserError`; main() prints them as one line `error: ...` and exits with code 2.
 """
@@ -15,7 +16,6 @@ import sys
 
 from .io import UserError
 
-LIGHT_MODULES = ("data", "verify", "report")  # each has add_cli(sub) and imports nothing heavy at module level
 
 
 def _lazy(target: str):
@@ -111,10 +111,12 @@ def _add_model_commands(sub) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="oakdpo", description="Train LMs to reason with solver-verified proofs.")
     sub = p.add_subparsers(dest="command", required=True)
-    for name in LIGHT_MODULES[:2]:
-        importlib.import_module(f"oakdpo.{name}").add_cli(sub)
+    data_sub = importlib.import_module("oakdpo.data").add_cli(sub)
+    importlib.import_module("oakdpo.export").add_cli(data_sub)
+    importlib.import_module("oakdpo.verify").add_cli(sub)
     _add_model_commands(sub)
-    importlib.import_module("oakdpo.report").add_cli(sub)
+    for name in ("html_report", "report"):
+        importlib.import_module(f"oakdpo.{name}").add_cli(sub)
     return p
 
 

@@ -133,8 +133,8 @@ def _cmd_gold(args) -> int:
     return 0
 
 
-def add_cli(sub) -> None:
-    """`oakdpo data generate|import|gold|export`."""
+def add_cli(sub):
+    """`oakdpo data generate|import|gold`; returns the subparsers (oakdpo.export adds `data export`)."""
     p = sub.add_parser("data", help="Generate, import and write gold traces of problems.")
     dsub = p.add_subparsers(dest="data_command", required=True)
 
@@ -175,8 +175,4 @@ def add_cli(sub) -> None:
     gd.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="Config override.")
     gd.add_argument("-o", "--output", required=True, help="traces.jsonl to write ({problem_id, sample, text}).")
     gd.set_defaults(func=_cmd_gold)
-
-    from .export import add_arguments as export_arguments
-
-    export_arguments(dsub.add_parser("export", help="Write RL prompts that carry their problems, for TRL "
-                                                    "(JSONL) or verl (parquet), to score with oakdpo.rewards."))
+    return dsub

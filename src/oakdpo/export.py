@@ -107,8 +107,14 @@ def run_export(args) -> int:
     return 0
 
 
+def add_cli(data_sub) -> None:
+    """`oakdpo data export` (cli.py hands in the `data` command's subparsers)."""
+    add_arguments(data_sub.add_parser("export", help="Write RL prompts that carry their problems, for TRL "
+                                                     "(JSONL) or verl (parquet), to score with oakdpo.rewards."))
+
+
 def add_arguments(p) -> None:
-    """The flags of `oakdpo data export` (registered by oakdpo.data.add_cli)."""
+    """The flags of `oakdpo data export`."""
     p.add_argument("--for", dest="target", required=True, choices=TARGETS,
                    help="trl: JSONL with prompt + problem columns (GRPOTrainer & co. with oakdpo.rewards); "
                         "verl: parquet with data_source, prompt, ability, reward_model, extra_info.")

@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import re
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -662,7 +661,7 @@ def build_html(data: dict, title: str | None = None, max_pairs: int = MAX_PAIRS,
                  for name, run_dir in _eval_dirs(data["run"] / "eval_sft", "")]
     data["reason_counts"] = reason_counts
     plots = make_plots(data)
-    nav = "".join([f'<a href="#metrics">metrics</a><a href="#plots">plots</a>']
+    nav = "".join(['<a href="#metrics">metrics</a><a href="#plots">plots</a>']
                   + [f'<a href="#iter-{it["iteration"]}">iteration {it["iteration"]}</a>' for it in data["iterations"]]
                   + (['<a href="#sft-traces">SFT traces</a>'] if sft_parts else []))
     sections.append(f'<h2 id="metrics">Metrics</h2><p class="muted">Strict verification of greedy traces on held-out '
@@ -701,3 +700,40 @@ def write_html_report(run_dir: str | Path, out_path: str | Path | None = None, p
     out = Path(out_path) if out_path else Path(run_dir) / "report.html"
     write_text(out, build_html(data, title, max_pairs, max_traces))
     return out
+
+
+def run_report(args) -> int:
+    """`oakdpo report RUN_DIR [--html]`: report.md + report.png from the run's files; with --html report.html."""
+    from .report import write_report
+
+    problems = []
+    for f in args.problems or []:
+        from .data import read_problem_file
+
+        problems += read_problem_file(f, args.dataset)
+    if args.html:
+        out = write_html_report(args.run_dir, args.output, problems=problems, max_pairs=args.pairs,
+                                max_traces=args.traces)
+        print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB)")
+    else:
+        data = load_run(args.run_dir, problems)
+        write_report(data["rows"], args.run_dir)
+        print(f"wrote {Path(args.run_dir) / 'report.md'} and report.png ({len(data['rows'])} rows)")
+    return 0
+
+
+def add_cli(sub) -> None:
+    """`oakdpo report RUN_DIR [--html]`."""
+    r = sub.add_parser("report", help="Write a run's report from its files: report.md + report.png, or with "
+                                      "--html one self-contained report.html to browse.")
+    r.add_argument("run_dir", help="Run directory (OUT of oakdpo quickstart / oakdpo oak).")
+    r.add_argument("--html", action="store_true", help="Write RUN_DIR/report.html: metrics, plots of every stage, "
+                   "and per iteration a sample of pairs and traces with every step's verdict.")
+    r.add_argument("-o", "--output", default=None, help="--html: the page to write (default RUN_DIR/report.html).")
+    r.add_argument("--problems", action="append", default=[], metavar="FILE",
+                   help="Problem files that resolve the cited premises (the run's data/*.jsonl are read anyway); "
+                        "repeatable.")
+    r.add_argument("--dataset", default=None, help="Task that reads a --problems file in its own format.")
+    r.add_argument("--pairs", type=int, default=MAX_PAIRS, help="Pairs shown per iteration.")
+    r.add_argument("--traces", type=int, default=MAX_TRACES, help="Traces shown per iteration and source.")
+    r.set_defaults(func=run_report)

@@ -93,46 +93,26 @@ def inspect_pairs(path: str | Path, n: int = 3, width: int = 100) -> str:
     return "\n".join(out)
 
 
-def run_report(args) -> int:
-    """`oakdpo report RUN_DIR [--html]`: report.md + report.png from the run's files; with --html report.html."""
-    from .html_report import load_run, write_html_report
-
-    problems = []
-    for f in args.problems or []:
-        from .data import read_problem_file
-
-        problems += read_problem_file(f, args.dataset)
-    if args.html:
-        out = write_html_report(args.run_dir, args.output, problems=problems, max_pairs=args.pairs,
-                                max_traces=args.traces)
-        print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB)")
-    else:
-        data = load_run(args.run_dir, problems)
-        write_report(data["rows"], args.run_dir)
-        print(f"wrote {Path(args.run_dir) / 'report.md'} and report.png ({len(data['rows'])} rows)")
-    return 0
-
-
 def add_cli(sub) -> None:
-    from .html_report import MAX_PAIRS, MAX_TRACES
-
-    r = sub.add_parser("report", help="Write a run's report from its files: report.md + report.png, or with "
-                                      "--html one self-contained report.html to browse.")
-    r.add_argument("run_dir", help="Run directory (OUT of oakdpo quickstart / oakdpo oak).")
-    r.add_argument("--html", action="store_true", help="Write RUN_DIR/report.html: metrics, plots of every stage, "
-                   "and per iteration a sample of pairs and traces with every step's verdict.")
-    r.add_argument("-o", "--output", default=None, help="--html: the page to write (default RUN_DIR/report.html).")
-    r.add_argument("--problems", action="append", default=[], metavar="FILE",
-                   help="Problem files that resolve the cited premises (the run's data/*.jsonl are read anyway); "
-                        "repeatable.")
-    r.add_argument("--dataset", default=None, help="Task that reads a --problems file in its own format.")
-    r.add_argument("--pairs", type=int, default=MAX_PAIRS, help="Pairs shown per iteration.")
-    r.add_argument("--traces", type=int, default=MAX_TRACES, help="Traces shown per iteration and source.")
-    r.set_defaults(func=run_report)
-
     p = sub.add_parser("inspect", help="Look at run artifacts.")
     isub = p.add_subparsers(dest="what", required=True)
     q = isub.add_parser("pairs", help="Print a few preference pairs readably.")
     q.add_argument("path", help="OUT/iter_{k}/pairs.jsonl")
     q.add_argument("-n", type=int, default=3, help="How many pairs to print.")
     q.set_defaults(func=lambda a: print(inspect_pairs(a.path, a.n)))
+    q = isub.add_parser("prompt", help="Print exactly what the model sees for one problem: the framed prompt, its "
+                                       "token count and how the completion ends.")
+    q.add_argument("--problems", required=True, help="problems.jsonl (or a task's own file).")
+    q.add_argument("--model", default=None, help="Checkpoint or adapter folder whose tokenizer frames the prompt "
+                   "(its chat template, if any); without it, plain text.")
+    q.add_argument("--config", default=None, help="YAML config (format section).")
+    q.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="Config override.")
+    q.add_argument("--index", type=int, default=0, help="Which problem (0-based).")
+    q.set_defaults(func=_inspect_prompt)
+
+
+def _inspect_prompt(args) -> int:
+    from .prompting import inspect_prompt
+
+    print(inspect_prompt(args.problems, args.model, args.config, args.index, args.set))
+    return 0
