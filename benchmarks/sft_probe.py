@@ -8,7 +8,9 @@ the backward proof (formats.gold_trace):
     Action: <Option type="HYPOTHETICAL_SYLLOGISM" args="[args]" />
 
 `key` is the word the step looks up (the query's property, then the current rule's subject), `tag` the lookup
-itself (the premise whose last word is the key) and `premise` the premise's text after its tag. The first
+itself (the premise whose last word is the key), `premise` the premise's text after its tag, `new_tag` the
+number of the formula the step derives (`new_tag_first`: the first step's, the prompt's "Next:" number; then
+each the successor of the one before). The first
 cited premise of a trace is reported apart (`*_first`): two rules end in the query's property (the proof's and a
 distractor) and the trace tries the one listed first; when that is the distractor, its subject is looked up and
 found missing (`missing_key`, then `missing`: the "?"), and the next cite is the proof's rule (`*_retry`, its
@@ -16,7 +18,7 @@ tag in the second form, "{10}"). Every later key
 occurs once as a last word in the premises. `query` is the last step's restatement of the query, copied by its tag
 ("So [Q] Max is not wooden: true."), and `answer` its true/false: the derived fact compared with the query.
 
-    python benchmarks/sft_probe.py --model runs/demo/sft [--problems N] [--hops 3-5]
+    python benchmarks/sft_probe.py --model runs/demo/sft [--problems N] [--hops 3-5] [--premises 8-30]
     python benchmarks/sft_probe.py --model runs/demo/sft --prontoqa ../shared/data/prontoqa/5hop_0shot_random.json
 """
 
@@ -43,13 +45,17 @@ from oakdpo.model import load_policy  # noqa: E402
 
 CITE = re.compile(r"(?<=[: ])(?P<key>[a-z]+)(?P<tag>\[\d+\]|\{\d+\}) (?P<premise>[^\[\n]*?\.)")
 CLAIM = re.compile(r"So (?P<new_tag>\[\d+\]) (?P<claim>[^\n]*?\.)\n")
-ARGS = re.compile(r'type="(?!CONCLUDE)[A-Z_]+" args="\[(?P<args>[\d, ]+)\]"')
-MISSING = re.compile(r"\. (?P<missing_key>[a-z]+)(?P<missing>\?)")
+ARGS = re.compile(r'type="(?!CONCLUDE)[A-Z_]+" args="\[(?P<arg_cite>\d+), (?P<arg_rule>\d+)\]"')
+MISSING = re.compile(r"(?<=[\]}] )(?P<missing_key>[a-z]+)(?P<missing>\?)")
+RULE_TAG = re.compile(r"(?:Thought: |\. )(?P<rule_tag>\[\d+\]|\{\d+\}) (?=[a-z]+[\[{?])")
 ANSWER = re.compile(r"So " + re.escape(QUERY_TAG) + r" (?P<query>[^:\n]*): (?P<answer>true|false)\.")
 
 
 def _cite_suffix(pattern, k: int, completion: str, start: int) -> str:
-    """'_first' for a trace's first cite, '_retry' for the cite right after a dead end ("yumpus? "), else ''."""
+    """'_first' for a trace's first cite and first derived formula ("So [25]": the copy of the prompt's "Next:"
+    tag), '_retry' for the cite right after a dead end ("yumpus? "), else ''."""
+    if pattern is CLAIM or pattern is ARGS or pattern is RULE_TAG:
+        return "_first" if k == 0 else ""
     if pattern is not CITE:
         return ""
     return "_first" if k == 0 else "_retry" if completion[:start].endswith("? ") else ""
@@ -58,7 +64,7 @@ def _cite_suffix(pattern, k: int, completion: str, start: int) -> str:
 def roles_of(tok, prompt: str, completion: str) -> tuple[list[int], list[str | None]]:
     """Token ids of prompt + completion and, per token, its role (None for prompt tokens)."""
     char_role: dict[int, str] = {}
-    for pattern in (CITE, CLAIM, ARGS, MISSING, ANSWER):
+    for pattern in (CITE, CLAIM, ARGS, MISSING, ANSWER, RULE_TAG):
         for k, m in enumerate(pattern.finditer(completion)):
             for name in pattern.groupindex:
                 a, b = m.span(name)
@@ -101,18 +107,21 @@ def main() -> None:
     ap.add_argument("--model", required=True, help="Trained policy folder (e.g. runs/demo/sft).")
     ap.add_argument("--problems", type=int, default=60, help="Generated problems to probe (seed 77).")
     ap.add_argument("--hops", default="3-5")
+    ap.add_argument("--premises", default="8-30", help="Premise counts of the generated problems (N or N1-N2).")
+    ap.add_argument("--context-order", default="mix", help="random, proof, preorder or mix.")
     ap.add_argument("--prontoqa", default=None, help="Probe an original PrOntoQA json file instead.")
     args = ap.parse_args()
     torch.set_num_threads(2)
     try:
         model, tok = load_policy(args.model)
-        problems = load_prontoqa_json(args.prontoqa)[: args.problems] if args.prontoqa else None
+        if args.prontoqa:
+            problems = load_prontoqa_json(args.prontoqa)[: args.problems]
+        else:
+            problems = generate_problems(args.problems, args.hops, seed=77, premises=args.premises,
+                                         context_order=args.context_order)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
-    if problems is None:
-        lo, _, hi = args.hops.partition("-")
-        problems = generate_problems(args.problems, (int(lo), int(hi or lo)), seed=77)
     premises = sum(len(p.premises) for p in problems) / len(problems)
     print(f"{len(problems)} problems, {premises:.1f} premises on average (chance: tag_first 0.5, "
           f"tag ~{1 / premises:.3f} without the lookup)")

@@ -76,15 +76,17 @@ def test_tokenizer_round_trips_exactly(tiny_dir, problems):
 
 def test_tokenizer_pieces_make_each_lookup_one_token(tiny_dir):
     tok = AutoTokenizer.from_pretrained(tiny_dir)
-    prompt = build_prompt(Problem(id="t", premises=["Numpuses are not wooden.", "Max is a numpus.",
-                                                    "Every yumpus is numpuses."],
-                                  query="True or false: Max is not wooden.", label="TRUE"))
+    premises = ["Numpuses are not wooden.", "Max is a numpus.", "Every yumpus is numpuses."]
+    prompt = build_prompt(Problem(id="t", premises=premises, query="True or false: Max is not wooden.", label="TRUE"))
     pieces = [w.replace("Ġ", " ").replace("Ċ", "\n")
               for w, _ in tok.backend_tokenizer.pre_tokenizer.pre_tokenize_str(prompt)]
-    assert pieces == ["Query", ":", " True", " or", " false", ":", " Max is not", "[Q]", " wooden.", "\n", "Premises", ":",
+    assert pieces == ["Query", ":", " Max is not", "[Q]", " wooden.", "\n", "Premises", ":",
                       "\n", "[0]", " Numpuses are not", "[0]", " wooden", ".", "\n", "[1]", " Max is a", "[1]",
-                      " numpus", ".", "\n", "[2]", " Every yumpus is", "{2}", " numpus", "es", ".", "\n", "Proof",
-                      ":", "\n"]
+                      " numpus", ".", "\n", "[2]", " Every yumpus is", "{2}", " numpus", "es", ".", "\n", "Next", ":",
+                      " ", "[3]", "\n", "Proof", ":", "\n"]
+    # the query is its statement whatever the phrasing: Logic-LM's phrasing gives the same prompt
+    assert build_prompt(Problem(id="t", premises=premises, label="TRUE",
+                                query="Is the following statement true or false? Max is not wooden.")) == prompt
     assert tok.decode(tok(prompt)["input_ids"], skip_special_tokens=True) == prompt
     assert tok.tokenize(' <Option type="MODUS_PONENS" args="[') == ['Ġ<OptionĠtype="', "MODUS_PONENS", '"Ġargs="[']
     assert tok.tokenize(']" />') == [']"Ġ/>']
@@ -144,7 +146,7 @@ def test_second_form_and_subject_directions(problems):
     assert torch.equal(subj[ids[" numpus"]], plain[ids[" numpus"]])  # the bare concept (a lookup key) is untouched
     others = [i for i, t in text.items() if re.match(r"^ ?(Each|Every) [a-z]+ is", t) and "numpus" not in t]
     assert (subj[same] @ c).min() > 2 * (subj[others] @ c).abs().max()
-    assert (plain[same] @ c).abs().max() < (subj[same] @ c).min() / 3
+    assert (plain[same] @ c).abs().mean() < (subj[same] @ c).mean() / 3  # random overlaps are ~N(0, 127)
 
     assert (subject_group(" Each sterpus is an"), subject_group(" Max is not"), subject_group(" sterpus")) == (
         "sterpus", "max", None)
@@ -260,3 +262,14 @@ def test_choice_keys_are_checked_when_the_config_loads(tmp_path):
     bad.write_text("sft:\n  curriculum_distractor: last\n")
     with pytest.raises(UserError, match=r"bad.yaml: sft.curriculum_distractor: expected one of random, keep, first"):
         load_config(bad)
+
+
+def test_every_formula_tag_of_the_default_mixture_is_one_token():
+    # premises [0]..[29], the "Next:" number and the derived formulas up to [34] (30 premises, 5 hops), and the
+    # second-form tags: one token each, or the lookups cannot copy them (configs/tiny.yaml's corpus size)
+    from oakdpo.tiny import corpus_problems
+
+    cfg = load_config(ROOT / "configs" / "tiny.yaml")
+    tok = train_tokenizer(build_corpus(corpus_problems(cfg)), cfg.model.vocab_size)
+    assert [k for k in range(35) if tok.tokenize(f"[{k}]") != [f"[{k}]"]] == []
+    assert [k for k in range(1, 30) if len(tok.tokenize(f"{{{k}}}")) != 1] == []

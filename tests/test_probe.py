@@ -19,6 +19,20 @@ def _probe_module():
     return mod
 
 
+def _runs(tok, ids, roles, role: str) -> list[str]:
+    """The text of each run of consecutive tokens whose role is `role` or `role`_first."""
+    out, prev = [], None
+    for i, r in zip(ids, roles):
+        hit = r in (role, role + "_first")
+        if hit:
+            if prev:
+                out[-1] += tok.decode([i])
+            else:
+                out.append(tok.decode([i]))
+        prev = hit
+    return [x.strip() for x in out]
+
+
 def test_tag_roles_are_the_cited_premises(tiny_model_dir, small_problems):
     probe = _probe_module()
     _, tok = load_policy(tiny_model_dir)
@@ -27,7 +41,7 @@ def test_tag_roles_are_the_cited_premises(tiny_model_dir, small_problems):
         completion = gold_trace(p)
         ids, roles = probe.roles_of(tok, build_prompt(p), completion)
         steps = [s for s in parse_trace(completion).steps if not s.is_conclude]
-        tried = [int(x) for x in re.findall(r"\[(\d+)\] [^.]*\. [a-z]+\?", completion)]  # dead ends
+        tried = [int(x) for x in re.findall(r"\[(\d+)\] [^.]*\. [\[{]\d+[\]}] [a-z]+\?", completion)]  # dead ends
         cited = sorted([a for s in steps for a in s.args if a < len(p.premises)] + tried)
         tags = "".join(tok.decode([i]) for i, r in zip(ids, roles) if r in ("tag", "tag_first", "tag_retry"))
         assert sorted(int(x) for x in re.findall(r"[\[{](\d+)[\]}]", tags)) == cited  # "{k}": formats.inner_tag
@@ -43,8 +57,16 @@ def test_tag_roles_are_the_cited_premises(tiny_model_dir, small_problems):
         after = [int(x) for x in re.findall(r"[a-z]+\? [a-z]+[\[{](\d+)[\]}]", completion)]
         assert [int(x) for x in re.findall(r"\d+", "".join(retry))] == after and len(after) == len(tried)
         dead_ends += len(tried)
-        news = [tok.decode([i]) for i, r in zip(ids, roles) if r == "new_tag"]
+        # each step restates the tag of the rule it extends before the key (a dead end's rule too), and that
+        # rule is the step's second argument; the first argument is the premise it cites
+        rule_tags = [tok.decode([i]) for i, r in zip(ids, roles) if r in ("rule_tag_first", "rule_tag")]
+        assert [int(x) for x in re.findall(r"\d+", "".join(rule_tags))] == tried + [s.args[1] for s in steps]
+        assert [int(x) for x in _runs(tok, ids, roles, "arg_rule")] == [s.args[1] for s in steps]
+        assert [int(x) for x in _runs(tok, ids, roles, "arg_cite")] == [s.args[0] for s in steps]
+        news = [tok.decode([i]) for i, r in zip(ids, roles) if r in ("new_tag_first", "new_tag")]
         assert "".join(news) == "".join(f"[{len(p.premises) + k}]" for k in range(len(steps)))
+        first_new = [tok.decode([i]) for i, r in zip(ids, roles) if r == "new_tag_first"]
+        assert "".join(first_new) == f"[{len(p.premises)}]"  # the prompt's "Next:" number
         assert all(r is None for r in roles[: len(tok(build_prompt(p))["input_ids"]) - 1])
         answer = "".join(tok.decode([i]) for i, r in zip(ids, roles) if r == "answer")
         assert answer.strip() == ("true" if p.label == "TRUE" else "false")

@@ -56,9 +56,9 @@ def test_gold_trace_exact():
 def test_gold_trace_backward_exact():
     text = gold_trace(PROBLEM)
     assert text == """\
-Thought: wooden[2] Brimpuses are wooden. brimpus[0] Every vumpus is a brimpus. So [5] Every vumpus is wooden.
+Thought: wooden[2] Brimpuses are wooden. [2] brimpus[0] Every vumpus is a brimpus. So [5] Every vumpus is wooden.
 Action: <Option type="HYPOTHETICAL_SYLLOGISM" args="[0, 2]" />
-Thought: vumpus[1] Max is a vumpus. So [6] Max is wooden.
+Thought: [5] vumpus[1] Max is a vumpus. So [6] Max is wooden.
 Action: <Option type="MODUS_PONENS" args="[1, 5]" />
 Thought: [6] Max is wooden. So [Q] Max is not wooden: false.
 Action: <Option type="CONCLUDE" args="[1]" />
@@ -79,7 +79,7 @@ def test_gold_trace_one_hop_backward():
                                                                                "Every wumpus is a yumpus.",
                                                                                "Max is a yumpus."])
     assert gold_trace(p).splitlines()[0] == (
-        "Thought: yumpus[0] Every wumpus is a yumpus. wumpus[1] Max is a wumpus. So [2] Max is a yumpus.")
+        "Thought: yumpus[0] Every wumpus is a yumpus. [0] wumpus[1] Max is a wumpus. So [2] Max is a yumpus.")
     assert verify_trace(p, gold_trace(p))["trace_valid"]
 
 
@@ -96,8 +96,8 @@ def test_dead_end_retry_cites_the_second_tag_form():
     assert build_prompt(p).splitlines()[2:6] == ["[0] Every gorpus is not[0] wooden.", "[1] Every wumpus is a[1] yumpus.",
                                                  "[2] Yumpuses are{2} wooden.", "[3] Max is a[3] wumpus."]
     text = gold_trace(p)
-    assert text.splitlines()[0] == ("Thought: wooden[0] Every gorpus is not wooden. gorpus? wooden{2} Yumpuses are "
-                                    "wooden. yumpus[1] Every wumpus is a yumpus. So [4] Every wumpus is wooden.")
+    assert text.splitlines()[0] == ("Thought: wooden[0] Every gorpus is not wooden. [0] gorpus? wooden{2} Yumpuses are "
+                                    "wooden. {2} yumpus[1] Every wumpus is a yumpus. So [4] Every wumpus is wooden.")
     assert verify_trace(p, text)["trace_valid"]
     assert extract_claim("wooden{2} Yumpuses are wooden. So {4} Every wumpus is wooden.") == "Every wumpus is wooden."
 

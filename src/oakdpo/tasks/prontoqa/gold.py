@@ -162,6 +162,9 @@ def _backward(problem: Problem, steps, texts: dict, formulas: dict, goal):
     def cite(i: int) -> str:
         return f"{_key(texts[i])}{inner_tag(i, repeat[i])} {texts[i]}"
 
+    def tag(i: int) -> str:  # a cited rule's tag as the trace wrote it, or a derived formula's
+        return inner_tag(i, repeat[i]) if i < P else f"[{i}]"
+
     # Two rules end in the query's property: the proof's and a distractor whose subject no premise leads to.
     # A lookup cannot tell them apart, so the proof tries them in prompt order: a distractor listed first is
     # cited, its subject looked up and found missing ("yumpus?"), and the lookup goes on to the next rule.
@@ -173,7 +176,7 @@ def _backward(problem: Problem, steps, texts: dict, formulas: dict, goal):
             subject = describe(f.ante, f.ante_op)
             if subject in ends:
                 break  # not a dead end: do not teach a lookup that fails when it would succeed
-            tried += f"{cite(i)} {subject}? "
+            tried += f"{cite(i)} {tag(i)} {subject}? "
     out = []
     composed, prev, first = formulas[rules[-1]], rules[-1], tried + cite(rules[-1]) + " "
     for r in reversed(rules[:-1]):
@@ -181,7 +184,7 @@ def _backward(problem: Problem, steps, texts: dict, formulas: dict, goal):
         composed = Rule(ante.ante, ante.ante_op, composed.cons, composed.cons_op)
         n = P + len(out)
         texts[n] = render(composed)
-        out.append((f"{first}{cite(r)} So [{n}] {texts[n]}", "HYPOTHETICAL_SYLLOGISM", [r, prev]))
+        out.append((f"{first}{tag(prev)} {cite(r)} So [{n}] {texts[n]}", "HYPOTHETICAL_SYLLOGISM", [r, prev]))
         prev, first = n, ""
     fact = formulas[fact0]
     n = P + len(out)
@@ -189,7 +192,7 @@ def _backward(problem: Problem, steps, texts: dict, formulas: dict, goal):
     if claim != goal:
         return None
     texts[n] = render(claim)
-    out.append((f"{first}{cite(fact0)} So [{n}] {texts[n]}", "MODUS_PONENS", [fact0, prev]))
+    out.append((f"{first}{tag(prev)} {cite(fact0)} So [{n}] {texts[n]}", "MODUS_PONENS", [fact0, prev]))
     return out
 
 

@@ -7,7 +7,7 @@ grammar) as the system part, and the premises exactly as written, each numbered 
 
 from __future__ import annotations
 
-from ...trace import QUERY_TAG, Problem
+from ...trace import QUERY_TAG, Problem, query_statement
 from .generator import singular
 
 # The option types the PrOntoQA verifier gives a meaning (logic.RULES), one line each for the instruction.
@@ -55,25 +55,30 @@ def prompt(problem: Problem, style: str) -> tuple[str | None, str]:
 def build_lookup_prompt(problem: Problem) -> str:
     """The lookup-style prompt (configs/tiny.yaml); the trace follows it directly.
 
-        Query: True or false: Max is not[Q] wooden.
+        Query: Max is not[Q] wooden.
         Premises:
         [0] Numpuses are not[0] wooden.
         [1] Max is a[1] numpus.
+        Next: [2]
         Proof:
 
     Each premise line carries its tag twice: in front, and again just before the sentence's last word. The
     second copy is for small models: the backward proof (gold_trace) looks a premise up by its last word, and
     with the tag right before that word one attention lookup ("what precedes this word?") finds the tag, and a
-    second ("what follows this tag?") the sentence. The query comes first so the lookups never land on it. It
-    carries the tag [Q] the same way, so the last step can restate it by one lookup ("So [Q] Max is not wooden:
-    true.") and the answer is decided two tokens after the restated query's polarity (see gold_trace).
-    When an earlier premise ends in the same word, the second copy is written "{i}" instead (inner_tag), so
-    the two rules that end in the query's property are told apart by their tags' form.
+    second ("what follows this tag?") the sentence. The query comes first so the lookups never land on it; it
+    is the statement alone, whatever the source's phrasing ("True or false: ...", "Is the following statement
+    true or false? ..."). It carries the tag [Q] the same way, so the last step can restate it by one lookup
+    ("So [Q] Max is not wooden: true.") and the answer is decided two tokens after the restated query's
+    polarity (see gold_trace). When an earlier premise ends in the same word, the second copy is written "{i}"
+    instead (inner_tag), so the two rules that end in the query's property are told apart by their tags' form.
+    "Next:" names the number of the first derived formula (the premise count), so the first step's new tag is a
+    copy of one prompt token whatever the premise count, and each later one the successor of the one before.
     """
-    lines = [f"Query: {_tag_last_word(problem.query, QUERY_TAG)}", "Premises:"]
+    statement = query_statement(problem.query)
+    lines = [f"Query: {_tag_last_word(statement, QUERY_TAG)}", "Premises:"]
     lines += [f"[{i}] {_tag_last_word(p, inner_tag(i, repeat))}"
               for i, (p, repeat) in enumerate(zip(problem.premises, repeated_keys(problem.premises)))]
-    lines.append("Proof:")
+    lines += [f"Next: [{len(problem.premises)}]", "Proof:"]
     return "\n".join(lines) + "\n"
 
 
