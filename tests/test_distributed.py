@@ -106,3 +106,27 @@ def test_an_exception_on_one_rank_ends_the_job(tmp_path, tiny_model_dir, small_p
     assert proc.returncode != 0, text[-2000:]
     assert fault_at is not None and time.monotonic() - fault_at < 60, text[-2000:]
     assert f"[rank 1] RuntimeError: injected fault at {stage} on rank 1" in text
+
+
+def test_generate_and_eval_under_torchrun_match_one_process(tmp_path, tiny_model_dir, small_problems):
+    # `oakdpo generate` / `oakdpo eval` under torchrun: each rank takes a shard, rank 0 writes every trace; the
+    # same seed gives the same traces as one process (per-item sampling streams)
+    from oakdpo.data import write_problems
+
+    write_problems(tmp_path / "p.jsonl", small_problems[:5])
+    sets = ["--set", "format.style=lookup", "--set", "generation.max_new_tokens=30", "--set", "eval.max_new_tokens=30"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
+    outs = {}
+    for name, launch in (("one", [sys.executable]), ("two", [sys.executable, "-m", "torch.distributed.run",
+                                                             "--nproc_per_node=2", f"--master_port={_free_port()}"])):
+        gen = launch + ["-m", "oakdpo.cli", "generate", "--model", str(tiny_model_dir), "--problems",
+                        str(tmp_path / "p.jsonl"), "--samples", "2", "-o", str(tmp_path / f"{name}.jsonl")] + sets
+        ev = launch + ["-m", "oakdpo.cli", "eval", "--model", str(tiny_model_dir), "--problems",
+                       str(tmp_path / "p.jsonl"), "-o", str(tmp_path / f"eval_{name}")] + sets
+        for cmd in (gen, ev):
+            proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+            assert proc.returncode == 0, proc.stderr[-3000:]
+        outs[name] = ((tmp_path / f"{name}.jsonl").read_text(),
+                      (tmp_path / f"eval_{name}" / "traces.jsonl").read_text())
+    assert len(outs["one"][0].splitlines()) == 10 and len(outs["one"][1].splitlines()) == 5
+    assert outs["two"] == outs["one"]

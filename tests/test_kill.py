@@ -1,9 +1,10 @@
-"""Kill tests (slow): `oakdpo quickstart` SIGKILLed at 10 points, each rerun resuming, then a truncated DONE.json
+"""Kill tests (slow): `oakdpo quickstart` SIGKILLed at 11 points, each rerun resuming, then a truncated DONE.json
 marker: the final files equal an uninterrupted run's, no temp file is left and every stage's metrics are there.
 
 The kills are injected with OAKDPO_FAULT="kill:<point>@0" (oakdpo.dist.fault_point): inside SFT and DPO right
 after their first checkpoint (the rerun must resume from it, inside the stage), between the trainer's save and
-our DONE.json marker, between a stage's metrics and its output, after a stage's output, and during evaluation."""
+our DONE.json marker, inside generation (some traces in its partial file: the rerun continues from them),
+between a stage's metrics and its output, after a stage's output, and during evaluation."""
 
 from __future__ import annotations
 
@@ -18,8 +19,9 @@ import pytest
 from test_quickstart import SMALL
 
 ROOT = Path(__file__).resolve().parents[1]
-OVERRIDES = SMALL + ["sft.save_steps=1", "dpo.save_steps=1", "dpo.batch_size=2", "verify.workers=1"]
-KILLS = ["sft/checkpoint", "sft/saved", "iter_0/generate/metrics", "iter_0/verify", "iter_0/pairs/metrics",
+OVERRIDES = SMALL + ["sft.save_steps=1", "dpo.save_steps=1", "dpo.batch_size=2", "verify.workers=1",
+                     "generation.batch_size=2"]
+KILLS = ["sft/checkpoint", "sft/saved", "generate/partial", "iter_0/generate/metrics", "iter_0/verify", "iter_0/pairs/metrics",
          "iter_0/knowledge", "dpo/checkpoint", "dpo/saved", "iter_1/generate", "iter_1/eval_val"]
 
 
@@ -72,6 +74,8 @@ def test_killed_runs_resume_to_the_same_files(tmp_path):
         assert proc.returncode == -9, (point, log[-1500:])
         if previous in ("sft/checkpoint", "dpo/checkpoint"):  # resumed inside the stage, from its checkpoint
             assert f"{previous.split('/')[0]}: resuming from" in log, log[-1500:]
+        if previous == "generate/partial":  # resumed inside generation, from its partial file
+            assert "resuming generation:" in log, log[-1500:]
         previous = point
     # A truncated marker is not trusted: that DPO iteration is trained again.
     marker = out / "dpo" / "iter_1" / "DONE.json"

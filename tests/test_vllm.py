@@ -167,3 +167,25 @@ def test_errors_without_vllm_or_gpu(monkeypatch, tiny_model_dir):
     monkeypatch.setitem(sys.modules, "vllm", None)
     with pytest.raises(UserError, match="vllm is not installed"):
         vllm_backend.generate(model, [("p", 1)], SAMPLING, GenerationConfig())
+
+
+def test_generate_traces_through_the_vllm_backend(fake_vllm, tiny_model_dir):
+    # generation.backend=vllm: one request per (problem, sample), seeded with the item's seed as the HF path
+    # draws it, stopping on the Final Answer line; records as the HF path writes them
+    from oakdpo.generation import item_seed
+    from oakdpo.generation import generate_traces
+    from oakdpo.model import load_policy
+    from oakdpo.tasks.prontoqa.generator import generate_problems
+
+    faked, torch.cuda.is_available = torch.cuda.is_available, REAL_CUDA
+    try:
+        model, tok = load_policy(tiny_model_dir)
+    finally:
+        torch.cuda.is_available = faked
+    problems = generate_problems(3, 2, seed=4)
+    traces = generate_traces(model, tok, problems, 2, GenerationConfig(backend="vllm", seed=9), progress=False)
+    assert [(t["problem_id"], t["sample"], t["text"], t["num_tokens"], t["truncated"]) for t in traces] == [
+        (p.id, s, "Thought: t.\nFinal Answer: TRUE", 3, False) for p in problems for s in range(2)]
+    gen = [e for e in EVENTS if e[0] == "generate"]
+    assert gen == [("generate", 6, None, [item_seed(9, p.id, s) for p in problems for s in range(2)])]
+    assert EVENTS[-1] == ("sleep", 1)

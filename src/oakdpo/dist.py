@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
 from datetime import timedelta
 
 import torch
@@ -129,6 +130,21 @@ def fail_fast(exc: BaseException) -> None:
     sys.stderr.flush()
     sys.stdout.flush()
     os._exit(2 if isinstance(exc, UserError) else 1)
+
+
+@contextmanager
+def job():
+    """A command's distributed lifetime (generate, eval): initialise when WORLD_SIZE>1, end at once on an
+    exception on any rank (fail_fast), and wait for every rank before tearing the group down."""
+    distributed = init_distributed()
+    try:
+        yield distributed
+    except BaseException as e:
+        if distributed:
+            fail_fast(e)
+        raise
+    barrier()
+    cleanup()
 
 
 def cleanup() -> None:

@@ -83,7 +83,7 @@ def evaluate(model, tokenizer, problems: list[Problem], cfg: Config, out_dir: st
     t0 = time.time()
     local = dist.shard(problems)
     traces = generate_traces(model, tokenizer, local, 1, _eval_generation(cfg), fmt=cfg.format,
-                             do_sample=eval_cfg.do_sample, seed=eval_cfg.seed + dist.rank(),
+                             do_sample=eval_cfg.do_sample, seed=eval_cfg.seed,
                              progress=progress) if local else []
     traces = dist.gather_lists(traces)
     metrics = None
@@ -162,8 +162,13 @@ def cmd_eval(args) -> int:
     problems = read_problem_file(args.problems, cfg.data.dataset)
     if args.limit:
         problems = problems[: args.limit]
-    model, tokenizer = load_policy(args.model, cfg.model)
-    metrics = evaluate(model, tokenizer, problems, cfg, args.output)
+    from . import dist
+
+    with dist.job():  # under torchrun: each rank generates a shard, rank 0 verifies and writes (evaluate)
+        model, tokenizer = load_policy(args.model, cfg.model)
+        metrics = evaluate(model, tokenizer, problems, cfg, args.output)
+    if not dist.is_main():
+        return 0
     headline = {k: metrics[k] for k in ("traces", *METRIC_KEYS)}
     if cfg.eval.rerank:
         rr = evaluate_rerank(model, tokenizer, problems, cfg, args.qhat, args.output,

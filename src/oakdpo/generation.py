@@ -43,6 +43,7 @@ from pathlib import Path
 import torch
 
 from .config import FormatConfig, GenerationConfig
+from .dist import fault_point
 from .io import UserError
 from .prompting import Framing
 from .trace import LABELS, Problem, trace_record
@@ -267,6 +268,7 @@ def generate_traces(model, tokenizer, problems: list[Problem], samples: int, gen
                 if len(pending) >= gen_cfg.batch_size:
                     partial.append(pending)
                     pending.clear()
+                    fault_point("generate/partial")  # the kill tests: some traces appended, not all
 
         prompt_ids = {}
         for i, _ in todo:
@@ -615,55 +617,28 @@ def partial_files(path: str | os.PathLike) -> list[Path]:
 
 # ------------------------------------------------------------------------------------------ vLLM backend
 
-_VLLM_ENGINES: dict = {}
-_VLLM_LORA_IDS: dict = {}
-
-
 def _generate_vllm(model, problems, prompts, todo, gen_cfg, gc, seed, progress) -> dict:
-    """vLLM backend: the engine loads the checkpoint folder the policy came from (a LoRA adapter is applied as a
-    LoRARequest); one request per item, seeded with the item's seed. Imported lazily; needs vLLM and a CUDA GPU."""
-    try:
-        import vllm
-        from vllm.lora.request import LoRARequest
-    except ImportError:
-        raise UserError("generation.backend=vllm: vllm is not installed; install it or set generation.backend=hf") \
-            from None
-    if not torch.cuda.is_available():
-        raise UserError("generation.backend=vllm needs a CUDA GPU; set generation.backend=hf on CPU")
-    path = getattr(model, "oakdpo_path", None) or getattr(model, "name_or_path", None)
-    adapter = getattr(model, "oakdpo_adapter", None)
-    base = getattr(model, "oakdpo_base", None) or path
-    if not path or not os.path.isdir(str(base)):
-        raise UserError("generation.backend=vllm: the policy must be loaded from a local folder (load_policy)")
-    key = (str(base), adapter is not None)
-    if key not in _VLLM_ENGINES:
-        tok_path = path if os.path.isfile(os.path.join(str(path), "tokenizer_config.json")) else base
-        lora_kwargs = dict(enable_lora=True, max_lora_rank=64) if adapter else {}
-        _VLLM_ENGINES[key] = vllm.LLM(model=str(base), tokenizer=str(tok_path), seed=seed,
-                                      gpu_memory_utilization=gen_cfg.vllm_gpu_memory_utilization, **lora_kwargs)
-    llm = _VLLM_ENGINES[key]
-    extra = dict(top_k=gc.top_k) if gc.top_k else {}
-    params = [vllm.SamplingParams(
-        n=1, temperature=gc.temperature if gc.do_sample else 0.0, top_p=gc.top_p, min_p=gc.min_p,
-        repetition_penalty=gc.repetition_penalty, max_tokens=gc.max_new_tokens,
-        seed=item_seed(seed, problems[i].id, s), stop=STOP_STRINGS, include_stop_str_in_output=True,
-        stop_token_ids=list(gc.eos_token_id), **extra) for i, s in todo]
-    lora = None
-    if adapter:  # vLLM caches adapters by id: a new adapter folder (a new iteration) needs a new id
-        lora_id = _VLLM_LORA_IDS.setdefault(str(adapter), len(_VLLM_LORA_IDS) + 1)
-        lora = LoRARequest(f"policy-{lora_id}", lora_id, str(adapter))
-    outs = llm.generate([prompts[i] for i, _ in todo], params, lora_request=lora, use_tqdm=progress and is_main())
-    done = {}
-    for (i, s), o in zip(todo, outs):
-        c = o.outputs[0]
-        done[(i, s)] = trace_record(problems[i].id, s, cut_after_final_answer(c.text), num_tokens=len(c.token_ids),
-                                    truncated=getattr(c, "finish_reason", None) == "length")
-    return done
+    """generation.backend=vllm: one request per item, seeded with the item's seed (the engine's lifecycle, LoRA
+    and GPU hand-over live in vllm_backend). Stops where the HF path stops: the Final Answer line or an end token."""
+    from . import vllm_backend
+
+    sampling = dict(temperature=gc.temperature if gc.do_sample else 0.0, top_p=gc.top_p, min_p=gc.min_p,
+                    repetition_penalty=gc.repetition_penalty, max_tokens=gc.max_new_tokens, stop=STOP_STRINGS,
+                    include_stop_str_in_output=True, stop_token_ids=list(gc.eos_token_id))
+    if gc.top_k:
+        sampling["top_k"] = gc.top_k
+    requests = [(prompts[i], item_seed(seed, problems[i].id, s)) for i, s in todo]
+    outs = vllm_backend.generate(model, requests, sampling, gen_cfg, progress=progress)
+    return {(i, s): trace_record(problems[i].id, s, cut_after_final_answer(text), num_tokens=n, truncated=truncated)
+            for (i, s), (text, n, truncated) in zip(todo, outs)}
 
 
 # ------------------------------------------------------------------------------------------ CLI
 
 def cmd_generate(args) -> int:
+    """`oakdpo generate`; under torchrun each rank generates a shard of the problems and rank 0 writes them all
+    (the same traces as one process: every item's sampling stream depends on (seed, problem id, sample) only)."""
+    from . import dist
     from .config import load_config
     from .data import read_problem_file
     from .io import write_jsonl
@@ -674,10 +649,14 @@ def cmd_generate(args) -> int:
     if args.limit:
         problems = problems[: args.limit]
     validate_generation(cfg.generation, do_sample=not args.greedy, temperature=args.temperature)
-    model, tokenizer = load_policy(args.model, cfg.model)
-    traces = generate_traces(model, tokenizer, problems, args.samples, cfg.generation, fmt=cfg.format,
-                             do_sample=not args.greedy,
-                             temperature=args.temperature, seed=args.seed)
-    write_jsonl(args.output, traces)
-    print(f"wrote {len(traces)} traces to {args.output}", file=sys.stderr)
+    with dist.job():
+        model, tokenizer = load_policy(args.model, cfg.model)
+        local = dist.shard(problems)
+        traces = generate_traces(model, tokenizer, local, args.samples, cfg.generation, fmt=cfg.format,
+                                 do_sample=not args.greedy, temperature=args.temperature,
+                                 seed=args.seed) if local else []
+        traces = dist.gather_lists(traces)
+        if dist.is_main():
+            write_jsonl(args.output, traces)
+            print(f"wrote {len(traces)} traces to {args.output}", file=sys.stderr)
     return 0
