@@ -120,9 +120,13 @@ def decoding_config(model, gen_cfg: GenerationConfig, *, do_sample: bool, temper
                 fields[key] = type(fields[key])(value)
     if not do_sample:
         fields.update(temperature=1.0, top_p=1.0, top_k=0, min_p=0.0)
-    return HFGenerationConfig(  # (transformers takes no max_new_tokens=0: generate_traces writes those itself)
+    sampling_only = {k: fields.pop(k) for k in ("top_k", "min_p")} if not do_sample else {}
+    gc = HFGenerationConfig(  # (transformers takes no max_new_tokens=0: generate_traces writes those itself)
         do_sample=do_sample, max_new_tokens=max(gen_cfg.max_new_tokens, 1), eos_token_id=list(stop_ids),
         pad_token_id=pad_id, num_beams=1, **fields)
+    for key, value in sampling_only.items():  # set after validation: greedy with them given is a warning line
+        setattr(gc, key, value)
+    return gc
 
 
 def choose_tokens(logits: torch.Tensor, u: torch.Tensor, gc, history: list[list[int]] | None = None) -> torch.Tensor:
