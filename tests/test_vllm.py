@@ -16,6 +16,7 @@ from oakdpo import vllm_backend
 from oakdpo.config import GenerationConfig
 
 EVENTS: list[tuple] = []
+PROMPTS: list = []  # what the last generate call received
 REAL_CUDA = torch.cuda.is_available
 
 
@@ -32,6 +33,7 @@ class FakeLLM:
     def generate(self, prompts, params, lora_request=None, use_tqdm=False):
         EVENTS.append(("generate", len(prompts), lora_request and lora_request.lora_int_id,
                        [p.kwargs["seed"] for p in params]))
+        PROMPTS[:] = prompts
         return [_Output("Thought: t.\nFinal Answer: TRUE") for _ in prompts]
 
     def sleep(self, level=1):
@@ -103,7 +105,7 @@ def test_full_model_lifecycle(fake_vllm, tiny_model_dir, tmp_path):
 
     model = _policy(tiny_model_dir)
     EVENTS.clear()
-    out = vllm_backend.generate(model, [("p0", 11), ("p1", 12)], SAMPLING, GenerationConfig())
+    out = vllm_backend.generate(model, [([1, 5], 11), ([1, 6], 12)], SAMPLING, GenerationConfig())
     assert out == [("Thought: t.\nFinal Answer: TRUE", 3, False)] * 2
     names = [e[0] for e in EVENTS]
     assert names == ["model.to", "init", "generate", "sleep"]  # off the GPU first, asleep after
@@ -112,32 +114,33 @@ def test_full_model_lifecycle(fake_vllm, tiny_model_dir, tmp_path):
     assert init["model"] == str(tiny_model_dir.resolve()) and init["enable_sleep_mode"] is True
     assert "enable_lora" not in init and "distributed_executor_backend" not in init
     assert EVENTS[2][3] == [11, 12]  # one request per item, each with its own seed
+    assert PROMPTS == [{"prompt_token_ids": [1, 5]}, {"prompt_token_ids": [1, 6]}]  # token ids, never re-encoded
     # The same weights again: the engine wakes, no second one.
     EVENTS.clear()
-    vllm_backend.generate(model, [("p", 1)], SAMPLING, GenerationConfig())
+    vllm_backend.generate(model, [([1, 5], 1)], SAMPLING, GenerationConfig())
     assert [e[0] for e in EVENTS] == ["model.to", "wake_up", "generate", "sleep"]
     # Full fine-tuning wrote new weights (a new folder): the old engine is shut down and a new one loads them.
     newer = tmp_path / "iter_0"
     shutil.copytree(tiny_model_dir, newer)
     EVENTS.clear()
-    vllm_backend.generate(_policy(newer), [("p", 1)], SAMPLING, GenerationConfig())
+    vllm_backend.generate(_policy(newer), [([1, 5], 1)], SAMPLING, GenerationConfig())
     assert [e[0] for e in EVENTS if e[0] != "model.to"] == ["shutdown", "init", "generate", "sleep"]
     assert EVENTS[[e[0] for e in EVENTS].index("init")][1]["model"] == str(newer.resolve())
 
 
 def test_lora_policies_share_one_engine(fake_vllm, adapters):
     r4, r8 = adapters
-    vllm_backend.generate(_policy(r4), [("p", 1)], SAMPLING, GenerationConfig())
+    vllm_backend.generate(_policy(r4), [([1, 5], 1)], SAMPLING, GenerationConfig())
     init = next(e[1] for e in EVENTS if e[0] == "init")
     assert init["enable_lora"] is True and init["max_lora_rank"] == 4  # from the adapter's adapter_config.json
     assert json.loads((r4 / "adapter_config.json").read_text())["r"] == 4
     EVENTS.clear()
-    vllm_backend.generate(_policy(r4), [("p", 1)], SAMPLING, GenerationConfig())
+    vllm_backend.generate(_policy(r4), [([1, 5], 1)], SAMPLING, GenerationConfig())
     assert [e[0] for e in EVENTS if e[0] != "model.to"] == ["wake_up", "generate", "sleep"]
     assert EVENTS[-2][2] == 1  # the same adapter keeps its id
     # A larger rank needs an engine that admits it.
     EVENTS.clear()
-    vllm_backend.generate(_policy(r8), [("p", 1)], SAMPLING, GenerationConfig())
+    vllm_backend.generate(_policy(r8), [([1, 5], 1)], SAMPLING, GenerationConfig())
     assert [e[0] for e in EVENTS if e[0] != "model.to"] == ["shutdown", "init", "generate", "sleep"]
     assert next(e[1] for e in EVENTS if e[0] == "init")["max_lora_rank"] == 8
 
@@ -145,7 +148,7 @@ def test_lora_policies_share_one_engine(fake_vllm, adapters):
 def test_one_engine_per_rank_and_release(fake_vllm, tiny_model_dir, monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "1")
-    vllm_backend.generate(_policy(tiny_model_dir), [("p", 7)], SAMPLING, GenerationConfig())
+    vllm_backend.generate(_policy(tiny_model_dir), [([1, 5], 7)], SAMPLING, GenerationConfig())
     init = next(e[1] for e in EVENTS if e[0] == "init")
     assert init["distributed_executor_backend"] == "external_launcher" and init["tensor_parallel_size"] == 1
     assert init["seed"] == 7 + 1
@@ -162,11 +165,11 @@ def test_errors_without_vllm_or_gpu(monkeypatch, tiny_model_dir):
     model = _policy(tiny_model_dir)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(UserError, match="needs a CUDA GPU"):
-        vllm_backend.generate(model, [("p", 1)], SAMPLING, GenerationConfig())
+        vllm_backend.generate(model, [([1, 5], 1)], SAMPLING, GenerationConfig())
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setitem(sys.modules, "vllm", None)
     with pytest.raises(UserError, match="vllm is not installed"):
-        vllm_backend.generate(model, [("p", 1)], SAMPLING, GenerationConfig())
+        vllm_backend.generate(model, [([1, 5], 1)], SAMPLING, GenerationConfig())
 
 
 def test_generate_traces_through_the_vllm_backend(fake_vllm, tiny_model_dir):
@@ -188,4 +191,36 @@ def test_generate_traces_through_the_vllm_backend(fake_vllm, tiny_model_dir):
         (p.id, s, "Thought: t.\nFinal Answer: TRUE", 3, False) for p in problems for s in range(2)]
     gen = [e for e in EVENTS if e[0] == "generate"]
     assert gen == [("generate", 6, None, [item_seed(9, p.id, s) for p in problems for s in range(2)])]
+    # the prompts go as the ids the HF path decodes from (one BOS, from the tokenizer's own encoding)
+    from oakdpo.prompting import Framing
+
+    framing = Framing(tok, None)
+    want = [framing.encode(framing.prompt(p).text) for p in problems for _ in range(2)]
+    assert [x["prompt_token_ids"] for x in PROMPTS] == want
+    assert all(ids.count(tok.bos_token_id) == 1 for ids in want)
     assert EVENTS[-1] == ("sleep", 1)
+
+
+def test_loop_evaluates_the_trained_policy_through_vllm(tmp_path, tiny_model_dir, small_problems, monkeypatch):
+    # With generation.backend=vllm the engine loads the folder a policy came from: the evaluation after DPO must
+    # hand it the new policy's folder (OUT/dpo/iter_0), not the SFT one the training copy was loaded from.
+    from oakdpo.config import Config
+    from oakdpo.loop import run_oak
+
+    seen = []
+
+    def fake_generate(model, requests, sampling, gen_cfg, progress=True):
+        seen.append((str(getattr(model, "oakdpo_path", None)), sampling["temperature"]))
+        return [("Thought: t.\nFinal Answer: TRUE", 3, False)] * len(requests)
+
+    monkeypatch.setattr(vllm_backend, "generate", fake_generate)
+    cfg = Config()
+    cfg.format.style = "lookup"
+    cfg.generation.backend = "vllm"
+    cfg.dpo.batch_size, cfg.dpo.max_length, cfg.knowledge.enabled = 4, 512, False
+    out = tmp_path / "run"
+    run_oak(cfg, sft_model=tiny_model_dir, train=small_problems[:4], eval_sets={"val": small_problems[4:6]},
+            output_dir=out, iterations=1, samples=1)
+    assert seen[0] == (str(tiny_model_dir), cfg.generation.temperature)  # sampling from the SFT policy
+    assert seen[-1] == (str(out / "dpo" / "iter_0"), 0.0)  # greedy evaluation of the trained policy
+    assert len(seen) == 2

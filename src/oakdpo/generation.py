@@ -248,7 +248,8 @@ def generate_traces(model, tokenizer, problems: list[Problem], samples: int, gen
         for i, s in todo:
             done[(i, s)] = trace_record(problems[i].id, s, "", num_tokens=0, truncated=True)
     elif todo and gen_cfg.backend == "vllm":
-        new = _generate_vllm(model, problems, prompts, todo, gen_cfg, gc, seed, progress)
+        new = _generate_vllm(model, tokenizer, problems, [framing.encode(t) for t in prompts], todo, gen_cfg, gc,
+                             seed, progress)
         done.update(new)
         if partial is not None:
             partial.append(list(new.values()))
@@ -621,9 +622,11 @@ def partial_files(path: str | os.PathLike) -> list[Path]:
 
 # ------------------------------------------------------------------------------------------ vLLM backend
 
-def _generate_vllm(model, problems, prompts, todo, gen_cfg, gc, seed, progress) -> dict:
+def _generate_vllm(model, tokenizer, problems, prompt_ids, todo, gen_cfg, gc, seed, progress) -> dict:
     """generation.backend=vllm: one request per item, seeded with the item's seed (the engine's lifecycle, LoRA
-    and GPU hand-over live in vllm_backend). Stops where the HF path stops: the Final Answer line or an end token."""
+    and GPU hand-over live in vllm_backend). The prompts go as token ids, encoded as the HF path encodes them, so
+    a chat template that writes its own BOS does not get a second one. Stops where the HF path stops: the Final
+    Answer line or an end token."""
     from . import vllm_backend
 
     sampling = dict(temperature=gc.temperature if gc.do_sample else 0.0, top_p=gc.top_p, min_p=gc.min_p,
@@ -631,10 +634,15 @@ def _generate_vllm(model, problems, prompts, todo, gen_cfg, gc, seed, progress) 
                     include_stop_str_in_output=True, stop_token_ids=list(gc.eos_token_id))
     if gc.top_k:
         sampling["top_k"] = gc.top_k
-    requests = [(prompts[i], item_seed(seed, problems[i].id, s)) for i, s in todo]
+    requests = [(prompt_ids[i], item_seed(seed, problems[i].id, s)) for i, s in todo]
     outs = vllm_backend.generate(model, requests, sampling, gen_cfg, progress=progress)
-    return {(i, s): trace_record(problems[i].id, s, cut_after_final_answer(text), num_tokens=n, truncated=truncated)
-            for (i, s), (text, n, truncated) in zip(todo, outs)}
+    records = {}
+    for (i, s), (text, n, truncated) in zip(todo, outs):
+        cut = cut_after_final_answer(text)
+        if cut != text:  # the stop string may end inside a token: count what is kept
+            n = len(tokenizer(cut, add_special_tokens=False)["input_ids"])
+        records[(i, s)] = trace_record(problems[i].id, s, cut, num_tokens=n, truncated=truncated)
+    return records
 
 
 # ------------------------------------------------------------------------------------------ CLI

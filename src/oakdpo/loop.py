@@ -46,11 +46,13 @@ class Policy:
         self.model = self.tokenizer = None
 
     def get(self):
-        if self.model is None:
-            from .model import load_policy, placement
+        """The policy on its device; placed again on every call, since the vLLM backend moves the training copy
+        to the CPU while the engine generates."""
+        from .model import load_policy, placement
 
+        if self.model is None:
             self.model, self.tokenizer = load_policy(self.path, self.cfg.model, for_training=True)
-            self.model.to(placement(self.cfg.model))
+        self.model.to(placement(self.cfg.model))
         return self.model, self.tokenizer
 
     @property
@@ -115,10 +117,29 @@ class _Iteration:
             self.metrics[name] = dist.broadcast_object(m)
         return ok
 
+    @staticmethod
+    def start() -> float:
+        """A stage starts: its clock, and the GPU's peak-memory counter reset (peak_gpu_gib in its metrics)."""
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
+        return time.time()
+
+    @staticmethod
+    def resources(start: float) -> dict:
+        """The stage's wall time and, on a GPU, its peak allocated memory."""
+        import torch
+
+        out = {"wall_s": round(time.time() - start, 2)}
+        if torch.cuda.is_available():
+            out["peak_gpu_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+        return out
+
     def finish(self, name: str, start: float, write_output, cleanup=(), **info) -> None:
         """Record the stage's metrics, then write its output (the marker), then remove the stage's partial files
         (`cleanup`), then honour `stop_after`."""
-        self.metrics[name] = {"wall_s": round(time.time() - start, 2), **info}
+        self.metrics[name] = {**self.resources(start), **info}
         if dist.is_main():
             write_json(self.it / "stages" / f"{name}.json", self.metrics[name])
             dist.fault_point(f"iter_{self.k}/{name}/metrics")  # the kill tests: metrics written, output not yet
@@ -166,7 +187,7 @@ def run_oak(cfg: Config, *, sft_model: str | Path, train: list[Problem], eval_se
         if st.done("generate", it / "traces.jsonl"):
             traces = read_jsonl(it / "traces.jsonl")
         else:
-            t0 = time.time()
+            t0 = st.start()
             model, tok = policy.get()
             traces = generate_distributed(model, tok, problems, samples, cfg, seed=cfg.generation.seed + 1000 * k,
                                           partial_dir=it)
@@ -176,7 +197,7 @@ def run_oak(cfg: Config, *, sft_model: str | Path, train: list[Problem], eval_se
         if st.done("verify", it / "verdicts.jsonl"):
             verdicts = read_jsonl(it / "verdicts.jsonl")
         else:
-            t0 = time.time()
+            t0 = st.start()
             verdicts = verify.verify_traces(problems, traces, progress=True, workers=cfg.verify.workers,
                                             timeout_s=cfg.verify.trace_timeout_s) if dist.is_main() else None
             verdicts = dist.broadcast_object(verdicts)
@@ -186,7 +207,7 @@ def run_oak(cfg: Config, *, sft_model: str | Path, train: list[Problem], eval_se
         if st.done("pairs", it / "pairs.jsonl"):
             pairs = read_jsonl(it / "pairs.jsonl")
         else:
-            t0 = time.time()
+            t0 = st.start()
             framing = Framing(policy.get_tokenizer(), cfg.format)
             pairs = dist.broadcast_object(build_pairs(problems, traces, verdicts, cfg.pairs, framing)
                                           if dist.is_main() else None)
@@ -200,7 +221,7 @@ def run_oak(cfg: Config, *, sft_model: str | Path, train: list[Problem], eval_se
                       **({"no_pairs": why} if why else {}))
         # 4. q-hat on the generating policy's hidden states
         if cfg.knowledge.enabled and not st.done("knowledge", it / "qhat" / "metrics.json"):
-            t0 = time.time()
+            t0 = st.start()
             metrics_q = None
             if dist.is_main():
                 from .knowledge import run_knowledge_stage
@@ -217,7 +238,7 @@ def run_oak(cfg: Config, *, sft_model: str | Path, train: list[Problem], eval_se
             st.metrics["dpo"] = dist.broadcast_object((read_done(dpo_dir) or {}).get("info") if dist.is_main()
                                                       else None)
         else:
-            t0 = time.time()
+            t0 = st.start()
             model, tok = policy.get()
             args = iteration_args(base_args, out, k)
             if cfg.generation.backend == "vllm":
@@ -227,14 +248,16 @@ def run_oak(cfg: Config, *, sft_model: str | Path, train: list[Problem], eval_se
             dpo_metrics, trained = run_dpo(model, tok, pairs, args, cfg, dataset_dir=it / "pairs_dataset",
                                            adapter_path=policy_path if policy.is_adapter else None,
                                            log_dir=out / "logs" / f"dpo_iter_{k}")
-            if dist.sharded_training():
-                trained = None  # sharded by ZeRO-3 / FSDP: evaluate the saved policy, reloaded whole
-            st.metrics["dpo"] = {"wall_s": round(time.time() - t0, 2), **dpo_metrics}
+            if dist.sharded_training() or cfg.generation.backend == "vllm":
+                # Evaluate the saved policy, reloaded whole: sharded by ZeRO-3 / FSDP the training copy is in
+                # pieces, and the vLLM engine loads weights from the folder a policy was loaded from.
+                trained = None
+            st.metrics["dpo"] = {**st.resources(t0), **dpo_metrics}
             dist.fault_point(f"iter_{k}/dpo")
             if stop_after == f"iter_{k}/dpo":
                 raise _Stop()
         # 6. evaluate the new policy
-        t0 = time.time()
+        t0 = st.start()
         if trained is None:
             policy.release()
             policy = Policy(dpo_dir, cfg)
@@ -249,7 +272,7 @@ def run_oak(cfg: Config, *, sft_model: str | Path, train: list[Problem], eval_se
             elif probs:
                 evals[name] = evaluate(trained, tok, probs, cfg, out_dir=it / f"eval_{name}", progress=dist.is_main())
                 dist.fault_point(f"iter_{k}/eval_{name}")
-        st.metrics["eval"] = {"wall_s": round(time.time() - t0, 2), **{n: _headline(m) for n, m in evals.items()}}
+        st.metrics["eval"] = {**st.resources(t0), **{n: _headline(m) for n, m in evals.items()}}
         metrics = {"iteration": k, "policy": str(policy_path), "output": str(dpo_dir),
                    "stages": st.metrics, "eval": evals}
         if dist.is_main():

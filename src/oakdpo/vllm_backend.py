@@ -1,4 +1,4 @@
-"""The vLLM generation backend (generation.backend: vllm; `pip install vllm`, a CUDA GPU).
+"""The vLLM generation backend (generation.backend: vllm; `pip install -e '.[vllm]'`, a CUDA GPU).
 
 Lifecycle, so that one GPU holds one copy of the weights at a time:
 - The engine loads the checkpoint folder the policy came from (load_policy records it); a LoRA policy's adapter
@@ -40,7 +40,7 @@ def _import_vllm():
         import vllm
         from vllm.lora.request import LoRARequest
     except ImportError:
-        raise UserError("generation.backend=vllm: vllm is not installed; `pip install vllm` on a GPU machine, or "
+        raise UserError("generation.backend=vllm: vllm is not installed; `pip install -e '.[vllm]'` on a GPU machine, or "
                         "set generation.backend=hf") from None
     return vllm, LoRARequest
 
@@ -104,10 +104,11 @@ def _engine(base: str, tokenizer_path: str, adapter: str | None, gen_cfg, seed: 
     return _ENGINE
 
 
-def generate(model, requests: list[tuple[str, int]], sampling: dict, gen_cfg, progress: bool = True
+def generate(model, requests: list[tuple[list[int], int]], sampling: dict, gen_cfg, progress: bool = True
              ) -> list[tuple[str, int, bool]]:
-    """One completion per (prompt, seed) request: (text, generated tokens, hit max_tokens). `sampling` holds
-    vllm.SamplingParams fields (temperature, top_p, max_tokens, stop, stop_token_ids, ...) shared by all."""
+    """One completion per (prompt token ids, seed) request: (text, generated tokens, hit max_tokens). The ids go
+    to vLLM as they are (a TokensPrompt: no second BOS). `sampling` holds vllm.SamplingParams fields
+    (temperature, top_p, max_tokens, stop, stop_token_ids, ...) shared by all."""
     import torch
 
     if not torch.cuda.is_available():
@@ -128,8 +129,8 @@ def generate(model, requests: list[tuple[str, int]], sampling: dict, gen_cfg, pr
         lora = LoRARequest(f"policy-{lora_id}", lora_id, str(adapter))
     params = [vllm.SamplingParams(n=1, seed=seed, **sampling) for _, seed in requests]
     try:
-        outs = engine.llm.generate([p for p, _ in requests], params, lora_request=lora,
-                                   use_tqdm=progress and dist.is_main())
+        prompts = [{"prompt_token_ids": list(ids)} for ids, _ in requests]
+        outs = engine.llm.generate(prompts, params, lora_request=lora, use_tqdm=progress and dist.is_main())
     finally:
         release()
     return [(o.outputs[0].text, len(o.outputs[0].token_ids), getattr(o.outputs[0], "finish_reason", None) == "length")
