@@ -11,7 +11,7 @@ Steps, each timed, with peak GPU memory (torch.cuda.max_memory_allocated, reset 
   5. one OaK iteration with the HF backend: generation (traces/s, tokens/s), verification, pairs, q-hat, DPO,
      evaluation
   6. when vLLM imports: the same generation with generation.backend=vllm, traces/s side by side with HF
-It prints one table at the end and writes it to OUT/gpu_check.json. `--smoke` runs the same steps on the CPU with
+It prints each row as its step ends (OUT/gpu_check.json is rewritten each time, so a run cut short keeps them). `--smoke` runs the same steps on the CPU with
 a tiny stand-in (to check the script itself; figures meaningless). Budget: under 8 minutes on one H200.
 """
 
@@ -88,25 +88,33 @@ def main() -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows: dict[str, dict] = {}
+
+    def record(name: str, vals: dict) -> None:
+        """Print a row as soon as its step ends and rewrite OUT/gpu_check.json: a run cut short keeps its rows."""
+        rows[name] = vals
+        print(f"{name:18s} {json.dumps(vals)}", flush=True)
+        (out / "gpu_check.json").write_text(json.dumps(rows, indent=2) + "\n")
     cuda = torch.cuda.is_available()
     try:
         import vllm  # noqa: F401
         has_vllm = True
     except Exception as e:  # ImportError, or a CUDA/driver mismatch inside vllm
         has_vllm = f"not importable: {type(e).__name__}"
-    rows["environment"] = {"torch": torch.__version__, "cuda": torch.version.cuda, "gpu": torch.cuda.get_device_name(0)
-                           if cuda else None, "bf16": bool(cuda and torch.cuda.is_bf16_supported()),
-                           "vllm": has_vllm}
-    rows["nccl"] = _nccl()
+    record("environment", {"torch": torch.__version__, "cuda": torch.version.cuda,
+                           "gpu": torch.cuda.get_device_name(0) if cuda else None,
+                           "bf16": bool(cuda and torch.cuda.is_bf16_supported()), "vllm": has_vllm})
+    record("nccl", _nccl())
     if not cuda and not args.smoke:
         print("no CUDA GPU visible; run with --smoke to check the script on the CPU", file=sys.stderr)
         return 2
 
     size, dtype = ("tiny", "float32") if args.smoke else ("0.5b", "bfloat16")
     t0 = time.time()
-    model_dir = build_standin("qwen2", out / "standin", size=size, dtype=dtype, vocab_size=4096)
+    # Qwen2-0.5B's embedding rows (151,936), a 4,096-token local tokenizer: 0.49B parameters, tied embeddings.
+    model_dir = build_standin("qwen2", out / "standin", size=size, dtype=dtype, vocab_size=4096,
+                              model_vocab=151936 if not args.smoke else 4096 + 64)
     n_params = sum(p.numel() for p in load_policy(model_dir)[0].parameters())
-    rows["standin"] = {"parameters": n_params, "s": round(time.time() - t0, 1)}
+    record("standin", {"parameters": n_params, "s": round(time.time() - t0, 1)})
 
     overrides = [f"model.dtype={dtype}", "sft.report_to=none", "dpo.report_to=none", "sft.epochs=1",
                  "sft.save_steps=0", "dpo.save_steps=0", "oak.train_problems_per_iter=0", "oak.val_problems=0",
@@ -125,7 +133,7 @@ def main() -> int:
     _mem_reset()
     t0 = time.time()
     sft = run_sft(cfg, train, model_dir, out / "sft", log_dir=out / "logs" / "sft")
-    rows["sft_lora"] = {"steps": sft["steps"], "s": round(time.time() - t0, 1), "peak_gib": _mem_peak_gib()}
+    record("sft_lora", {"steps": sft["steps"], "s": round(time.time() - t0, 1), "peak_gib": _mem_peak_gib()})
 
     def gen_figures(backend: str) -> dict:
         import dataclasses
@@ -141,14 +149,13 @@ def main() -> int:
         return {"traces": len(traces), "traces_per_s": round(len(traces) / wall, 2),
                 "tokens_per_s": round(tokens / wall, 1), "s": round(wall, 1), "peak_gib": _mem_peak_gib()}
 
-    rows["generate_hf"] = gen_figures("hf")
+    record("generate_hf", gen_figures("hf"))
     if has_vllm is True:
         try:
-            rows["generate_vllm"] = gen_figures("vllm")
-            rows["generate_vllm"]["vs_hf"] = round(rows["generate_vllm"]["traces_per_s"] /
-                                                   rows["generate_hf"]["traces_per_s"], 2)
+            vl = gen_figures("vllm")
+            record("generate_vllm", {**vl, "vs_hf": round(vl["traces_per_s"] / rows["generate_hf"]["traces_per_s"], 2)})
         except Exception as e:
-            rows["generate_vllm"] = {"error": f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"}
+            record("generate_vllm", {"error": f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"})
         finally:
             from oakdpo import vllm_backend
 
@@ -159,18 +166,17 @@ def main() -> int:
     metrics = run_oak(cfg, sft_model=out / "sft", train=train[:n_train], eval_sets={"val": val},
                       output_dir=out / "oak", iterations=1, samples=args.samples)[0]
     st = metrics["stages"]
-    rows["oak_iteration_hf"] = {"s": round(time.time() - t0, 1), "peak_gib": _mem_peak_gib(),
-                                **{f"{k}_s": v.get("wall_s") for k, v in st.items() if isinstance(v, dict)},
+    stages = {k: v for k, v in st.items() if isinstance(v, dict)}
+    record("oak_iteration_hf", {"s": round(time.time() - t0, 1), "peak_gib": _mem_peak_gib(),
+                                **{f"{k}_s": v.get("wall_s") for k, v in stages.items()},
+                                **{f"{k}_peak_gib": v.get("peak_gpu_gib") for k, v in stages.items()},
                                 "pairs": st.get("pairs", {}).get("pairs"), "dpo_steps": st.get("dpo", {}).get("steps"),
-                                "val_trace_validity": metrics["eval"]["val"]["trace_validity"]}
+                                "val_trace_validity": metrics["eval"]["val"]["trace_validity"]})
     _mem_reset()
     model, tok = load_policy(out / "oak" / "dpo" / "iter_0", cfg.model)
     t0 = time.time()
     ev = evaluate(model, tok, val, cfg, out_dir=out / "eval", progress=False)
-    rows["eval"] = {"traces": ev["traces"], "s": round(time.time() - t0, 1), "peak_gib": _mem_peak_gib()}
-
-    print("\n".join(f"{name:18s} {json.dumps(vals)}" for name, vals in rows.items()))
-    (out / "gpu_check.json").write_text(json.dumps(rows, indent=2) + "\n")
+    record("eval", {"traces": ev["traces"], "s": round(time.time() - t0, 1), "peak_gib": _mem_peak_gib()})
     return 0
 
 

@@ -35,8 +35,11 @@ def _corpus(n: int = 300) -> list[str]:
 
 
 def build_standin(arch: str, out_dir: str | Path, size: str = "tiny", vocab_size: int = 2048, seed: int = 0,
-                  dtype: str = "float32") -> Path:
-    """Write a random-init `arch` checkpoint (config, safetensors, generation_config, tokenizer) to out_dir."""
+                  dtype: str = "float32", model_vocab: int | None = None) -> Path:
+    """Write a random-init `arch` checkpoint (config, safetensors, generation_config, tokenizer) to out_dir.
+
+    `vocab_size` is the tokenizer's (trained locally); `model_vocab` the embedding rows, when larger: real
+    checkpoints pad them (Qwen2-0.5B: 151,936 rows for 151,646 tokens), which matters for memory and speed."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import (GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast,
@@ -64,7 +67,7 @@ def build_standin(arch: str, out_dir: str | Path, size: str = "tiny", vocab_size
         tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
                                             unk_token="<unk>", clean_up_tokenization_spaces=False)
     hidden, layers, heads, kv, inter = SIZES[size]
-    common = dict(vocab_size=len(tokenizer), hidden_size=hidden, num_hidden_layers=layers,
+    common = dict(vocab_size=max(len(tokenizer), model_vocab or 0), hidden_size=hidden, num_hidden_layers=layers,
                   num_attention_heads=heads, num_key_value_heads=kv, intermediate_size=inter,
                   max_position_embeddings=4096, eos_token_id=tokenizer.eos_token_id)
     torch.manual_seed(seed)
