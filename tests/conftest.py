@@ -38,15 +38,16 @@ def tiny_model_dir(tmp_path_factory, small_problems) -> Path:
 
 @pytest.fixture(scope="session")
 def qwen2_standin(tmp_path_factory) -> Path:
-    """A random-init Qwen2 with a locally trained tokenizer, a ChatML chat template and eos <|im_end|>."""
+    """A random-init Qwen2 (a few M parameters) with a locally trained tokenizer, a ChatML chat template and eos
+    <|im_end|>: a user's instruct checkpoint, in small."""
     from oakdpo.standin import build_standin
 
-    return build_standin("qwen2", tmp_path_factory.mktemp("standin") / "qwen2")
+    return build_standin("qwen2", tmp_path_factory.mktemp("standin") / "qwen2", size="small")
 
 
 @pytest.fixture(scope="session")
 def llama_standin(tmp_path_factory) -> Path:
-    """A random-init Llama whose tokenizer has a BOS, no pad token and no chat template."""
+    """A random-init Llama (a few M parameters) whose tokenizer has a BOS, no pad token and no chat template."""
     from oakdpo.standin import build_standin
 
-    return build_standin("llama", tmp_path_factory.mktemp("standin") / "llama")
+    return build_standin("llama", tmp_path_factory.mktemp("standin") / "llama", size="small")

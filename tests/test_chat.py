@@ -138,6 +138,9 @@ def test_plain_dpo_pairs(llama_standin, problems, tmp_path):
     for pair, row in zip(pairs, rows):
         assert "prompt_messages" not in pair
         assert row["prompt_ids"] == framing.encode(pair["prompt"])
+        bos = tok.bos_token_id  # one BOS, at the start of the prompt; none inside a completion
+        assert row["prompt_ids"][0] == bos and (row["prompt_ids"] + row["chosen_ids"]).count(bos) == 1
+        assert bos not in row["rejected_ids"]
         assert row["chosen_ids"][-1] == tok.eos_token_id and tok.eos_token_id not in row["chosen_ids"][:-1]
         assert (row["rejected_ids"][-1] == tok.eos_token_id) == (not pair["rejected_partial"])
 

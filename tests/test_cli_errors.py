@@ -1,4 +1,4 @@
-"""Acceptance 6: malformed input gives one line naming file:line and the field, exit code 2, no output file."""
+"""Malformed input gives one line naming file:line and the field, exit code 2, no output file."""
 
 from __future__ import annotations
 
@@ -313,6 +313,32 @@ def test_files_follow_the_umask(tmp_path, problems_lines):
     assert oct((tmp_path / "a.json").stat().st_mode & 0o777) == "0o644"
     assert oct((tmp_path / "p.jsonl").stat().st_mode & 0o777) == "0o644"
     assert oct((tmp_path / "model").stat().st_mode & 0o777) == "0o755"
+
+
+def test_a_kill_while_a_folder_is_replaced_keeps_the_old_copy(tmp_path, monkeypatch):
+    # atomic_folder moves the old folder aside, then the new one into place: a kill between the two renames
+    # leaves only the moved-aside copy, which the next run's clean-up puts back (never deletes).
+    from oakdpo import io
+
+    with io.atomic_folder(tmp_path / "model") as d:
+        (d / "w.txt").write_text("old")
+    real_replace, calls = os.replace, []
+
+    def killed_on_second_rename(a, b):
+        calls.append((a, b))
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # the kill
+        return real_replace(a, b)
+
+    monkeypatch.setattr(io.os, "replace", killed_on_second_rename)
+    with pytest.raises(KeyboardInterrupt):
+        with io.atomic_folder(tmp_path / "model") as d:
+            (d / "w.txt").write_text("new")
+    monkeypatch.setattr(io.os, "replace", real_replace)
+    assert not (tmp_path / "model").exists() and (tmp_path / ".model.old.tmp").is_dir()
+    assert io.remove_stale_temps(tmp_path) == 1
+    assert (tmp_path / "model" / "w.txt").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
 
 
 def test_pickle_weights_are_refused(tmp_path, capsys, tiny_model_dir, problems_lines):

@@ -405,6 +405,26 @@ def test_cli_gold(tmp_path, capsys, style):
     assert capsys.readouterr().out.startswith(f"wrote 5 gold traces ({style} style) for 5 problems: ")
 
 
+def test_cli_gold_skips_and_counts_problems_without_a_gold_proof(tmp_path, capsys):
+    # A problem whose proof the optionizer cannot write is skipped and counted, never the end of the file; the
+    # label summary counts the traces written.
+    import dataclasses
+
+    problems = generate_problems(4, (1, 3), seed=2)
+    bad = dataclasses.replace(problems[1], proof=[], premises=["Max is a wumpus."], query="True or false: Max is a dumpus.")
+    problems[1] = bad
+    pfile, tfile = tmp_path / "problems.jsonl", tmp_path / "traces.jsonl"
+    write_problems(pfile, problems)
+    assert cli.main(["data", "gold", "--problems", str(pfile), "-o", str(tfile)]) == 0
+    recs = [json.loads(line) for line in tfile.read_text().splitlines()]
+    assert [r["problem_id"] for r in recs] == [p.id for p in problems if p is not bad]
+    from oakdpo.data import label_summary
+
+    out = capsys.readouterr().out
+    assert out.startswith("wrote 3 gold traces (natural style) for 4 problems (1 without a gold proof skipped): "
+                          + label_summary([p for p in problems if p is not bad]))
+
+
 def test_cli_import_folio(tmp_path, capsys):
     pytest.importorskip("oakdpo.tasks.folio")
     path = SHARED / "folio" / "folio-v0.0-train.jsonl"
@@ -416,3 +436,17 @@ def test_cli_import_folio(tmp_path, capsys):
     assert len(problems) == 1004  # every example of the train split (README)
     assert {p.label for p in problems} <= {"TRUE", "FALSE", "UNKNOWN"}
     assert capsys.readouterr().out.startswith("imported 1004 problems from 1 file(s) (folio; ")
+
+
+def test_a_record_without_task_belongs_to_the_callers_task(tmp_path):
+    # problems.jsonl lines without "task": the --dataset-type the caller names, not a guess from other fields
+    from oakdpo.data import read_problem_file
+
+    rec = {"id": "x", "premises": ["The cow is blue."], "query": "The cow is blue.", "label": "TRUE"}
+    path = tmp_path / "p.jsonl"
+    path.write_text(json.dumps(rec) + "\n")
+    assert read_problem_file(path, "proofwriter")[0].task == "proofwriter"
+    assert read_problem_file(path)[0].task == "prontoqa"
+    rec["task"] = "folio"
+    path.write_text(json.dumps(rec) + "\n")
+    assert read_problem_file(path, "proofwriter")[0].task == "folio"  # the record's own field wins

@@ -78,23 +78,32 @@ def test_torchrun_fewer_problems_than_ranks_and_no_pairs(tmp_path, tiny_model_di
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stage", ["iter_0/generate", "iter_0/verify", "iter_0/pairs", "iter_0/dpo"])
+@pytest.mark.parametrize("stage", ["iter_0/generate", "iter_0/verify", "iter_0/pairs", "iter_0/knowledge",
+                                   "iter_0/dpo", "iter_0/eval_val", "sft/saved"])
 def test_an_exception_on_one_rank_ends_the_job(tmp_path, tiny_model_dir, small_problems, stage):
     """A Python exception on rank 1 ends the whole torchrun job within seconds, its traceback printed with its
-    rank (the other rank must not wait in a collective until the process-group timeout)."""
+    rank (the other rank must not wait in a collective until the process-group timeout): every stage of the loop,
+    and `oakdpo sft` after the trainer saved."""
     import time
 
     from oakdpo.data import write_problems
 
     write_problems(tmp_path / "train.jsonl", small_problems[:4])
+    write_problems(tmp_path / "val.jsonl", small_problems[4:6])
     (tmp_path / "cfg.yaml").write_text(yaml.safe_dump({
         "format": {"style": "lookup"}, "generation": {"max_new_tokens": 20, "batch_size": 8},
-        "eval": {"max_new_tokens": 20}, "dpo": {"batch_size": 2, "max_length": 512}, "knowledge": {"enabled": False}}))
+        "eval": {"max_new_tokens": 20}, "dpo": {"batch_size": 2, "max_length": 512},
+        "sft": {"batch_size": 2, "max_length": 512, "epochs": 1.0},
+        "knowledge": {"enabled": stage == "iter_0/knowledge"}}))
     env = {**os.environ, "OAKDPO_FAULT": f"{stage}@1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
-           str(ROOT / "scripts" / "run_oak_dpo.py"), "--samples", "1", "--iterations", "1",
-           "--config", str(tmp_path / "cfg.yaml"), "--train-data", str(tmp_path / "train.jsonl"),
-           "--sft-model", str(tiny_model_dir), "--dataset-type", "prontoqa", "--output-dir", str(tmp_path / "out")]
+    run = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}"]
+    data = ["--config", str(tmp_path / "cfg.yaml"), "--train-data", str(tmp_path / "train.jsonl")]
+    if stage.startswith("sft/"):
+        cmd = run + ["-m", "oakdpo.cli", "sft", "--model", str(tiny_model_dir), "-o", str(tmp_path / "sft"), *data]
+    else:
+        cmd = run + [str(ROOT / "scripts" / "run_oak_dpo.py"), "--samples", "1", "--iterations", "1", *data,
+                     "--val-data", str(tmp_path / "val.jsonl"), "--sft-model", str(tiny_model_dir),
+                     "--dataset-type", "prontoqa", "--output-dir", str(tmp_path / "out")]
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     log, fault_at = [], None
     for line in proc.stdout:  # time from the fault to the end of the job

@@ -1,4 +1,4 @@
-"""Acceptance 3: property-based fuzzing of random and mutated completions (>= 10,000 in total).
+"""Property-based fuzzing of random and mutated completions (>= 10,000 in total).
 
 The parser and the verifier are total: any text gives a verdict, never an exception; every step gets a
 non-empty reason, 'ok' exactly when it is valid; a valid trace has only valid steps and the right answer.
@@ -229,16 +229,17 @@ def _task_problems(task, tmp_path):
     return get_task(task).load(path)
 
 
-@pytest.mark.parametrize("task", ["prontoqa", "folio", "proofwriter"])
-def test_every_task_rejects_every_mutant(task, tmp_path):
-    """Gold traces verify; every mutant (citation, rule swap, polarity, dropped step, wrong answer, several or
-    disagreeing Final Answer lines) is rejected; random and pathological traces never crash."""
+@pytest.mark.parametrize("task,style", [("prontoqa", "natural"), ("prontoqa", "lookup"), ("folio", "natural"),
+                                        ("proofwriter", "natural"), ("proofwriter", "lookup")])
+def test_every_task_rejects_every_mutant(task, style, tmp_path):
+    """Gold traces (in each format style) verify; every mutant (citation, rule swap, polarity, dropped step, wrong
+    answer, several or disagreeing Final Answer lines) is rejected; random and pathological traces never crash."""
     from oakdpo.tasks import get_task
     from oakdpo.verify import verify_one
     fz = _bench_fuzz()
     t = get_task(task)
     problems = _task_problems(task, tmp_path)
-    golds = [t.gold_trace(p, "natural") for p in problems]
+    golds = [t.gold_trace(p, style) for p in problems]
     assert all(g is not None for g in golds)
     rng = random.Random(0)
     made = collections.Counter()

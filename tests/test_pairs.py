@@ -130,3 +130,19 @@ def test_on_policy_step_validity_pairs_come_before_gold(gold_is_GOLD):
     pairs = build_pairs([p], [t for t, _ in even], [v for _, v in even], PairsConfig(min_step_validity_gap=0.5))
     assert [(x["chosen"], x["rejected"], x["kind"]) for x in pairs] == [
         ("GOLD", "a", "gold_vs_invalid"), ("GOLD", "c", "gold_vs_invalid")]
+
+
+@pytest.mark.parametrize("truncate_rejected", [False, True])
+def test_a_rejected_trace_cut_by_max_new_tokens_is_partial(truncate_rejected):
+    # A trace that hit max_new_tokens did not end: its rejected side is marked partial (DPO gives it no EOS),
+    # whether or not pairs cut rejected traces after their first error; one that ended on its own is not.
+    p = _problem()
+    (t0, v0), (t1, v1), (t2, v2) = (_tv("p0", 0, "GOOD", True, 1.0), _tv("p0", 1, "CUT", False, 0.0),
+                                    _tv("p0", 2, "ENDED", False, 0.0))
+    t1["truncated"] = True
+    pairs = build_pairs([p], [t0, t1, t2], [v0, v1, v2], PairsConfig(truncate_rejected=truncate_rejected,
+                                                                     max_pairs_per_problem=2))
+    by_rejected = {x["rejected"]: x for x in pairs}
+    assert set(by_rejected) == {"CUT", "ENDED"}
+    assert by_rejected["CUT"]["rejected_partial"] and by_rejected["CUT"]["rejected_truncated"]
+    assert not by_rejected["ENDED"]["rejected_partial"] and not by_rejected["ENDED"]["rejected_truncated"]

@@ -191,6 +191,11 @@ def test_report_cli(run, tmp_path, capsys):
     assert "| iter_0 | val |" in (root / "report.md").read_text() and (root / "report.png").is_file()
     assert main(["report", "--html", str(root / "missing")]) == 2
     assert "no such run directory" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["report", str(tmp_path / "empty")]) == 2  # nothing to report: one line, no report written
+    assert capsys.readouterr().err.strip() == (f"error: {tmp_path / 'empty'}: not a run directory (no iter_*/ or "
+                                               "eval_sft/ of oakdpo oak or quickstart)")
+    assert list((tmp_path / "empty").iterdir()) == []
 
 
 def test_page_without_problem_files_still_renders(run, tmp_path):

@@ -62,6 +62,32 @@ def test_oak_without_config_uses_the_schema_defaults(tiny_model_dir, small_probl
     assert saved.format.style == "natural" and not saved.model.freeze_embeddings and saved.dpo.sft_weight == 0
 
 
+@pytest.mark.parametrize("command", ["sft", "generate", "eval"])
+def test_model_commands_without_config_use_the_schema_defaults(command, tiny_model_dir, tmp_path, monkeypatch):
+    # Run from the repository root, where configs/tiny.yaml lies: it must not be picked up without --config.
+    from oakdpo import config as config_mod
+
+    monkeypatch.chdir(ROOT)
+    write_problems(tmp_path / "p.jsonl", get_task("prontoqa").generate(2, seed=3, hops=(1, 2)))
+    seen = []
+    real = config_mod.load_config
+
+    class Resolved(Exception):
+        pass
+
+    def spy(path=None, overrides=()):
+        seen.append((path, real(path, overrides)))
+        raise Resolved  # what the command would run with is all this test needs
+
+    monkeypatch.setattr(config_mod, "load_config", spy)
+    data = {"sft": "--train-data", "generate": "--problems", "eval": "--problems"}[command]
+    with pytest.raises(Resolved):
+        cli.main([command, "--model", str(tiny_model_dir), data, str(tmp_path / "p.jsonl"), "-o", str(tmp_path / "o")])
+    (path, cfg), = seen
+    assert path is None and cfg.to_dict() == Config().to_dict()
+    assert cfg.format.style == "natural" and cfg.format.chat_template == "auto" and not cfg.model.freeze_embeddings
+
+
 def _natural_pairs(problems, framing):
     from oakdpo.pairs import build_pairs
 

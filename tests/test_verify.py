@@ -1,7 +1,7 @@
 """The trace format, the optionizer (gold traces) and the strict verifier.
 
-Acceptance 1: gold traces of all shared PrOntoQA examples and of 2000 generated problems verify 100%.
-Acceptance 2: mutated gold traces are 100% rejected, each for the right (exact) reason.
+Gold traces of all shared PrOntoQA examples and of 2000 generated problems verify 100%.
+Mutated gold traces are 100% rejected, each for the right (exact) reason.
 """
 
 import json
@@ -352,10 +352,11 @@ def _shared_problems(shared_data):
     return out
 
 
-def test_acceptance1_shared_gold_traces_all_valid(shared_data):
+@pytest.mark.parametrize("style", ["natural", "lookup"])
+def test_acceptance1_shared_gold_traces_all_valid(shared_data, style):
     problems = _shared_problems(shared_data)
     assert len(problems) == 2400
-    vs = verify_traces(problems, [{"problem_id": p.id, "sample": 0, "text": gold_trace(p)} for p in problems],
+    vs = verify_traces(problems, [{"problem_id": p.id, "sample": 0, "text": gold_trace(p, style)} for p in problems],
                        progress=False)
     s = summarize(vs)
     assert s["traces"] == 2400 and s["trace_validity"] == 1.0 and s["accuracy"] == 1.0 and s["step_validity"] == 1.0
@@ -363,10 +364,11 @@ def test_acceptance1_shared_gold_traces_all_valid(shared_data):
     assert s["reasoning_steps"] == sum(p.hops for p in problems) == 7200
 
 
-def test_acceptance1_generated_gold_traces_all_valid():
+@pytest.mark.parametrize("style", ["natural", "lookup"])
+def test_acceptance1_generated_gold_traces_all_valid(style):
     problems = data.generate_problems(2000, hops=(1, 5), seed=0)
     assert {p.hops for p in problems} == {1, 2, 3, 4, 5}
-    vs = verify_traces(problems, [{"problem_id": p.id, "sample": 0, "text": gold_trace(p)} for p in problems],
+    vs = verify_traces(problems, [{"problem_id": p.id, "sample": 0, "text": gold_trace(p, style)} for p in problems],
                        progress=False)
     s = summarize(vs)
     assert (s["traces"], s["trace_validity"], s["accuracy"], s["step_validity"]) == (2000, 1.0, 1.0, 1.0)

@@ -16,13 +16,14 @@ from .tasks import get_task, task_for_format
 from .trace import LABELS, Problem, trace_record
 
 
-def read_problems(path: str | Path) -> list[Problem]:
-    """Read problems.jsonl. Any bad line raises UserError naming 'file:line' and the field."""
+def read_problems(path: str | Path, task: str | None = None) -> list[Problem]:
+    """Read problems.jsonl. Any bad line raises UserError naming 'file:line' and the field. A record without a
+    'task' field belongs to `task` (see Problem.from_dict)."""
     path = Path(path)
     out, seen = [], {}
     for lineno, rec in read_jsonl_lines(path):
         where = f"{path}:{lineno}"
-        p = Problem.from_dict(rec, where=where)
+        p = Problem.from_dict(rec, where=where, task=task)
         if p.id in seen:
             raise UserError(f"{where}: field 'id': duplicate id {p.id!r} (first on line {seen[p.id]})")
         seen[p.id] = lineno
@@ -53,7 +54,7 @@ def read_problem_file(path: str | Path, task: str | None = None) -> list[Problem
     if not path.is_file():
         raise UserError(f"{path}: no such file")
     if _is_problems_jsonl(path):
-        return read_problems(path)
+        return read_problems(path, task)
     return get_task(task or "prontoqa").load(path)
 
 
@@ -127,9 +128,10 @@ def _cmd_gold(args) -> int:
     records = [trace_record(p.id, 0, text) for p, text in golds if text is not None]
     write_jsonl(args.output, records)
     skipped = len(problems) - len(records)
+    written = [p for p, text in golds if text is not None]  # the labels of the traces written, not of the input
     print(f"wrote {len(records)} gold traces ({style} style) for {len(problems)} problems"
           + (f" ({skipped} without a gold proof skipped)" if skipped else "")
-          + f": {label_summary(problems)} -> {args.output}")
+          + f": {label_summary(written)} -> {args.output}")
     return 0
 
 

@@ -706,6 +706,13 @@ def run_report(args) -> int:
     """`oakdpo report RUN_DIR [--html]`: report.md + report.png from the run's files; with --html report.html."""
     from .report import write_report
 
+    from .io import UserError
+
+    run_dir = Path(args.run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir}: no such run directory")
+    if not (run_dir / "eval_sft").is_dir() and not any(run_dir.glob("iter_*")):
+        raise UserError(f"{run_dir}: not a run directory (no iter_*/ or eval_sft/ of oakdpo oak or quickstart)")
     problems = []
     for f in args.problems or []:
         from .data import read_problem_file

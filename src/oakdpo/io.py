@@ -108,13 +108,19 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
 
 
 def remove_stale_temps(folder: str | os.PathLike) -> int:
-    """Delete the temp files and folders a killed run left under `folder` (names `.X.*.tmp`); returns how many."""
+    """Delete the temp files and folders a killed run left under `folder` (names `.X.*.tmp`); returns how many.
+
+    A folder that atomic_folder had moved aside (`.X.old.tmp`) when the kill came, before the new one took its
+    place, is put back as X rather than deleted: it is the last complete copy."""
     folder = Path(folder)
     if not folder.is_dir():
         return 0
     n = 0
     for p in sorted(folder.rglob(f".*{TEMP_SUFFIX}"), key=lambda p: -len(p.parts)):
-        if p.is_dir():
+        original = p.with_name(p.name[1:-len(f".old{TEMP_SUFFIX}")]) if p.name.endswith(f".old{TEMP_SUFFIX}") else None
+        if original is not None and p.is_dir() and not original.exists():
+            os.replace(p, original)
+        elif p.is_dir():
             shutil.rmtree(p, ignore_errors=True)
         else:
             p.unlink(missing_ok=True)

@@ -72,9 +72,10 @@ class Problem:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict, where: str = "problem") -> "Problem":
+    def from_dict(cls, d: dict, where: str = "problem", task: str | None = None) -> "Problem":
         """Build from a JSON record, checking every field's type; `where` (e.g. 'problems.jsonl:7') prefixes any
-        error. A record without 'task' (files written before tasks were named) is FOLIO when it has 'fol'."""
+        error. A record without 'task' belongs to `task` (the caller's --dataset-type); without either, it is
+        FOLIO when it has 'fol', else PrOntoQA."""
         if not isinstance(d, dict):
             raise UserError(f"{where}: expected a JSON object, got {type(d).__name__}")
         for key in PROBLEM_KEYS:
@@ -103,7 +104,7 @@ class Problem:
         need("meta", lambda v: v is None or isinstance(v, dict), "an object or null")
         known = set(cls.__dataclass_fields__)
         rec = {k: v for k, v in d.items() if k in known}
-        rec.setdefault("task", "folio" if d.get("fol") else "prontoqa")
+        rec.setdefault("task", task or ("folio" if d.get("fol") else "prontoqa"))
         return cls(**rec)
 
 

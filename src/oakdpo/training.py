@@ -203,7 +203,8 @@ def cmd_sft(args) -> int:
     problems = read_problem_file(args.train_data, cfg.data.dataset)
     if args.limit:
         problems = problems[: args.limit]
-    metrics = run_sft(cfg, problems, args.model, args.output)
-    if dist.is_main():
-        print(json.dumps(metrics))
+    with dist.job():  # under torchrun: an exception on one rank ends every rank at once
+        metrics = run_sft(cfg, problems, args.model, args.output)
+        if dist.is_main():
+            print(json.dumps(metrics))
     return 0
