@@ -1,4 +1,4 @@
-"""Fuzzing the verifiers: random, structured, mutated and pathological traces through oakdpo.verify (issue 22).
+"""Fuzzing the verifiers: random, structured, mutated and pathological traces through oakdpo.verify.
 
 Per task (PrOntoQA, FOLIO, ProofWriter: every task with a gold trace and a verifier), on shared-data problems:
 

@@ -1,6 +1,5 @@
 """Throughput of trace generation: one sequence at a time, the padded batches of transformers `generate`, and
-oakdpo's continuous batching, on the same model, problems and settings (acceptance of the generation issue: the
-new path at least 2x the padded batches in traces/s).
+oakdpo's continuous batching, on the same model, problems and settings, with each path's peak memory.
 
 Problems: N five-hop problems of our generator (get_task("prontoqa").generate(N, seed, hops=5)), S samples each,
 temperature 0.7, top_p 1, T torch threads. Each path runs in a fresh subprocess (so each peak RSS is its own);

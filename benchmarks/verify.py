@@ -1,4 +1,4 @@
-"""Verification throughput per task with 1 and 2 workers (issue 21: FOLIO with 2 workers >= 1.7x one).
+"""Verification throughput per task with 1 and 2 workers (the process pool's speed-up on a 2-core machine).
 
 Realistic traces: the gold traces of shared-data problems (PrOntoQA: the shared files and generated problems;
 FOLIO: the handwritten conclusions and atom queries over the train stories; ProofWriter: the train file) and

@@ -177,7 +177,7 @@ def add_group_directions(model, tokenizer, group_of, scale: float, seed: int) ->
     component that a head can read linearly: the second-form tags ("{12}": is this the retry's rule?), or the
     forms of one subject ("Shumpuses are", "Every shumpus is not": a claim writes its cited premise's subject
     in another form), which with unrelated random embeddings are a table of tokens to memorise
-    (docs/tiny-model.md, change 8)."""
+    (docs/tiny-model.md)."""
     emb = model.get_input_embeddings().weight
     directions: dict = {}
     with torch.no_grad():

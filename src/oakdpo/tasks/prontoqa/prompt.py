@@ -86,7 +86,7 @@ def inner_tag(i: int, repeat: bool) -> str:
     """The tag written before premise i's last word: "[i]", or "{i}" when an earlier premise ends in the same
     word (repeated_keys). Two rules end in the query's property (the proof's and a distractor): with the
     later-listed one's tag written differently, each of the two lookups by that word has one answer of its
-    kind, and the retry after a dead end need not exclude the rule it tried (docs/tiny-model.md, change 8)."""
+    kind, and the retry after a dead end need not exclude the rule it tried (docs/tiny-model.md)."""
     return f"{{{i}}}" if repeat else f"[{i}]"
 
 
