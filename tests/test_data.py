@@ -450,3 +450,57 @@ def test_a_record_without_task_belongs_to_the_callers_task(tmp_path):
     rec["task"] = "folio"
     path.write_text(json.dumps(rec) + "\n")
     assert read_problem_file(path, "proofwriter")[0].task == "folio"  # the record's own field wins
+
+
+# The original generator's Composed rule (--proofs-only): comma-joined clauses ("X is A, X is B, and X is not C"),
+# proofs by contradiction with several sentences under the assumption, and an assumed fact used before "Assume".
+COMPOSED = {
+    "example1": proofs_only_example(
+        "Each wumpus is a dumpus, a lorpus, and a grimpus. Rex is a lorpus, Rex is a yumpus, and Rex is not a grimpus.",
+        "Prove: Rex is not a wumpus, Rex is a yumpus, or Rex is a numpus.",
+        ["Rex is a lorpus, Rex is a yumpus, and Rex is not a grimpus.", "Rex is not a grimpus.\n\n",
+         "Assume Rex is a wumpus.", "Each wumpus is a dumpus, a lorpus, and a grimpus.",
+         "Rex is a dumpus, a lorpus, and a grimpus.", "Rex is a grimpus.", "This contradicts with Rex is not a grimpus.",
+         "Rex is not a wumpus.\n\n", "Rex is not a wumpus or Rex is a yumpus or Rex is a numpus."]),
+    "example2": proofs_only_example(
+        "Lempuses are gorpuses. Yumpuses are vumpuses. Everything that is a gorpus and a vumpus is a shumpus. "
+        "Fae is a rompus, Fae is a wumpus, and Fae is not a shumpus. Fae is a lempus.",
+        "Prove: Fae is not a yumpus.",
+        ["Fae is a rompus, Fae is a wumpus, and Fae is not a shumpus.", "Fae is not a shumpus.\n\n",
+         "Assume Fae is a yumpus.", "Yumpuses are vumpuses.", "Fae is a vumpus.", "Fae is a lempus.",
+         "Lempuses are gorpuses.", "Fae is a gorpus.", "Fae is a gorpus and a vumpus.",
+         "Everything that is a gorpus and a vumpus is a shumpus.", "Fae is a shumpus.",
+         "This contradicts with Fae is not a shumpus.", "Fae is not a yumpus.\n\n"]),
+    "example3": proofs_only_example(
+        "Every tumpus is a zumpus. Lempuses are impuses. Lempuses are grimpuses. Everything that is a zumpus and a "
+        "grimpus is not a rompus. Each impus is a rompus and a jompus. Wren is a tumpus.",
+        "Prove: Wren is not a lempus.",
+        ["Wren is a lempus.", "Lempuses are grimpuses.", "Wren is a grimpus.", "Wren is a tumpus.",
+         "Every tumpus is a zumpus.", "Wren is a zumpus.", "Wren is a zumpus and a grimpus.",
+         "Everything that is a zumpus and a grimpus is not a rompus.", "Wren is not a rompus.\n\n",
+         "Assume Wren is a lempus.", "Lempuses are impuses.", "Wren is an impus.",
+         "Each impus is a rompus and a jompus.", "Wren is a rompus and a jompus.", "Wren is a rompus.",
+         "This contradicts with Wren is not a rompus.", "Wren is not a lempus.\n\n"]),
+}
+
+
+def test_composed_proofs_by_contradiction_import_gold_verify(tmp_path, capsys):
+    """import -> gold (both styles) -> verify: every Composed example gets a gold trace, and every trace is valid."""
+    src = tmp_path / "3hop_Composed_0shot_random_nodistractor_noadj_seed1.json"
+    src.write_text(json.dumps(COMPOSED, indent=1))
+    problems = tmp_path / "problems.jsonl"
+    assert cli.main(["data", "import", "--format", "prontoqa-json", str(src), "-o", str(problems)]) == 0
+    assert [p.rule for p in read_problems(problems)] == ["Composed"] * 3
+    capsys.readouterr()
+    for style in ("natural", "lookup"):
+        traces, verdicts = tmp_path / f"gold_{style}.jsonl", tmp_path / f"verdicts_{style}.jsonl"
+        assert cli.main(["data", "gold", "--problems", str(problems), "--style", style, "-o", str(traces)]) == 0
+        assert f"wrote 3 gold traces ({style} style) for 3 problems: " in capsys.readouterr().out
+        assert cli.main(["verify", "--problems", str(problems), "--traces", str(traces), "-o", str(verdicts),
+                         "--no-progress", "--set", "verify.workers=1"]) == 0
+        recs = [json.loads(line) for line in verdicts.read_text().splitlines()]
+        assert len(recs) == 3 and all(r["trace_valid"] for r in recs), [r["trace_reason"] for r in recs]
+        steps = [[s["option"] for s in r["steps"]] for r in recs]
+        assert steps == [["AND_ELIM", "CONTRADICTION", "OR_INTRO", "CONCLUDE"],
+                         ["AND_ELIM", "MODUS_PONENS", "CONTRADICTION", "MODUS_TOLLENS", "CONCLUDE"],
+                         ["MODUS_PONENS", "CONTRADICTION", "CONTRADICTION", "CONTRADICTION", "CONCLUDE"]]

@@ -281,6 +281,125 @@ def test_other_rules_gold_traces(problem, options):
     assert (v["trace_valid"], v["correct"], v["step_validity"]) == (True, True, 1.0)
 
 
+# Proofs by contradiction of the original generator's Composed rule: several sentences under the assumption.
+COMPOSED_CONTRA = [
+    # AND_INTRO of the assumption and two facts, a conjunctive rule: one CONTRADICTION citing the facts for the
+    # other parts; the query is a disjunction with the result (OR_INTRO)
+    (_p("contra-conj", ["Everything that is an impus and a rompus and a wumpus is a dumpus.",
+                        "Max is a brimpus and Max is a rompus and Max is not a dumpus.", "Max is an impus.",
+                        "Max is a rompus."], "Prove: Max is a shumpus or Max is not a wumpus.",
+        ["Max is a brimpus and Max is a rompus and Max is not a dumpus.", "Max is not a dumpus.",
+         "Assume Max is a wumpus.", "Max is a rompus.", "Max is an impus.", "Max is an impus, a rompus, and a wumpus.",
+         "Everything that is an impus and a rompus and a wumpus is a dumpus.", "Max is a dumpus.",
+         "This contradicts with Max is not a dumpus.", "Max is not a wumpus.", "Max is a shumpus or Max is not a wumpus."]),
+     [("AND_ELIM", [1]), ("CONTRADICTION", [4, 0, 2, 3]), ("OR_INTRO", [5]), ("CONCLUDE", [0])]),
+    # a conjunctive consequent and a chain of two rules under the assumption; comma-joined clauses
+    (_p("contra-chain", ["Each impus is a gorpus, a rompus, and a tumpus.", "Each tumpus is a sterpus.",
+                         "Rex is not a sterpus, Rex is a lorpus, and Rex is a brimpus."],
+        "Prove: Rex is not an impus, Rex is a yumpus, or Rex is a numpus.",
+        ["Rex is not a sterpus, Rex is a lorpus, and Rex is a brimpus.", "Rex is not a sterpus.",
+         "Assume Rex is an impus.", "Each impus is a gorpus, a rompus, and a tumpus.",
+         "Rex is a gorpus, a rompus, and a tumpus.", "Rex is a tumpus.", "Each tumpus is a sterpus.",
+         "Rex is a sterpus.", "This contradicts with Rex is not a sterpus.", "Rex is not an impus.",
+         "Rex is not an impus, Rex is a yumpus, or Rex is a numpus."]),
+     [("AND_ELIM", [2]), ("MODUS_TOLLENS", [3, 1]), ("CONTRADICTION", [4, 0]), ("OR_INTRO", [5]),
+      ("CONCLUDE", [0])]),
+    # two parts of the conjunction follow from the assumption: the denial becomes a disjunction, resolved one
+    # rule at a time
+    (_p("contra-two-parts", ["Each impus is a sterpus.", "Every impus is a zumpus.",
+                             "Everything that is a zumpus, a sterpus, and a yumpus is a jompus.", "Alex is not a jompus.",
+                             "Alex is a yumpus."], "Prove: Alex is not an impus.",
+        ["Assume Alex is an impus.", "Each impus is a sterpus.", "Alex is a sterpus.", "Alex is an impus.",
+         "Every impus is a zumpus.", "Alex is a zumpus.", "Alex is a zumpus, a sterpus, and a yumpus.",
+         "Everything that is a zumpus, a sterpus, and a yumpus is a jompus.", "Alex is a jompus.",
+         "This contradicts with Alex is not a jompus.", "Alex is not an impus."]),
+     [("CONTRADICTION", [3, 2, 4]), ("CONTRADICTION", [5, 1]), ("CONTRADICTION", [6, 0]), ("CONCLUDE", [0])]),
+    # the assumed fact is used before "Assume" too: the denial itself follows from it, so the first step cites
+    # the two rules that contradict
+    (_p("contra-two-rules", ["Everything that is a lorpus and a brimpus is a yumpus.",
+                             "Everything that is a tumpus and a brimpus is not a yumpus.", "Alex is a tumpus.",
+                             "Alex is a lorpus."], "Prove: Alex is not a brimpus.",
+        ["Alex is a brimpus.", "Alex is a tumpus.", "Alex is a tumpus and a brimpus.",
+         "Everything that is a tumpus and a brimpus is not a yumpus.", "Alex is not a yumpus.",
+         "Assume Alex is a brimpus.", "Alex is a lorpus.", "Alex is a lorpus and a brimpus.",
+         "Everything that is a lorpus and a brimpus is a yumpus.", "Alex is a yumpus.",
+         "This contradicts with Alex is not a yumpus.", "Alex is not a brimpus."]),
+     [("CONTRADICTION", [0, 1, 3, 2]), ("CONCLUDE", [0])]),
+    # contradictory premises (a generator quirk: the premise conjunction holds the assumed fact); the proof is
+    # still sound step by step
+    (_p("contra-quirk", ["Each jompus is a grimpus.", "Everything that is a lorpus and a grimpus is a zumpus.",
+                         "Sam is a jompus and Sam is not a zumpus.", "Sam is a lorpus."], "Prove: Sam is not a jompus.",
+        ["Sam is a jompus and Sam is not a zumpus.", "Sam is not a zumpus.", "Assume Sam is a jompus.",
+         "Each jompus is a grimpus.", "Sam is a grimpus.", "Sam is a lorpus.", "Sam is a lorpus and a grimpus.",
+         "Everything that is a lorpus and a grimpus is a zumpus.", "Sam is a zumpus.",
+         "This contradicts with Sam is not a zumpus.", "Sam is not a jompus."]),
+     [("AND_ELIM", [2]), ("CONTRADICTION", [4, 1, 3]), ("MODUS_TOLLENS", [5, 0]), ("CONCLUDE", [0])]),
+    # a self-contradictory query over contradictory premises (another quirk): both halves are derived
+    (_p("contra-query", ["Every grimpus is a vumpus.", "Vumpuses are yumpuses.", "Yumpuses are impuses and jompuses.",
+                         "Stella is not an impus.", "Stella is a grimpus."],
+        "Prove: Stella is not a yumpus and Stella is a yumpus.",
+        ["Stella is a grimpus.", "Every grimpus is a vumpus.", "Stella is a vumpus.", "Vumpuses are yumpuses.",
+         "Stella is a yumpus.", "Assume Stella is a yumpus.", "Yumpuses are impuses and jompuses.",
+         "Stella is an impus and a jompus.", "Stella is an impus.", "This contradicts with Stella is not an impus.",
+         "Stella is not a yumpus.", "Stella is not a yumpus and Stella is a yumpus."]),
+     [("MODUS_PONENS", [4, 0]), ("MODUS_PONENS", [5, 1]), ("MODUS_PONENS", [6, 2]), ("AND_ELIM", [7]),
+      ("CONTRADICTION", [3, 2]), ("AND_INTRO", [6, 9]), ("CONCLUDE", [0])]),
+]
+
+
+@pytest.mark.parametrize("style", ["natural", "lookup"])
+@pytest.mark.parametrize("problem, options", COMPOSED_CONTRA, ids=[p.id for p, _ in COMPOSED_CONTRA])
+def test_composed_contradiction_gold_traces(problem, options, style):
+    text = gold_trace(problem, style)
+    v = verify_trace(problem, text)
+    assert [(s["option"], s["args"]) for s in v["steps"]] == options
+    assert (v["trace_valid"], v["correct"], v["step_validity"]) == (True, True, 1.0)
+
+
+def _flip_claim(line: str) -> str:
+    head, _, claim = line.rpartition(" So ")
+    flipped = claim.replace(" is not ", " is ") if " is not " in claim else claim.replace(" is ", " is not ", 1)
+    return f"{head} So {flipped}"
+
+
+@pytest.mark.parametrize("style", ["natural", "lookup"])
+@pytest.mark.parametrize("problem, options", COMPOSED_CONTRA, ids=[p.id for p, _ in COMPOSED_CONTRA])
+def test_composed_contradiction_mutants_rejected(problem, options, style):
+    """Each CONTRADICTION / MODUS_TOLLENS step of those traces, mutated: a cited part dropped, the claim's
+    polarity flipped, the rule replaced by another premise rule, a premise fact added, the other of the two
+    options: the trace is rejected."""
+    import re
+    from oakdpo.tasks.prontoqa.logic import Rule, parse_sentence
+
+    text = gold_trace(problem, style)
+    lines = text.split("\n")
+    rules = [i for i, s in enumerate(problem.premises) if isinstance(parse_sentence(s), Rule)]
+    made = 0
+    for k, line in enumerate(lines):
+        m = re.match(r'Action: <Option type="(CONTRADICTION|MODUS_TOLLENS)" args="\[(.*)\]" />', line)
+        if not m:
+            continue
+        other = "MODUS_TOLLENS" if m.group(1) == "CONTRADICTION" else "CONTRADICTION"
+        args = [int(a) for a in m.group(2).split(", ")]
+        mutants = [(k, line.replace(m.group(1), other))]
+        if len(args) > 2:
+            mutants.append((k, line.replace(m.group(2), ", ".join(map(str, args[:-1])))))
+        mutants.append((k - 1, _flip_claim(lines[k - 1])))
+        for a in args:
+            for r in rules:
+                if a in rules and r != a:
+                    mutants.append((k, line.replace(m.group(2), ", ".join(str(r if x == a else x) for x in args))))
+        facts = [i for i in range(len(problem.premises)) if i not in rules and i not in args]
+        for f in facts:
+            mutants.append((k, line.replace(m.group(2), ", ".join(map(str, args + [f])))))
+        for at, new in mutants:
+            mutated = "\n".join(lines[:at] + [new] + lines[at + 1:])
+            assert mutated != text
+            assert not verify_trace(problem, mutated)["trace_valid"], mutated
+            made += 1
+    assert made >= 3 * sum(o in ("CONTRADICTION", "MODUS_TOLLENS") for o, _ in options)
+
+
 @pytest.mark.parametrize("style", ["natural", "lookup"])
 def test_gold_trace_unreachable_is_none(style):
     p = Problem(id="x", premises=["Max is a wumpus."], query="True or false: Max is wooden.", label="TRUE")

@@ -6,18 +6,19 @@ from itertools import combinations, product
 from typing import Any
 
 from ...trace import ANSWER_CODES, QUERY_TAG, Problem, query_statement, render_trace
-from .logic import Fact, Rule, apply_option, describe, negate_fact, parse_sentence, render
+from .logic import (Assume, Contradicts, Fact, Rule, apply_option, describe, make_fact, negate_fact, parse_sentence,
+                    render)
 from .prompt import inner_tag, lookup_key as _key, repeated_keys
 
 # Options tried, in order, to derive a proof sentence in one step (ModusPonens first: most common).
-_GOLD_OPTIONS = ("MODUS_PONENS", "AND_INTRO", "AND_ELIM", "OR_INTRO", "CASE_SPLIT", "CONTRADICTION")
+_GOLD_OPTIONS = ("MODUS_PONENS", "AND_INTRO", "AND_ELIM", "OR_INTRO", "CASE_SPLIT", "CONTRADICTION", "MODUS_TOLLENS")
 
 
 def _gold_candidates(option: str, avail: list[tuple[int, Any]]):
     """Argument lists worth trying for `option` over the available (index, formula) pairs, newest facts first."""
     facts = [(i, f) for i, f in reversed(avail) if isinstance(f, Fact)]
     rules = [(i, f) for i, f in avail if isinstance(f, Rule)]
-    if option in ("MODUS_PONENS", "CONTRADICTION"):
+    if option in ("MODUS_PONENS", "CONTRADICTION", "MODUS_TOLLENS"):
         for i, f in facts:
             for j, r in rules:
                 yield [i, j]
@@ -44,11 +45,14 @@ def _gold_candidates(option: str, avail: list[tuple[int, Any]]):
                     yield [i, *combo]
 
 
-def _derive(target, avail: list[tuple[int, Any]]):
-    """One step (option, args) that licenses `target` from the available formulas, or None."""
+def _derive(target, avail: list[tuple[int, Any]], hypothetical: bool = False):
+    """One step (option, args) that licenses `target` from the available formulas, or None. `hypothetical`: only
+    a step that cites a hypothetical formula (negative index, see _open_block)."""
     formulas = dict(avail)
     for option in _GOLD_OPTIONS:
         for args in _gold_candidates(option, avail):
+            if hypothetical and not any(a < 0 for a in args):
+                continue
             lic, _ = apply_option(option, [formulas[a] for a in args], args)
             if lic is not None and lic.ok(target):
                 return option, args
@@ -61,8 +65,14 @@ def gold_trace(problem: Problem, style: str = "lookup") -> str | None:
 
     Each non-premise proof sentence that follows in one step from the premises and the sentences derived so far
     becomes a step (forward, as the chain of thought goes). Sentences inside an assumption ("Assume ...",
-    OrElim / ProofByContra) do not follow from the premises and are skipped; the case split / contradiction is
-    then one CASE_SPLIT / CONTRADICTION step. A query that is itself a premise gives a CONCLUDE-only trace.
+    OrElim / ProofByContra) do not follow from the premises and are skipped; the case split is then one
+    CASE_SPLIT step. A proof by contradiction ("Assume E is A." ... "E is D." "This contradicts with E is not
+    D." "E is not A.") becomes the contradiction walked back from D to A (_refute): one CONTRADICTION step (or
+    MODUS_TOLLENS, for a plain rule) per rule the block applied to a formula that depends on the assumption,
+    each citing the fact that denies the rule's consequent ("E is not D", or "E is not D or not B" when two
+    parts depend on it), the rule, and (a conjunctive subject) the facts for its other parts; sentences of the
+    block that do not depend on the assumption are ordinary steps. A query that is itself a premise gives a
+    CONCLUDE-only trace.
 
     style "natural": the thought restates the cited formulas as plain sentences and ends with the claim,
         Thought: Max is a vumpus. Each vumpus is a brimpus. So Max is a brimpus.
@@ -99,13 +109,41 @@ def gold_trace(problem: Problem, style: str = "lookup") -> str | None:
         avail.append((n, f))
         texts[n] = text
 
-    for sentence in problem.proof:
-        f = parse_sentence(sentence)
-        if not isinstance(f, Fact) or have(f) is not None:
+    proof = [(s, parse_sentence(s)) for s in problem.proof]
+    hyp = None  # the open proof-by-contradiction block: its hypothetical formulas and how each was derived
+    skipped = []  # sentences outside a block that did not follow: they may follow from a later assumption
+    for pos, (sentence, f) in enumerate(proof):
+        if isinstance(f, Assume):
+            hyp = _open_block(proof, pos, f.fact)
+            for g in skipped if hyp is not None else ():
+                if all(h != g for _, h in hyp["avail"]) and (found := _derive(g, avail + hyp["avail"], True)):
+                    hyp["avail"].append((-1 - len(hyp["avail"]), g))
+                    hyp["how"][g] = found
+            continue
+        if isinstance(f, Contradicts):
+            if hyp is not None:
+                after = proof[pos + 1][1] if pos + 1 < len(proof) else None
+                for step in _refute(hyp, f.fact, avail, have, after, P + len(steps)) or ():
+                    claim, option, args = step
+                    text = _sentence(proof[pos + 1][0]) if claim == after else render(claim)
+                    add_step(claim, text, option, args)
+            hyp = None
+            continue
+        if not isinstance(f, Fact):
+            continue
+        if hyp is not None and all(g != f for _, g in hyp["avail"]):
+            # under the assumption: how the sentence follows from it (even when it also follows without it: with
+            # contradictory premises, see _refute), for the walk back from the contradiction
+            if (found := _derive(f, avail + hyp["avail"], hypothetical=True)) is not None:
+                hyp["avail"].append((-1 - len(hyp["avail"]), f))
+                hyp["how"][f] = found
+        if have(f) is not None:
             continue
         found = _derive(f, avail)
         if found is None:
-            continue  # a sentence under an assumption: not derivable from the premises
+            if hyp is None:
+                skipped.append(f)
+            continue  # a sentence under an assumption is not derivable from the premises: no step
         add_step(f, _sentence(sentence), *found)
         if f == goal:
             break
@@ -194,6 +232,159 @@ def _backward(problem: Problem, steps, texts: dict, formulas: dict, goal):
     texts[n] = render(claim)
     out.append((f"{first}{tag(prev)} {cite(fact0)} So [{n}] {texts[n]}", "MODUS_PONENS", [fact0, prev]))
     return out
+
+
+def _open_block(proof, pos: int, assumed: Fact):
+    """The hypothetical state of a proof-by-contradiction block opened at proof[pos] ("Assume ..."), or None
+    when the block ends otherwise (an OrElim case ends at the next "Assume" or at "Since ...")."""
+    for _, g in proof[pos + 1:]:
+        if isinstance(g, Assume):
+            return None
+        if isinstance(g, Contradicts):
+            # hypothetical formulas get negative indices; -1 is the assumption itself
+            return {"avail": [(-1, assumed)], "how": {}, "assumed": assumed}
+    return None
+
+
+def _refute(hyp, denial: Fact, avail: list[tuple[int, Any]], have, after, first: int):
+    """Steps (claim, option, args) deriving "E is not A" for the block's assumption "E is A" from the sentence
+    the block contradicts, `denial` ("E is not D"), or None when the block is not of the shapes below (the caller
+    then makes no step). The steps get the indices first, first + 1, ... Each is a CONTRADICTION step, or a
+    MODUS_TOLLENS step where the rule is a plain one (one consequent, no part facts; _denial_option).
+
+    The walk holds a fact n, "E is not h1 or ... or not hk" (first the denial "E is not D"), each hi a literal
+    of a hypothetical formula (one that follows from the assumption), and replaces the latest hi by what it
+    followed from: looking through AND_ELIM / AND_INTRO to the MODUS_PONENS that made hi, from a formula F and a
+    rule, the step CONTRADICTION [n, rule, facts for F's other parts] denies F's hypothetical parts instead
+    (F itself, the case a of F = OR_INTRO(a), or the parts of F = AND_INTRO(...) that are not facts). The walk
+    ends when n is "E is not A".
+    When the denial itself follows only from the assumption (the original generator uses the assumed fact in
+    the proof before "Assume ..." too), the first step is the other form of CONTRADICTION: the two rules that
+    make D and not D, with the facts for their subjects' other parts.
+    The original generator sometimes writes contradictory premises (a premise conjunction that contains the
+    assumption or one of its consequences): then a part may follow with or without the assumption, and the walk
+    tries denying such a part when all are facts. The last claim must be the sentence after the block (`after`)
+    when that is a fact."""
+    formulas = dict(avail + hyp["avail"])
+    how, assumed = hyp["how"], hyp["assumed"]
+    order = {f: k for k, (_, f) in enumerate(hyp["avail"])}  # later hypothetical formulas have larger keys
+    target = negate_fact(assumed)
+    if denial.entity != assumed.entity or denial.op != "atom" or assumed.op != "atom":
+        return None
+
+    def producers(lit):
+        """(rule index, F, position) of each MODUS_PONENS behind a hypothetical formula with literal lit."""
+        out = []
+
+        def down(t, seen):
+            if t in seen or t not in how:
+                return
+            seen.add(t)
+            option, args = how[t]
+            cited = [formulas[a] for a in args]
+            if option == "AND_ELIM":
+                down(cited[0], seen)
+            elif option == "AND_INTRO":
+                for c in cited:
+                    if lit in c.lits:
+                        down(c, seen)
+            elif option == "MODUS_PONENS":
+                k = 0 if isinstance(cited[0], Rule) else 1
+                out.append((args[k], cited[1 - k], order[t]))
+
+        for t in sorted((t for t in how if t.op != "or" and lit in t.lits), key=order.get, reverse=True):
+            down(t, set())
+        return out
+
+    def subject_choices(fact):
+        """(facts to cite, literals left to deny) for the hypothetical formula F a rule was applied to."""
+        if fact.op == "atom":
+            return [([], [fact.lits[0]])] if (fact in how or fact == assumed) else []
+        option, args = how.get(fact, ("", []))
+        if fact.op == "or":
+            src = formulas[args[0]] if option == "OR_INTRO" else None
+            return [([], [src.lits[0]])] if src is not None and src.op == "atom" else []
+        if option != "AND_INTRO":
+            return []
+        parts = [formulas[a] for a in args]
+        if any(q.op != "atom" for q in parts):
+            return []
+        hyps = [q for q in parts if have(q) is None]
+        if hyps:
+            return [([have(q) for q in parts if q not in hyps], [q.lits[0] for q in hyps])]
+        # contradictory premises: every part is also a fact; deny one that follows from the assumption
+        return [([have(o) for o in parts if o is not q], [q.lits[0]]) for q in parts if q in how or q == assumed]
+
+    def walk(n, held, k, depth):
+        if held == target:
+            return []
+        if depth > 4 * len(hyp["avail"]) + 4:
+            return None
+        # resolve the literal whose hypothetical formula came last, by each MODUS_PONENS that could have made it
+        prods = {l: producers(l.negate()) for l in held.lits if l != target.lits[0]}
+        prods = {l: ps for l, ps in prods.items() if ps}
+        if not prods:
+            return None
+        l = max(prods, key=lambda x: max(p[2] for p in prods[x]))
+        for rule_i, fact, _ in prods[l]:
+            for cite, left in subject_choices(fact):
+                lits = [x for x in held.lits if x != l] + [x.negate() for x in left]
+                claim = make_fact(held.name, lits, "or")
+                if claim is None:
+                    continue
+                cargs = [n, rule_i] + cite
+                option = _denial_option(claim, [formulas[a] for a in cargs], cargs)
+                if option is None:
+                    continue
+                known = have(claim)
+                m = known if known is not None else first + k
+                formulas[m] = claim
+                rest = walk(m, claim, k + (known is None), depth + 1)
+                if rest is not None:
+                    return ([] if known is not None else [(claim, option, cargs)]) + rest
+        return None
+
+    lit = denial.lits[0]
+
+    def two_rule_starts():
+        for r1, f1, _ in producers(lit.negate()):
+            for r2, f2, _ in producers(lit):
+                for c1, l1 in subject_choices(f1):
+                    for c2, l2 in subject_choices(f2):
+                        cite = list(dict.fromkeys(c1 + c2))
+                        claim = make_fact(denial.name, [x.negate() for x in l1 + l2], "or")
+                        cargs = [r1, r2] + cite
+                        if claim is None or not cite:  # the step needs a fact: it names the entity
+                            continue
+                        lic, _ = apply_option("CONTRADICTION", [formulas[a] for a in cargs], cargs)
+                        if lic is None or not lic.ok(claim):
+                            continue
+                        known = have(claim)
+                        m = known if known is not None else first
+                        formulas[m] = claim
+                        rest = walk(m, claim, int(known is None), 0)
+                        yield None if rest is None else \
+                            ([] if known is not None else [(claim, "CONTRADICTION", cargs)]) + rest
+
+    n = have(denial)
+    if n is not None:
+        steps = walk(n, denial, 0, 0)
+    else:  # the denial follows from the assumption too: the two rules that make D and not D
+        steps = next((st for st in two_rule_starts() if st is not None), None)
+    if steps is None:
+        return None
+    claim = steps[-1][0] if steps else denial
+    return steps if claim == target and (not isinstance(after, Fact) or after == claim) else None
+
+
+def _denial_option(claim, formulas: list, args: list[int]) -> str | None:
+    """The option that licenses `claim` from a denial and a rule: MODUS_TOLLENS (a plain rule, one consequent, no
+    other facts) or CONTRADICTION (every other form); the two never license the same step."""
+    for option in ("MODUS_TOLLENS", "CONTRADICTION"):
+        lic, _ = apply_option(option, formulas, args)
+        if lic is not None and lic.ok(claim):
+            return option
+    return None
 
 
 def _sentence(s: str) -> str:

@@ -65,6 +65,13 @@ def load_prontoqa_json(path: str | Path, rule: str | None = None) -> list[Proble
     test example is used. `--proofs-only` files have "Prove: ..." queries and no answer: label TRUE.
     Hops come from the file name ('5hop_...'), else from the proof length. The rule comes from `rule`, the
     file name ('3hop_AndIntro_0shot.json'), or a guess from the sentences.
+
+    Quirks of the original's Composed files, kept as written (each problem still has a gold trace that verifies,
+    gold.gold_trace): the premise conjunction "E is X and E is Y and E is not D" sometimes holds the fact a proof
+    by contradiction assumes, or one the premises refute, so the premises contradict each other (the query then
+    follows, and so does its negation; the label stays TRUE, as the generator proved it); some queries are
+    tautologies ("E is A or E is B or E is not A") or, over such premises, contradictions ("E is A and E is not
+    A"); and the assumed fact is sometimes used in the proof before its "Assume ..." sentence.
     """
     path = Path(path)
     data = read_json(path)

@@ -80,11 +80,13 @@ Formula = Union[Fact, Rule, Assume, Contradicts]
 
 
 def _norm_lits(lits, op: str) -> tuple[tuple, str] | None:
+    # "a wumpus or not a wumpus" (a tautology) and "a wumpus and not a wumpus" (a contradiction) keep both
+    # literals: the original generator writes them (an OrIntro query whose other disjuncts are drawn at random;
+    # an AndIntro query over contradictory premises), and each follows soundly (OR_INTRO; AND_INTRO of the two
+    # facts, which only contradictory premises provide).
     uniq = {}
     for lit in lits:
-        if lit.pred in uniq and uniq[lit.pred].neg != lit.neg:
-            return None  # "a wumpus and not a wumpus": contradictory / tautological, outside the grammar
-        uniq.setdefault(lit.pred, lit)
+        uniq.setdefault((lit.pred, lit.neg), lit)
     out = tuple(sorted(uniq.values()))
     if not out:
         return None
@@ -211,21 +213,25 @@ def _parse_fact(tokens: list[str], display: str) -> Fact | None:
     ent = tokens[0]
     if ent in _QUANTIFIERS or ent in ("not", "and", "or", "is", "are", ",") or len(tokens) < 3 or tokens[1] != "is":
         return None
-    # clause coordination: "max is a X and max is not a Y"
-    cuts = [i for i in range(2, len(tokens) - 2)
-            if tokens[i] in ("and", "or") and tokens[i + 1] == ent and tokens[i + 2] == "is"]
-    if cuts:
-        ops = {tokens[i] for i in cuts}
+    # clause coordination: "max is a X and max is not a Y", "max is a X, max is a Y, and max is not a Z" (the
+    # original generator writes the same formula with or without the commas). Each later clause "max is ..."
+    # is preceded by a separator: ",", "and", "or", ", and" or ", or"; like a list of noun phrases
+    # (_split_list), a bare comma list is not a coordination and "and" mixed with "or" is ambiguous.
+    starts = [j for j in range(3, len(tokens) - 1)
+              if tokens[j] == ent and tokens[j + 1] == "is" and tokens[j - 1] in (",", "and", "or")]
+    if starts:
+        ops, ends = set(), []
+        for j in starts:
+            sep = tokens[j - 2:j] if tokens[j - 2] == "," and tokens[j - 1] != "," else tokens[j - 1:j]
+            ops.update(t for t in sep if t != ",")
+            ends.append(j - len(sep))
         if len(ops) != 1:
             return None
-        bounds = [1] + [i + 2 for i in cuts]
-        ends = cuts + [len(tokens)]
+        bounds = [0] + starts
+        ends.append(len(tokens))
         lits = []
         for b, e in zip(bounds, ends):
-            chunk = tokens[b + 1:e]
-            while chunk and chunk[-1] == ",":
-                chunk = chunk[:-1]
-            pred = _parse_predicate(chunk, False)
+            pred = _parse_predicate(tokens[b + 2:e], False)
             if pred is None or len(pred[0]) != 1:
                 return None
             lits += pred[0]
@@ -565,20 +571,118 @@ def _case_split(fs, args):
     return _only(Fact(d.entity, cons, op, d.name)), None
 
 
-def _contradiction(fs, args):
-    """Proof by contradiction folded into one step: not C(e), (A1 or ... or An) -> C  |-  not Ai(e)."""
-    if (r := _need("CONTRADICTION", 2, args)):
-        return None, r
-    pair, r = _fact_and_rule("CONTRADICTION", fs, args, "a negated fact")
-    if r:
-        return None, r
-    fact, rule = pair
-    if rule.cons_op != "atom" or fact.op != "atom" or fact.lits[0] != rule.cons[0].negate():
-        return None, (f"rule does not apply: fact {describe(fact.lits, fact.op)!r} does not deny "
-                      f"rule consequent {describe(rule.cons, rule.cons_op)!r}")
+def _parts(option: str, rules: list, facts: list) -> tuple[list | None, str]:
+    """The parts of the rules' subjects that the cited part facts affirm (each fact one part of a conjunctive
+    subject, none twice), or (None, reason)."""
+    parts: list = []
+    for a, f in facts:
+        if f.op != "atom" or not any(r.ante_op == "and" and f.lits[0] in r.ante for r in rules):
+            subj = " / ".join(repr(describe(r.ante, r.ante_op)) for r in rules)
+            return None, (f"rule does not apply: fact {describe(f.lits, f.op)!r} (formula {a}) is not a part of "
+                          f"rule subject {subj}")
+        if f.lits[0] in parts:
+            return None, f"{option} cites part {describe(f.lits, f.op)!r} twice"
+        parts.append(f.lits[0])
+    return parts, "ok"
+
+
+def _denied_subject(rule: Rule, parts: list) -> list[list]:
+    """The ways to deny the rule's subject, given the affirmed parts, as lists of literals to join by 'or':
+    'not A1 or ... or not Ak' over the parts left of a conjunction (one way), 'not Ai' for any case Ai of a
+    disjunction or the one concept. An empty list: the parts affirm the whole subject."""
     if rule.ante_op == "and":
-        return _only(negate_fact(Fact(fact.entity, rule.ante, "and", fact.name))), None
-    return _one_of([Fact(fact.entity, (l.negate(),), "atom", fact.name) for l in rule.ante]), None
+        return [[l.negate() for l in rule.ante if l not in parts]]
+    return [[l.negate()] for l in rule.ante]
+
+
+def _contradiction(fs, args):
+    """Proof by contradiction folded into one step: what E cannot be, since the rule would otherwise make it
+    both C and not C.
+
+    Form 1, a rule and a fact that denies its consequent: "E is not C" (or a disjunction "E is not C or R ...")
+      with C the rule's consequent or one conjunct of it ("Every A is B, C and D"); the rule's subject is denied:
+        one concept or a disjunction A1 or ... or An:   "E is not Ai" (any i), or "E is not Ai or R ...";
+        a conjunction A1 and ... and An, with facts "E is Aj" for k < n of its parts:
+            "E is not Ai or ... (R ...)" over the parts left (k = n - 1: "E is not Ai").
+      The one form that is MODUS_TOLLENS is not CONTRADICTION: a fact "E is not C" and a rule with the one
+      consequent C whose subject is one concept or a conjunction (no other facts).
+    Form 2, two rules whose consequents contradict ("... is C", "... is not C", or a conjunct of either) and
+      at least one fact "E is Aj" for a part of a conjunctive subject: "E is not X or not Y" with X / Y the
+      parts (or one case) of each subject left undenied by the facts.
+    Sound: were E all the parts left, the rules (with the facts) would make it C and not C."""
+    if (r := _need("CONTRADICTION", 2, args, exact=False)):
+        return None, r
+    kinds = [_kind(f) for f in fs]
+    if len(fs) == 2 or kinds.count("rule") not in (1, 2) or kinds.count("fact") + kinds.count("rule") != len(fs):
+        if len(fs) != 2:
+            got = ", ".join(f"{k} {a}" for k, a in zip(kinds, args))
+            return None, (f"CONTRADICTION needs a negated fact and a rule (or two rules), and facts for parts of "
+                          f"a rule subject, got {got}")
+        pair, r = _fact_and_rule("CONTRADICTION", fs, args, "a negated fact")
+        if r:
+            return None, r
+    rules = [f for f in fs if isinstance(f, Rule)]
+    facts = [(a, f) for a, f in zip(args, fs) if isinstance(f, Fact)]
+    if (r := _facts("CONTRADICTION", [f for _, f in facts], [a for a, _ in facts])):
+        return None, r
+    name = facts[0][1].name
+    results: list = []
+    if len(rules) == 2:  # form 2
+        r1, r2 = rules
+        if r1.cons_op == "or" or r2.cons_op == "or" or not any(l.negate() in r2.cons for l in r1.cons):
+            return None, (f"rules do not contradict: consequents {describe(r1.cons, r1.cons_op)!r} and "
+                          f"{describe(r2.cons, r2.cons_op)!r}")
+        parts, reason = _parts("CONTRADICTION", rules, facts)
+        if parts is None:
+            return None, reason
+        for x in _denied_subject(r1, parts):
+            for y in _denied_subject(r2, parts):
+                if x or y:
+                    results.append(make_fact(name, x + y, "or"))
+        if not results:
+            return None, "CONTRADICTION: the cited facts affirm both rule subjects, no part is left to deny"
+        return _one_of(results), None
+    rule = rules[0]  # form 1: try each fact as the denial, the others as parts
+    fact = facts[0][1]
+    if (len(fs) == 2 and fact.op == "atom" and rule.cons_op == "atom" and rule.ante_op != "or"
+            and fact.lits[0].negate() in rule.cons):
+        return None, (f"CONTRADICTION: a fact that denies the one consequent of a rule whose subject is "
+                      f"{'a conjunction' if rule.ante_op == 'and' else 'one concept'} is MODUS_TOLLENS")
+    reason = None
+    for k, (a, deny) in enumerate(facts):
+        if deny.op == "and" or rule.cons_op == "or":
+            continue
+        denied = [l for l in deny.lits if l.negate() in rule.cons]
+        if not denied:
+            continue
+        others = facts[:k] + facts[k + 1:]
+        if others and rule.ante_op != "and":
+            reason = (f"CONTRADICTION cites facts for parts of the rule subject only when it is a conjunction, "
+                      f"got {describe(rule.ante, rule.ante_op)!r}")
+            continue
+        parts, why = _parts("CONTRADICTION", rules, others)
+        if parts is None:
+            reason = why
+            continue
+        for lit in denied:
+            rest = [l for l in deny.lits if l != lit]
+            for x in _denied_subject(rule, parts):
+                if x or rest:
+                    results.append(make_fact(name, rest + x, "or"))
+                else:
+                    reason = (f"CONTRADICTION: the cited facts affirm every part of rule subject "
+                              f"{describe(rule.ante, rule.ante_op)!r}, no part is left to deny")
+    if results:
+        return _one_of(results), None
+    if reason is None:
+        if len(facts) == 1:
+            fact = facts[0][1]
+            reason = (f"rule does not apply: fact {describe(fact.lits, fact.op)!r} does not deny "
+                      f"rule consequent {describe(rule.cons, rule.cons_op)!r}")
+        else:
+            reason = (f"rule does not apply: no cited fact denies rule consequent "
+                      f"{describe(rule.cons, rule.cons_op)!r}")
+    return None, reason
 
 
 RULES: dict[str, Callable] = {

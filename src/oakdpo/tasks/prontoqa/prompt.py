@@ -20,7 +20,11 @@ OPTION_HELP = {
     "AND_ELIM": 'a fact "X is A and B": one of its parts, "X is A".',
     "OR_INTRO": 'a fact "X is A": a disjunction that contains it, "X is A or B".',
     "CASE_SPLIT": 'a fact "X is A or B" and one rule per case with the same conclusion C: "X is C".',
-    "CONTRADICTION": 'a fact "X is not C" and a rule "Everything that is A or B is C": "X is not A".',
+    "CONTRADICTION": ('a fact "X is not C" and a rule "Everything that is A or B is C" (or "... is C and D"): '
+                      '"X is not A". A rule "Everything that is A and B and E is C" also cites the facts "X is B", '
+                      '"X is E" for the parts it does not deny: "X is not A" (citing fewer: "X is not A or not B"). '
+                      'The fact may be "X is not C or F": "X is not A or F". Or two rules "Every A is C" and '
+                      '"Everything that is B and E is not C" with the fact "X is E": "X is not A or not B".'),
     "CONCLUDE": "args [0] if the query is true, [1] if it is false; the last step, then the Final Answer line.",
 }
 
