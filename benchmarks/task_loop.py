@@ -142,8 +142,11 @@ def main() -> int:
         sft_data, loop_data, val_data = (proofwriter_data(out, args.train, args.val, args.seed) if task == "proofwriter"
                                          else folio_data(out, args.folio_sft, args.seed))
         samples = "2" if task == "proofwriter" else "4"
+        # Longer proofs and prompts than PrOntoQA's: room for 512 generated tokens after a prompt of up to ~1,000.
         common = ["--config", CONFIG, "--set", "sft.curriculum_steps=0", "--set", f"sft.epochs={args.sft_epochs}",
-                  "--set", f"data.dataset={task}"]
+                  "--set", f"data.dataset={task}"] + [x for kv in (
+                      "model.max_position_embeddings=2048", "sft.max_length=2048", "dpo.max_length=2048",
+                      "generation.max_new_tokens=512", "eval.max_new_tokens=512") for x in ("--set", kv)]
         times = {}
         if not (out / "init" / "config.json").is_file():
             times["init"] = run(oakdpo("model", "init", *common, "--train-data", str(sft_data), "-o",

@@ -150,3 +150,24 @@ def test_never_ignores_the_template(qwen2_standin, problems):
     framing = Framing(tok, FormatConfig(chat_template="never"))
     text = framing.prompt(problems[0]).text
     assert not framing.chat and "<|im_start|>" not in text and text.startswith("Decide whether")
+
+
+def test_inspect_prompt_prints_what_the_model_sees(qwen2_standin, problems, tmp_path, capsys):
+    # `oakdpo inspect prompt`: the framed prompt exactly as generation encodes it, and its token count.
+    from oakdpo import cli
+    from oakdpo.data import write_problems
+
+    write_problems(tmp_path / "p.jsonl", problems)
+    assert cli.main(["inspect", "prompt", "--problems", str(tmp_path / "p.jsonl"), "--model", str(qwen2_standin),
+                     "--index", "1"]) == 0
+    out = capsys.readouterr().out
+    _, tok = load_policy(qwen2_standin)
+    capsys.readouterr()
+    framing = Framing(tok, NATURAL)
+    text = framing.prompt(problems[1]).text
+    head, body = out.split("\n", 1)
+    assert body == f"{'-' * 100}\n{text}{'-' * 100}\n"
+    assert head == (f"problem {problems[1].id} (task prontoqa), style natural, chat template; the completion ends "
+                    f"with '<|im_end|>'; {len(framing.encode(text))} prompt tokens")
+    assert cli.main(["inspect", "prompt", "--problems", str(tmp_path / "p.jsonl"), "--index", "9"]) == 2
+    assert capsys.readouterr().err.strip() == f"error: --index: {tmp_path / 'p.jsonl'} has 4 problems, got index 9"

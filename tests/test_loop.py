@@ -128,3 +128,24 @@ def test_two_iterations_layout_base_config_and_resume(tmp_path, tiny_model_dir, 
     assert set(a) == set(b) and len(a) >= 10
     for rel in a:
         assert a[rel] == b[rel], rel
+
+
+def test_an_iteration_without_pairs_says_why_on_one_line(tmp_path, tiny_model_dir, small_problems, capsys):
+    # One sample per problem and no gold pairs: nothing can pair, and the loop says so in one line, with the way
+    # out; DPO is skipped and the iteration still completes.
+    from oakdpo.loop import run_oak
+
+    cfg = loop_config()
+    cfg.pairs.use_gold = False
+    out = tmp_path / "run"
+    metrics = run_oak(cfg, sft_model=tiny_model_dir, train=small_problems[:3], eval_sets={}, output_dir=out,
+                      iterations=1, samples=1)
+    lines = [line for line in capsys.readouterr().out.splitlines() if "no preference pairs" in line]
+    assert len(lines) == 1
+    verdicts = [json.loads(line) for line in (out / "iter_0" / "verdicts.jsonl").read_text().splitlines()]
+    valid = sum(v["trace_valid"] for v in verdicts)
+    assert lines[0] == (f"iteration 0: no preference pairs: {valid} of 3 traces are valid and no problem has a valid "
+                        "or sound sample beside an invalid one; with one sample per problem only gold pairs can "
+                        "form: set pairs.use_gold=true or sample more (--samples 2)")
+    assert metrics[0]["stages"]["pairs"]["pairs"] == 0 and metrics[0]["stages"]["pairs"]["no_pairs"] in lines[0]
+    assert json.loads((out / "dpo" / "iter_0" / "trainer_state.json").read_text())["global_step"] == 0

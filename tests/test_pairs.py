@@ -146,3 +146,21 @@ def test_a_rejected_trace_cut_by_max_new_tokens_is_partial(truncate_rejected):
     assert set(by_rejected) == {"CUT", "ENDED"}
     assert by_rejected["CUT"]["rejected_partial"] and by_rejected["CUT"]["rejected_truncated"]
     assert not by_rejected["ENDED"]["rejected_partial"] and not by_rejected["ENDED"]["rejected_truncated"]
+
+
+def test_why_no_pairs_for_folio_without_conclusion_fol():
+    # FOLIO problems without conclusion FOL have no gold trace: with invalid samples only, nothing pairs, and the
+    # one-line reason names it and the way out (more samples for on-policy pairs).
+    from oakdpo.pairs import explain_no_pairs
+
+    p = Problem(id="f0", task="folio", premises=["All cats are mammals.", "Tom is a cat."],
+                query="True or false: Tom is a mammal.", label="TRUE",
+                fol={"premises": ["∀x (Cat(x) → Mammal(x))", "Cat(tom)"], "query": None})
+    traces = [{"problem_id": "f0", "sample": 0, "text": "Final Answer: TRUE"}]
+    verdicts = [{"problem_id": "f0", "sample": 0, "trace_valid": False, "step_validity": 0.0, "steps": []}]
+    framing = Framing(PlainTokenizer(), FormatConfig(style="natural"))
+    assert _build_pairs([p], traces, verdicts, PairsConfig(), framing) == []
+    assert explain_no_pairs([p], traces, verdicts, PairsConfig(), framing) == (
+        "0 of 1 traces are valid, no problem has a valid or sound sample beside an invalid one, and 1 of 1 problems "
+        "have no gold trace for pairs.use_gold (their task cannot write one: e.g. FOLIO without conclusion FOL); "
+        "sample more than once (--samples 4) for on-policy pairs")
