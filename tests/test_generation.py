@@ -438,6 +438,24 @@ def test_cli_generate(tmp_path, tiny_dir, problems):
     assert all(r["truncated"] == (r["num_tokens"] == 5 and "Final Answer:" not in r["text"]) for r in lines)
 
 
+def test_verify_command_imports_no_model_library(tmp_path, problems):
+    # Verifying PrOntoQA traces needs neither torch nor any training library, nor the FOLIO solver (z3).
+    from oakdpo.tasks.prontoqa.gold import gold_trace
+
+    write_problems(tmp_path / "p.jsonl", problems)
+    (tmp_path / "t.jsonl").write_text("".join(json.dumps({"problem_id": p.id, "sample": 0, "text": gold_trace(p)}) + "\n"
+                                              for p in problems))
+    code = ("import sys; from oakdpo import cli; "
+            f"rc = cli.main(['verify', '--problems', {str(tmp_path / 'p.jsonl')!r}, '--traces', "
+            f"{str(tmp_path / 't.jsonl')!r}, '-o', {str(tmp_path / 'v.jsonl')!r}]); "
+            "print(rc, sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'transformers', 'z3', 'trl', 'peft', "
+            "'datasets', 'sklearn'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "0 []"
+    assert all(json.loads(line)["trace_valid"] for line in (tmp_path / "v.jsonl").read_text().splitlines())
+
+
 def test_generate_command_imports_only_what_it_uses(tmp_path, tiny_dir, problems):
     write_problems(tmp_path / "p.jsonl", problems)
     code = ("import sys; from oakdpo import cli; "
