@@ -164,3 +164,33 @@ def test_why_no_pairs_for_folio_without_conclusion_fol():
         "0 of 1 traces are valid, no problem has a valid or sound sample beside an invalid one, and 1 of 1 problems "
         "have no gold trace for pairs.use_gold (their task cannot write one: e.g. FOLIO without conclusion FOL); "
         "sample more than once (--samples 4) for on-policy pairs")
+
+
+def test_unchecked_unknown_answers_pair_on_folio_without_conclusion_fol():
+    # A FOLIO problem without conclusion FOL cannot check any answer. A well-formed CONCLUDE-only trace with the
+    # right UNKNOWN is sound (an UNKNOWN needs no derivation) and is chosen over a wrong answer; a right TRUE
+    # without reasoning, or an UNKNOWN whose Final Answer disagrees, is not sound.
+    from oakdpo.tasks import get_task
+
+    task = get_task("folio")
+    p = Problem(id="f1", task="folio", premises=["All cats are mammals.", "Tom is a cat."],
+                query="True or false: Tom likes fish.", label="UNKNOWN",
+                fol={"premises": ["∀x (Cat(x) → Mammal(x))", "Cat(tom)"], "query": None})
+    unknown = ('Thought: Nothing about fish follows. So the query is unknown.\nAction: <Option type="CONCLUDE" '
+               'args="[2]" />\nFinal Answer: UNKNOWN')
+    texts = [unknown, unknown.replace('args="[2]"', 'args="[0]"').replace("UNKNOWN", "TRUE"),
+             unknown.replace("Final Answer: UNKNOWN", "Final Answer: FALSE")]
+    verdicts = [task.verify(p, t) | {"problem_id": "f1", "sample": i} for i, t in enumerate(texts)]
+    assert [v["answer_unchecked"] for v in verdicts] == [True, True, False]
+    assert not any(v["trace_valid"] for v in verdicts)
+    traces = [{"problem_id": "f1", "sample": i, "text": t} for i, t in enumerate(texts)]
+    framing = Framing(PlainTokenizer(), FormatConfig(style="natural"))
+    pairs = _build_pairs([p], traces, verdicts, PairsConfig(), framing)
+    assert [(x["kind"], x["chosen_sample"], x["rejected_sample"]) for x in pairs] == [
+        ("sound_vs_invalid", 0, 1), ("sound_vs_invalid", 0, 2)]
+    p_true = Problem(**{**p.__dict__, "label": "TRUE", "id": "f2"})
+    v = task.verify(p_true, texts[1])
+    assert v["correct"] and v["answer_unchecked"]  # right, well formed, but a TRUE needs a derivation
+    from oakdpo.pairs import is_sound
+
+    assert is_sound(verdicts[0]) and not is_sound(v)

@@ -2,7 +2,7 @@
 
 chosen = a fully valid trace, rejected = an invalid one. Where a problem has no valid sample but a sound one (the
 right answer and every reasoning step valid, though its answer could not be checked: a FOLIO problem without
-conclusion FOL), the sound sample is chosen against the others ("sound_vs_invalid"). Else: rank its samples by
+conclusion FOL; is_sound), the sound sample is chosen against the others ("sound_vs_invalid"). Else: rank its samples by
 step validity and pair the best with each one at least `min_step_validity_gap` worse; where that gives no pair
 (one sample, or samples about equally wrong), pair its gold trace (chosen) with an invalid sample when the
 problem carries a gold proof (`use_gold`; so even `--samples 1` trains). On-policy pairs come first because
@@ -48,9 +48,13 @@ def truncate_after_first_error(completion: str, verdict: dict) -> str:
 
 def is_sound(verdict: dict) -> bool:
     """The right answer, at least one reasoning step, and every reasoning step valid (the CONCLUDE may still be
-    unsupported: trace_valid is the stricter test)."""
+    unsupported: trace_valid is the stricter test). An UNKNOWN answer needs no reasoning step: where the task
+    cannot check the answer at all (a FOLIO problem without conclusion FOL: verdict "answer_unchecked") and the
+    trace is otherwise well formed, the right UNKNOWN is sound as it stands, as a certified UNKNOWN is valid."""
     steps = [s for s in verdict.get("steps") or [] if s.get("option") != "CONCLUDE"]
-    return bool(verdict.get("correct")) and bool(steps) and all(s.get("valid") for s in steps)
+    if not verdict.get("correct") or not all(s.get("valid") for s in steps):
+        return False
+    return bool(steps) or (verdict.get("answer") == "UNKNOWN" and bool(verdict.get("answer_unchecked")))
 
 
 def build_pairs(problems: list[Problem], traces: list[dict], verdicts: list[dict], cfg: PairsConfig,

@@ -280,6 +280,11 @@ def _premise_is(ctx: _Context, goal: Formula | None) -> bool:
     return goal is not None and any(p is not None and p == goal for p in ctx.premises)
 
 
+# Why a CONCLUDE of a problem without a query formula (FOLIO's train split) is not supported: its answer cannot be
+# checked. A trace whose only failure is this one is otherwise sound (verdict "answer_unchecked"; oakdpo.pairs).
+ANSWER_UNCHECKED = "the problem has no query FOL to check the answer against"
+
+
 def _check_folio_conclude(ctx: _Context, parsed, s: ParsedStep, derived: list[Formula], after_first: bool,
                           is_last: bool):
     """(valid, reason, supported) for a CONCLUDE step; `derived` holds the claims of valid earlier steps.
@@ -290,7 +295,7 @@ def _check_folio_conclude(ctx: _Context, parsed, s: ParsedStep, derived: list[Fo
     if s.args is not None and len(s.args) == 1 and 0 <= s.args[0] < len(LABELS):
         answer = LABELS[s.args[0]]
         if ctx.query is None:
-            why = "the problem has no query FOL to check the answer against"
+            why = ANSWER_UNCHECKED
         elif answer == "UNKNOWN":
             fol = ctx.problem.fol or {}
             r = solve_cached(list(fol.get("premises") or []), fol.get("query"),
@@ -308,12 +313,12 @@ def _check_folio_conclude(ctx: _Context, parsed, s: ParsedStep, derived: list[Fo
         return False, f"CONCLUDE needs 1 arg (0=TRUE, 1=FALSE, 2=UNKNOWN), got {s.args}", supported
     if not is_last:
         return False, "CONCLUDE is not the last step", supported
-    if not supported:
-        return False, f"answer {answer} not supported: {why}", False
     if parsed.final_answer is None:
         return False, "missing Final Answer", supported
     if parsed.final_answer != answer:
         return False, f"CONCLUDE answer {answer} disagrees with Final Answer {parsed.final_answer}", supported
+    if not supported:  # checked last: a CONCLUDE failing only here is well formed (see ANSWER_UNCHECKED)
+        return False, f"answer {answer} not supported: {why}", False
     return True, "ok", supported
 
 
@@ -364,4 +369,8 @@ def verify_folio_trace(problem: Problem, text: str, step_timeout_ms: float = STE
     needs_reasoning = n_reasoning == 0 and answer in ("TRUE", "FALSE") and not any(
         _premise_is(ctx, g) for g in _goals(ctx, answer))
     trace_reason = first_failure(steps, out, answer, problem.label, needs_reasoning)
-    return make_verdict(steps, out, answer, problem.label, conclude_supported, trace_reason)
+    verdict = make_verdict(steps, out, answer, problem.label, conclude_supported, trace_reason)
+    if ctx.query is None:  # every reasoning step valid, one well-formed CONCLUDE last: only the answer is unchecked
+        verdict["answer_unchecked"] = all(v["valid"] for v in out[:-1]) and bool(out) and \
+            out[-1]["option"] == "CONCLUDE" and out[-1]["reason"].endswith(ANSWER_UNCHECKED)
+    return verdict
