@@ -92,3 +92,26 @@ def test_partial_rejected_gets_no_eos(tmp_path, tiny_model_dir, small_problems):
     assert rows[0]["rejected_ids"] == tok(pairs[0]["prompt"] + pairs[0]["rejected"])["input_ids"][
         len(rows[0]["prompt_ids"]):]
     assert rows[1]["rejected_ids"][-1] == eos and rows[0]["chosen_ids"][-1] == eos
+
+
+def test_dpo_weight_zero_trains_the_sft_term_alone(tmp_path, tiny_model_dir, small_problems):
+    # dpo.dpo_weight=0 (configs/tiny.yaml): the update depends on the chosen traces only. Two runs whose pairs
+    # share the chosen side but not the rejected one end with identical weights; with the DPO term on they differ.
+    cfg = _cfg(False)
+    cfg.dpo.sft_weight, cfg.dpo.epochs = 1.0, 1.0
+    pairs = _pairs(small_problems[:8])
+    other = [dict(p, rejected=p["rejected"].replace("Thought:", "Thought: so", 1)) for p in pairs]
+    assert all(a["rejected"] != b["rejected"] for a, b in zip(pairs, other))
+
+    def trained(dpo_weight, data, name):
+        cfg.dpo.dpo_weight = dpo_weight
+        base = base_dpo_args(cfg, tmp_path / name)
+        assert base.loss_weights == [dpo_weight, 1.0] and base.loss_type == ["sigmoid", "sft"]
+        model, tok = load_policy(tiny_model_dir, cfg.model, for_training=True)
+        run_dpo(model, tok, data, iteration_args(base, tmp_path / name, 0), cfg, dataset_dir=tmp_path / name / "ds")
+        return load_policy(tmp_path / name / "dpo" / "iter_0", cfg.model)[0].state_dict()
+
+    a, b = trained(0.0, pairs, "a"), trained(0.0, other, "b")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    c, d = trained(1.0, pairs, "c"), trained(1.0, other, "d")
+    assert any(not torch.equal(c[k], d[k]) for k in c)
