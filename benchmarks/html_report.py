@@ -100,7 +100,8 @@ def main() -> int:
         print(f"chromium exit {rc}: {err}")
     version = subprocess.run([chromium, "--version"], capture_output=True, text=True).stdout.strip()
     print(json.dumps({"page": str(page), "page_bytes": len(text.encode("utf-8")), "plots": n_plots,
-                      "pairs_shown": text.count('class="card pair"'), "invalid_steps_marked": text.count('class="step bad"'),
+                      "pairs_shown": text.count('class="card pair"'),
+                      "invalid_steps_marked": text.count('class="step bad"'),
                       "build_s": round(build_s, 2), "screenshot": str(png),
                       "screenshot_bytes": png.stat().st_size if png.is_file() else 0,
                       "screenshot_s": round(shot_s, 2), "chromium": version, "passed": all(checks.values())}))

@@ -82,7 +82,8 @@ def main() -> None:
     ratio = peaks["dpo"] / peaks["sft"]
     print(f"problems: {a.problems} (SFT on gold traces; DPO on as many pairs), config {a.config}")
     print(f"peak RSS  SFT: {peaks['sft']:.0f} MiB   DPO iteration: {peaks['dpo']:.0f} MiB   DPO/SFT: {ratio:.2f}x")
-    print(json.dumps({"sft_peak_rss_mib": peaks["sft"], "dpo_peak_rss_mib": peaks["dpo"], "dpo_over_sft": round(ratio, 3)}))
+    print(json.dumps({"sft_peak_rss_mib": peaks["sft"], "dpo_peak_rss_mib": peaks["dpo"],
+                      "dpo_over_sft": round(ratio, 3)}))
 
 
 if __name__ == "__main__":

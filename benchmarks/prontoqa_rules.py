@@ -66,8 +66,8 @@ def main() -> int:
             if bad:
                 print(f"    {s}: no valid gold trace for {len(bad)}: {', '.join(bad[:8])}" + (" ..." if len(bad) > 8
                                                                                              else ""))
-    print(f"total: {total} problems; valid gold traces: " + ", ".join(f"{s} {ok[s]} ({100 * ok[s] / max(total, 1):.1f}%)"
-                                                                     for s in STYLES))
+    shares = ", ".join(f"{s} {ok[s]} ({100 * ok[s] / max(total, 1):.1f}%)" for s in STYLES)
+    print(f"total: {total} problems; valid gold traces: {shares}")
     if args.out:
         Path(args.out).write_text(json.dumps(rows, indent=2) + "\n")
     return 0 if all(ok[s] == total for s in STYLES) else 1

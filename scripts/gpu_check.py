@@ -11,8 +11,8 @@ Steps, each timed, with peak GPU memory (torch.cuda.max_memory_allocated, reset 
   5. one OaK iteration with the HF backend: generation (traces/s, tokens/s), verification, pairs, q-hat, DPO,
      evaluation
   6. when vLLM imports: the same generation with generation.backend=vllm, traces/s side by side with HF
-It prints each row as its step ends (OUT/gpu_check.json is rewritten each time, so a run cut short keeps them). `--smoke` runs the same steps on the CPU with
-a tiny stand-in (to check the script itself; figures meaningless). Budget: under 8 minutes on one H200.
+It prints each row as its step ends (OUT/gpu_check.json is rewritten each time, so a run cut short keeps them).
+`--smoke` runs the same steps on the CPU with a tiny stand-in (to check the script itself; figures meaningless). Budget: under 8 minutes on one H200.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from oakdpo import cli, data
+from oakdpo import cli
 from oakdpo.tasks.prontoqa import loaders
 from oakdpo.tasks.prontoqa.generator import ADJECTIVES, CONCEPTS, NAMES, generate_problems, label_heuristics, parse_simple, shortcut_prediction
 from oakdpo.tasks.prontoqa.loaders import load_logiclm, load_prontoqa_json

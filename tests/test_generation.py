@@ -17,7 +17,7 @@ from transformers import LlamaForCausalLM
 
 from oakdpo import cli
 from oakdpo import generation as G
-from oakdpo.config import FormatConfig, GenerationConfig, ModelConfig
+from oakdpo.config import GenerationConfig, ModelConfig
 from oakdpo.data import write_problems
 from oakdpo.dist import shard
 from oakdpo.generation import cut_after_final_answer, generate_traces, item_seed, partial_files

@@ -205,7 +205,8 @@ def make_plots(data: dict) -> list[tuple[str, str]]:
             ax.plot(xs, [100 * (r[key] or 0.0) for r in sub], marker="o", label=key.replace("_", " "))
         ax.set_ylim(0, 102)
         ax.set_ylabel("%", fontsize=8)
-        plots.append((f"Eval set {name}: accuracy, step validity and trace validity after each stage", _finish(fig, ax)))
+        title = f"Eval set {name}: accuracy, step validity and trace validity after each stage"
+        plots.append((title, _finish(fig, ax)))
     its = data["iterations"]
     ver = [(it["iteration"], it["stages"].get("verify")) for it in its if it["stages"].get("verify")]
     if ver:
@@ -360,7 +361,8 @@ def render_trace(text: str, verdict: dict | None, problem: Problem | None, note:
 
 def _problem_head(problem: Problem | None, pid: str) -> str:
     if problem is None:
-        return f'<span class="pid">problem {esc(pid)}</span> <span class="muted">(not in the run\'s problem files)</span>'
+        return (f'<span class="pid">problem {esc(pid)}</span> '
+                '<span class="muted">(not in the run\'s problem files)</span>')
     return (f'<span class="pid">problem {esc(pid)}</span> · {esc(problem.task)} · label <b>{esc(problem.label)}</b>'
             f'{" · " + str(problem.hops) + " hops" if problem.hops is not None else ""} · <span class="query">'
             f'{esc(problem.query)}</span>')
@@ -370,7 +372,8 @@ def _premises(problem: Problem | None) -> str:
     if problem is None:
         return ""
     fol = (problem.fol or {}).get("premises") or []
-    lines = [f"[{i}] {p}" + (f"    FOL: {fol[i]}" if i < len(fol) and fol[i] else "") for i, p in enumerate(problem.premises)]
+    lines = [f"[{i}] {p}" + (f"    FOL: {fol[i]}" if i < len(fol) and fol[i] else "")
+             for i, p in enumerate(problem.premises)]
     return "\n".join(lines)
 
 
