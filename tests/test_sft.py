@@ -226,3 +226,18 @@ def test_frozen_embeddings_stay_fixed_in_sft(problems, tmp_path):
     changed = {k for k in before if not torch.equal(before[k], after[k])}
     assert "model.embed_tokens.weight" not in changed
     assert "lm_head.weight" in changed and "model.layers.0.self_attn.q_proj.weight" in changed
+
+
+def test_mimetic_layers_start_the_next_layers_mimetic(problems, tmp_path):
+    """mimetic_layers 2 adds layer 2 to layer 1's mimetic start and changes nothing else of the init."""
+    corpus = build_corpus(problems)
+    three = ModelConfig(**{**INDUCTION.__dict__, "num_layers": 3})
+    init_tiny_model(three, corpus, tmp_path / "one")
+    init_tiny_model(ModelConfig(**{**three.__dict__, "mimetic_layers": 2}), corpus, tmp_path / "two")
+    one, two = load_file(tmp_path / "one" / "model.safetensors"), load_file(tmp_path / "two" / "model.safetensors")
+    changed = {k for k in one if not torch.equal(one[k], two[k])}
+    assert changed == {f"model.layers.2.self_attn.{p}_proj.weight" for p in "qkvo"}
+    q, k = two["model.layers.2.self_attn.q_proj.weight"], two["model.layers.2.self_attn.k_proj.weight"]
+    hd = INDUCTION.hidden_size // INDUCTION.num_heads
+    qk = q[:hd] @ k[:hd].T  # head 0: W_Q W_K^T near a projection, so its diagonal stands out
+    assert qk.diagonal().mean() > 3 * qk.abs().mean()

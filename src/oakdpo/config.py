@@ -50,6 +50,9 @@ class ModelConfig:
                                  "attention. SFT/DPO of any model: freeze its input embeddings.")
     induction_init: bool = _f(False, "Tiny model: start layer 0 with previous-token heads and layer 1 with a "
                               "mimetic (copying) initialisation, the two halves of an induction circuit.")
+    mimetic_layers: int = _f(1, "Tiny model (with induction_init): how many layers after layer 0 start mimetic "
+                             "(layers 1..N). A second one gives the premise lookup a copying head to start from "
+                             "in the layer after the first (docs/tiny-model.md).", low=0)
     polarity_direction: float = _f(0.0, "Tiny model (with freeze_embeddings): scale of one random direction "
                                    "added to the frozen embeddings of the fused subject-verb tokens, + for those "
                                    "ending in 'not' ('Numpuses are not'), - for the positive ones ('Numpuses "

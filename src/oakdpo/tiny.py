@@ -213,9 +213,9 @@ def second_form_group(text: str) -> int | None:
 def build_tiny_model(model_cfg: ModelConfig, tokenizer, seed: int = 0) -> LlamaForCausalLM:
     """The randomly initialised tiny Llama. With `freeze_embeddings` its input embeddings are N(0, 1) and stay
     fixed in training (freeze_input_embeddings); with `induction_init` layer 0 starts with previous-token heads and
-    layer 1 mimetic (the two halves of an induction circuit). Why both: trained embeddings of interchangeable
-    words (all adjectives, all concepts) collapse together, so attention can match a word's kind but not the
-    word itself, and a premise lookup never forms in a CPU budget (docs/tiny-model.md)."""
+    layers 1..`mimetic_layers` mimetic (the two halves of an induction circuit). Why both: trained embeddings of
+    interchangeable words (all adjectives, all concepts) collapse together, so attention can match a word's kind
+    but not the word itself, and a premise lookup never forms in a CPU budget (docs/tiny-model.md)."""
     torch.manual_seed(seed)
     model = LlamaForCausalLM(tiny_llama_config(model_cfg, tokenizer))
     if model_cfg.freeze_embeddings:
@@ -229,7 +229,8 @@ def build_tiny_model(model_cfg: ModelConfig, tokenizer, seed: int = 0) -> LlamaF
                 add_group_directions(model, tokenizer, group_of, scale, direction_seed)
     if model_cfg.induction_init and model_cfg.num_layers >= 2:
         prewire_previous_token_heads(model)
-        mimetic_init(model, layer=1)
+        for layer in range(1, min(model_cfg.mimetic_layers, model_cfg.num_layers - 1) + 1):
+            mimetic_init(model, layer=layer, seed=layer - 1)
     model.generation_config = GenerationConfig(bos_token_id=tokenizer.bos_token_id,
                                                eos_token_id=tokenizer.eos_token_id,
                                                pad_token_id=tokenizer.pad_token_id)
