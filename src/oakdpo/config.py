@@ -48,8 +48,9 @@ class ModelConfig:
     freeze_embeddings: bool = _f(False, "Tiny model: input embeddings random N(0, 1), untied from the output "
                                  "matrix and never trained (SFT and DPO freeze them), so words stay distinct for "
                                  "attention. SFT/DPO of any model: freeze its input embeddings.")
-    induction_init: bool = _f(False, "Tiny model: start layer 0 with previous-token heads and layer 1 with a "
-                              "mimetic (copying) initialisation, the two halves of an induction circuit.")
+    induction_init: bool = _f(False, "Tiny model: start layer 0 with previous-token heads and layers "
+                              "1..mimetic_layers with a mimetic (copying) initialisation, the two halves of an "
+                              "induction circuit.")
     mimetic_layers: int = _f(1, "Tiny model (with induction_init): how many layers after layer 0 start mimetic "
                              "(layers 1..N). A second one gives the premise lookup a copying head to start from "
                              "in the layer after the first (docs/tiny-model.md).", low=0)

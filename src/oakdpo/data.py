@@ -93,8 +93,8 @@ def _cmd_generate(args) -> int:
     write_problems(args.output, problems)
     hops = f"{lo}" if lo == hi else f"{lo}-{hi}"
     print(f"generated {len(problems)} problems ({args.dataset}, hops {hops}, premises {args.premises}, "
-          f"seed {args.seed}, "
-          f"{args.context_order} context order, {args.forms} forms, {args.query_phrasing} query phrasing, "
+          f"seed {args.seed}, {args.context_order} context order, {args.forms} forms, "
+          f"{args.query_phrasing} query phrasing, "
           f"shortcut {'kept' if args.no_remove_shortcut else 'removed'}): {label_summary(problems)} -> {args.output}")
     return 0
 
