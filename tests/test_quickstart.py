@@ -11,11 +11,11 @@ from oakdpo.config import load_config
 from oakdpo.loop import quickstart
 
 ROOT = Path(__file__).resolve().parents[1]
-SMALL = ["data.train_problems=24", "data.val_problems=4", "data.hops=1-2", "data.heldout=null",
-         "model.hidden_size=32", "model.num_layers=1", "model.num_heads=2", "model.intermediate_size=64",
-         "model.vocab_size=400", "sft.epochs=1", "sft.curriculum_steps=3", "sft.logging_steps=1", "generation.max_new_tokens=40",
-         "eval.max_new_tokens=40", "oak.iterations=2", "oak.samples=2", "oak.train_problems_per_iter=4",
-         "knowledge.max_traces=40",
+SMALL = ["data.train_problems=24", "data.val_problems=4", "data.loop_problems=8", "data.hops=1-2",
+         "data.heldout=null", "model.hidden_size=32", "model.num_layers=1", "model.num_heads=2",
+         "model.intermediate_size=64", "model.vocab_size=400", "sft.epochs=1", "sft.curriculum_steps=3",
+         "sft.logging_steps=1", "generation.max_new_tokens=40", "eval.max_new_tokens=40", "oak.iterations=2",
+         "oak.samples=2", "oak.train_problems_per_iter=4", "knowledge.max_traces=40",
          "pairs.use_gold=true"]  # this barely trained model writes no valid trace: gold pairs make DPO train
 
 
@@ -35,7 +35,13 @@ def test_quickstart_writes_the_run_layout_and_resumes(tmp_path):
         assert not any(p.name.startswith("iter_") for p in (out / "dpo" / f"iter_{k}").iterdir())
         for name in ("traces.jsonl", "verdicts.jsonl", "pairs.jsonl", "metrics.json"):
             assert (out / f"iter_{k}" / name).is_file()
-    assert sum(1 for _ in open(out / "iter_0" / "traces.jsonl")) == 4 * 2
+    traces = [json.loads(line) for line in open(out / "iter_0" / "traces.jsonl")]
+    assert len(traces) == 4 * 2
+    # the iterations sample their own problems (data/loop.jsonl, generator seed data.seed + 2), none of SFT's
+    loop_ids = [json.loads(line)["id"] for line in open(out / "data" / "loop.jsonl")]
+    train_ids = {json.loads(line)["id"] for line in open(out / "data" / "train.jsonl")}
+    assert len(loop_ids) == 8 and not train_ids & set(loop_ids)
+    assert {t["problem_id"] for t in traces} == set(loop_ids[:4])
     report = (out / "report.md").read_text()
     assert "| iter_1 |" in report and "| sft |" in report
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*.jsonl")}

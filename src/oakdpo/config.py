@@ -114,6 +114,9 @@ class DataConfig:
     hops: str = _f("1-5", "quickstart: hop range of generated problems, 'H' or 'H1-H2'.")
     seed: int = _f(0, "Seed of the problem generator.")
     remove_shortcut: bool = _f(True, "Generator: remove the distractor-polarity label shortcut.")
+    loop_problems: int = _f(0, "quickstart: problems generated for the OaK iterations apart from SFT's (generator "
+                            "seed data.seed + 2), so each iteration samples problems whose gold traces SFT never "
+                            "saw. 0: the iterations take SFT's training problems.", low=0)
     heldout: str | None = _f(None, "quickstart: extra held-out evaluation file in the original PrOntoQA JSON "
                              "format (e.g. ../shared/data/prontoqa/5hop_0shot_random.json); skipped if absent.")
 

@@ -341,8 +341,9 @@ def main_oak(args) -> int:
 def quickstart(out: str | Path, cfg: Config) -> list[dict]:
     """The whole system on the built-in tiny model (what `make demo` runs); resumes stage by stage.
 
-    generate data -> init the tiny model -> SFT (OUT/sft) -> OaK iterations (OUT/dpo/iter_k) -> evaluate SFT and
-    each iteration on held-out problems -> OUT/report.md + OUT/report.png.
+    generate data (with data.loop_problems, the iterations' own too) -> init the tiny model -> SFT (OUT/sft) ->
+    OaK iterations (OUT/dpo/iter_k) -> evaluate SFT and each iteration on held-out problems -> OUT/report.md +
+    OUT/report.png.
     """
     from . import data
     from .model import load_policy
@@ -368,12 +369,19 @@ def quickstart(out: str | Path, cfg: Config) -> list[dict]:
         data.write_problems(out / "data" / "val.jsonl", val)
     train = data.read_problems(out / "data" / "train.jsonl")
     val = data.read_problems(out / "data" / "val.jsonl")
+    loop = train
+    if d.loop_problems:
+        if not (out / "data" / "loop.jsonl").exists():
+            data.write_problems(out / "data" / "loop.jsonl", get_task(d.dataset).generate(
+                d.loop_problems, seed=d.seed + 2, hops=d.hops, remove_shortcut=d.remove_shortcut))
+        loop = data.read_problems(out / "data" / "loop.jsonl")
     eval_sets = {"val": val}
     if d.heldout and Path(d.heldout).is_file():
         eval_sets["heldout"] = read_problem_file(d.heldout, d.dataset)
     elif d.heldout:
         print(f"note: held-out file {d.heldout} not found; evaluating on generated validation problems only")
-    print(f"data: {len(train)} train, " + ", ".join(f"{len(v)} {k}" for k, v in eval_sets.items()))
+    print(f"data: {len(train)} train, " + (f"{len(loop)} for the iterations, " if d.loop_problems else "")
+          + ", ".join(f"{len(v)} {k}" for k, v in eval_sets.items()))
 
     if not (out / "init" / "config.json").exists():
         init_tiny_model(cfg.model, build_corpus(train, cfg.format.style), out / "init", seed=cfg.sft.seed)
@@ -393,14 +401,14 @@ def quickstart(out: str | Path, cfg: Config) -> list[dict]:
         sft_eval[name] = evaluate(model, tok, probs, cfg, out_dir=out / "eval_sft" / name)
     model = tok = None
     gc.collect()
-    iters = run_oak(cfg, sft_model=sft_dir, train=train, eval_sets=eval_sets, output_dir=out,
+    iters = run_oak(cfg, sft_model=sft_dir, train=loop, eval_sets=eval_sets, output_dir=out,
                     iterations=cfg.oak.iterations, samples=cfg.oak.samples)
     rows = report_rows(sft_eval, sft_wall, iters)
     write_report(rows, out, title="oakdpo quickstart: tiny model, PrOntoQA")
     from .html_report import write_html_report
 
-    write_html_report(out, problems=train + [p for probs in eval_sets.values() for p in probs],
-                      title="oakdpo quickstart: tiny model, PrOntoQA")
+    shown = train + (loop if d.loop_problems else []) + [p for probs in eval_sets.values() for p in probs]
+    write_html_report(out, problems=shown, title="oakdpo quickstart: tiny model, PrOntoQA")
     print((out / "report.md").read_text())
     print(f"quickstart finished in {time.time() - t_start:.0f} s (this invocation); report: {out}/report.md, "
           f"{out}/report.html")

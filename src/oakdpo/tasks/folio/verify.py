@@ -287,10 +287,11 @@ ANSWER_UNCHECKED = "the problem has no query FOL to check the answer against"
 
 def _check_folio_conclude(ctx: _Context, parsed, s: ParsedStep, derived: list[Formula], after_first: bool,
                           is_last: bool):
-    """(valid, reason, supported) for a CONCLUDE step; `derived` holds the claims of valid earlier steps.
-    Support is computed for the first CONCLUDE only (a later one is invalid whatever it says)."""
+    """(valid, reason, supported, unchecked) for a CONCLUDE step; `derived` holds the claims of valid earlier
+    steps. Support is computed for the first CONCLUDE only (a later one is invalid whatever it says). `unchecked`:
+    the step is well formed and fails only because the problem has no query FOL (ANSWER_UNCHECKED)."""
     if after_first:
-        return False, s.error or "more than one CONCLUDE", False
+        return False, s.error or "more than one CONCLUDE", False, False
     supported, answer, why = False, None, ""
     if s.args is not None and len(s.args) == 1 and 0 <= s.args[0] < len(LABELS):
         answer = LABELS[s.args[0]]
@@ -308,18 +309,18 @@ def _check_folio_conclude(ctx: _Context, parsed, s: ParsedStep, derived: list[Fo
             supported = any(_premise_is(ctx, g) or g in derived for g in goals)
             why = f"{to_text(goals[0])!r} is neither a premise nor the claim of a valid step"
     if s.error:
-        return False, s.error, supported
+        return False, s.error, supported, False
     if answer is None:
-        return False, f"CONCLUDE needs 1 arg (0=TRUE, 1=FALSE, 2=UNKNOWN), got {s.args}", supported
+        return False, f"CONCLUDE needs 1 arg (0=TRUE, 1=FALSE, 2=UNKNOWN), got {s.args}", supported, False
     if not is_last:
-        return False, "CONCLUDE is not the last step", supported
+        return False, "CONCLUDE is not the last step", supported, False
     if parsed.final_answer is None:
-        return False, "missing Final Answer", supported
+        return False, "missing Final Answer", supported, False
     if parsed.final_answer != answer:
-        return False, f"CONCLUDE answer {answer} disagrees with Final Answer {parsed.final_answer}", supported
+        return False, f"CONCLUDE answer {answer} disagrees with Final Answer {parsed.final_answer}", supported, False
     if not supported:  # checked last: a CONCLUDE failing only here is well formed (see ANSWER_UNCHECKED)
-        return False, f"answer {answer} not supported: {why}", False
-    return True, "ok", supported
+        return False, f"answer {answer} not supported: {why}", False, ctx.query is None
+    return True, "ok", supported, False
 
 
 def verify_folio_trace(problem: Problem, text: str, step_timeout_ms: float = STEP_TIMEOUT_MS,
@@ -341,12 +342,13 @@ def verify_folio_trace(problem: Problem, text: str, step_timeout_ms: float = STE
     witnesses: set[str] = set()
     derived: list[Formula] = []
     out, k = [], 0
-    conclude_supported, first_done = False, False
+    conclude_supported, first_done, unchecked = False, False, False
     for s in steps:
         budget.check()
+        unchecked = False
         if s.is_conclude:
-            valid, reason, supported = _check_folio_conclude(ctx, parsed, s, derived, first_done,
-                                                             is_last=s.index == len(steps) - 1)
+            valid, reason, supported, unchecked = _check_folio_conclude(ctx, parsed, s, derived, first_done,
+                                                                        is_last=s.index == len(steps) - 1)
             if not first_done:
                 conclude_supported = supported
             first_done = True
@@ -371,6 +373,5 @@ def verify_folio_trace(problem: Problem, text: str, step_timeout_ms: float = STE
     trace_reason = first_failure(steps, out, answer, problem.label, needs_reasoning)
     verdict = make_verdict(steps, out, answer, problem.label, conclude_supported, trace_reason)
     if ctx.query is None:  # every reasoning step valid, one well-formed CONCLUDE last: only the answer is unchecked
-        verdict["answer_unchecked"] = all(v["valid"] for v in out[:-1]) and bool(out) and \
-            out[-1]["option"] == "CONCLUDE" and out[-1]["reason"].endswith(ANSWER_UNCHECKED)
+        verdict["answer_unchecked"] = bool(out) and unchecked and all(v["valid"] for v in out[:-1])
     return verdict
