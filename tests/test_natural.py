@@ -35,8 +35,8 @@ def test_tiny_model_in_the_natural_format(tmp_path, capsys):
     cfg = load_config(ROOT / "configs" / "tiny.yaml", [
         "format.style=natural", "data.train_problems=400", "data.val_problems=20", "data.loop_problems=60",
         "data.hops=1-2", "data.heldout=null", "sft.curriculum_steps=0", "sft.epochs=2", "oak.iterations=1",
-        "oak.samples=2", "oak.train_problems_per_iter=60", "model.max_position_embeddings=2048", "sft.max_length=2048",
-        "dpo.max_length=2048", "knowledge.max_traces=120"])
+        "oak.samples=2", "oak.train_problems_per_iter=60", "model.max_position_embeddings=2048",
+        "sft.max_length=2048", "dpo.max_length=2048", "knowledge.max_traces=120"])
     out = tmp_path / "demo"
     rows = quickstart(out, cfg)
     assert [r["stage"] for r in rows] == ["sft", "iter_0"]

@@ -359,22 +359,21 @@ def quickstart(out: str | Path, cfg: Config) -> list[dict]:
         print(f"removed {removed} temp file(s) left by an earlier run")
     save_config(cfg, out / "config.yaml")
     d = cfg.data
-    if not (out / "data" / "val.jsonl").exists():
+
+    def generate(n: int, seed: int) -> list[Problem]:
         task = get_task(d.dataset)
         if not task.has_generator:
             raise UserError(f"data.dataset: quickstart generates its problems, and task {d.dataset!r} has no generator")
-        train = task.generate(d.train_problems, seed=d.seed, hops=d.hops, remove_shortcut=d.remove_shortcut)
-        val = task.generate(d.val_problems, seed=d.seed + 1, hops=d.hops, remove_shortcut=d.remove_shortcut)
-        data.write_problems(out / "data" / "train.jsonl", train)
-        data.write_problems(out / "data" / "val.jsonl", val)
+        return task.generate(n, seed=seed, hops=d.hops, remove_shortcut=d.remove_shortcut)
+
+    if not (out / "data" / "val.jsonl").exists():
+        data.write_problems(out / "data" / "train.jsonl", generate(d.train_problems, d.seed))
+        data.write_problems(out / "data" / "val.jsonl", generate(d.val_problems, d.seed + 1))
+    if d.loop_problems and not (out / "data" / "loop.jsonl").exists():
+        data.write_problems(out / "data" / "loop.jsonl", generate(d.loop_problems, d.seed + 2))
     train = data.read_problems(out / "data" / "train.jsonl")
     val = data.read_problems(out / "data" / "val.jsonl")
-    loop = train
-    if d.loop_problems:
-        if not (out / "data" / "loop.jsonl").exists():
-            data.write_problems(out / "data" / "loop.jsonl", get_task(d.dataset).generate(
-                d.loop_problems, seed=d.seed + 2, hops=d.hops, remove_shortcut=d.remove_shortcut))
-        loop = data.read_problems(out / "data" / "loop.jsonl")
+    loop = data.read_problems(out / "data" / "loop.jsonl") if d.loop_problems else train
     eval_sets = {"val": val}
     if d.heldout and Path(d.heldout).is_file():
         eval_sets["heldout"] = read_problem_file(d.heldout, d.dataset)
