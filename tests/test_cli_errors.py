@@ -109,6 +109,14 @@ def test_bad_generate_arguments(tmp_path, capsys):
     no_outputs(tmp_path, set())
 
 
+def test_bad_loop_premises(tmp_path, capsys):
+    out = tmp_path / "demo"
+    for value in ("abc", "30-20", "0-5", "30-34"):
+        assert run_error(["quickstart", "-o", str(out), "--set", f"data.loop_premises={value}"], capsys) == \
+            f"error: data.loop_premises: expected N or N1-N2 with 1 <= N1 <= N2 <= 33, got {value!r}"
+    no_outputs(tmp_path, set())  # checked before the run folder is made
+
+
 PRONTOQA_EXAMPLE = {"test_example": {"question": "Every wumpus is a yumpus. Rex is a wumpus.",
                                      "query": "True or false: Rex is a yumpus.",
                                      "chain_of_thought": ["Rex is a wumpus.", "Every wumpus is a yumpus.",

@@ -11,7 +11,8 @@ from oakdpo.config import load_config
 from oakdpo.loop import quickstart
 
 ROOT = Path(__file__).resolve().parents[1]
-SMALL = ["data.train_problems=24", "data.val_problems=4", "data.loop_problems=8", "data.hops=1-2",
+SMALL = ["data.train_problems=24", "data.val_problems=4", "data.loop_problems=8", "data.loop_premises=9-10",
+         "data.hops=1-2",
          "data.heldout=null", "model.hidden_size=32", "model.num_layers=1", "model.num_heads=2",
          "model.intermediate_size=64", "model.vocab_size=400", "sft.epochs=1", "sft.curriculum_steps=3",
          "sft.logging_steps=1", "generation.max_new_tokens=40", "eval.max_new_tokens=40", "oak.iterations=2",
@@ -38,7 +39,10 @@ def test_quickstart_writes_the_run_layout_and_resumes(tmp_path):
     traces = [json.loads(line) for line in open(out / "iter_0" / "traces.jsonl")]
     assert len(traces) == 4 * 2
     # the iterations sample their own problems (data/loop.jsonl, generator seed data.seed + 2), none of SFT's
-    loop_ids = [json.loads(line)["id"] for line in open(out / "data" / "loop.jsonl")]
+    loop = [json.loads(line) for line in open(out / "data" / "loop.jsonl")]
+    loop_ids = [p["id"] for p in loop]
+    assert {len(p["premises"]) for p in loop} <= {9, 10}  # data.loop_premises
+    assert any(not 9 <= len(json.loads(line)["premises"]) <= 10 for line in open(out / "data" / "train.jsonl"))
     train_ids = {json.loads(line)["id"] for line in open(out / "data" / "train.jsonl")}
     assert len(loop_ids) == 8 and not train_ids & set(loop_ids)
     assert {t["problem_id"] for t in traces} == set(loop_ids[:4])

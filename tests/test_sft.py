@@ -54,6 +54,20 @@ def _cfg(**sft) -> Config:
     return cfg
 
 
+def test_tokenizing_in_two_processes_gives_the_same_dataset(tiny_dir, problems, tmp_path):
+    from trl import SFTTrainer
+
+    model, tok = load_policy(tiny_dir, for_training=True)
+    data = {}
+    for procs in (1, 2):
+        args = sft_args(_cfg(dataset_num_proc=procs), tmp_path / str(procs))
+        assert args.dataset_num_proc == (None if procs == 1 else 2)
+        trainer = SFTTrainer(model=model, args=args, processing_class=tok,
+                             train_dataset=sft_dataset(problems, Framing(tok, LOOKUP)))
+        data[procs] = trainer.train_dataset.to_list()
+    assert len(data[1]) == len(problems) and data[1] == data[2]
+
+
 def test_prompt_tokens_are_masked_in_the_collated_batch(tiny_dir, problems, tmp_path):
     from trl import SFTTrainer
 

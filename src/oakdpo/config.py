@@ -117,6 +117,10 @@ class DataConfig:
     loop_problems: int = _f(0, "quickstart: problems generated for the OaK iterations apart from SFT's (generator "
                             "seed data.seed + 2), so each iteration samples problems whose gold traces SFT never "
                             "saw. 0: the iterations take SFT's training problems.", low=0)
+    loop_premises: str | None = _f(None, "quickstart: premise count of the iterations' own problems (with "
+                                   "loop_problems), 'N' or 'N1-N2', drawn uniformly whatever the hop count. Long "
+                                   "contexts are where a policy errs most, so more of the iterations' samples fail "
+                                   "and become pairs. null: the generator's default, as SFT's problems.")
     heldout: str | None = _f(None, "quickstart: extra held-out evaluation file in the original PrOntoQA JSON "
                              "format (e.g. ../shared/data/prontoqa/5hop_0shot_random.json); skipped if absent.")
 
@@ -144,6 +148,8 @@ class SFTConfig:
                                     "listed before the proof's rule, so every cut problem practises the first "
                                     "lookup's dead end and retry (data.cut_to_proof).",
                                     choices=CURRICULUM_DISTRACTOR_MODES)
+    dataset_num_proc: int = _f(1, "Processes that tokenize the SFT dataset before training (TRL's "
+                               "dataset_num_proc); the tokens are the same at any count.", low=1)
     logging_steps: int = _f(20, "Log every N optimizer steps.", low=1)
     save_steps: int = _f(200, "Checkpoint every N optimizer steps (the last one kept); a rerun of a killed SFT "
                          "resumes from it. 0: no checkpoints.", low=0)

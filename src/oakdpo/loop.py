@@ -338,6 +338,21 @@ def main_oak(args) -> int:
     return 0
 
 
+def loop_premises(value) -> tuple[int, int]:
+    """data.loop_premises as the generator's (N1, N2), or a one-line error naming the key."""
+    from .tasks.prontoqa.generator import MAX_PREMISES, parse_premises
+
+    counts = None
+    if isinstance(value, (str, int)) and not isinstance(value, bool):
+        try:
+            counts = parse_premises(value)
+        except UserError:
+            pass
+    if not isinstance(counts, tuple):
+        raise UserError(f"data.loop_premises: expected N or N1-N2 with 1 <= N1 <= N2 <= {MAX_PREMISES}, got {value!r}")
+    return counts
+
+
 def quickstart(out: str | Path, cfg: Config) -> list[dict]:
     """The whole system on the built-in tiny model (what `make demo` runs); resumes stage by stage.
 
@@ -352,25 +367,26 @@ def quickstart(out: str | Path, cfg: Config) -> list[dict]:
     from .report import report_rows, write_report
     from .training import run_sft
 
+    d = cfg.data
+    loop_shape = {} if d.loop_premises is None else {"premises": loop_premises(d.loop_premises)}
     out = Path(out)
     t_start = time.time()
     removed = remove_stale_temps(out)
     if removed:
         print(f"removed {removed} temp file(s) left by an earlier run")
     save_config(cfg, out / "config.yaml")
-    d = cfg.data
 
-    def generate(n: int, seed: int) -> list[Problem]:
+    def generate(n: int, seed: int, **shape) -> list[Problem]:
         task = get_task(d.dataset)
         if not task.has_generator:
             raise UserError(f"data.dataset: quickstart generates its problems, and task {d.dataset!r} has no generator")
-        return task.generate(n, seed=seed, hops=d.hops, remove_shortcut=d.remove_shortcut)
+        return task.generate(n, seed=seed, hops=d.hops, remove_shortcut=d.remove_shortcut, **shape)
 
     if not (out / "data" / "val.jsonl").exists():
         data.write_problems(out / "data" / "train.jsonl", generate(d.train_problems, d.seed))
         data.write_problems(out / "data" / "val.jsonl", generate(d.val_problems, d.seed + 1))
     if d.loop_problems and not (out / "data" / "loop.jsonl").exists():
-        data.write_problems(out / "data" / "loop.jsonl", generate(d.loop_problems, d.seed + 2))
+        data.write_problems(out / "data" / "loop.jsonl", generate(d.loop_problems, d.seed + 2, **loop_shape))
     train = data.read_problems(out / "data" / "train.jsonl")
     val = data.read_problems(out / "data" / "val.jsonl")
     loop = data.read_problems(out / "data" / "loop.jsonl") if d.loop_problems else train

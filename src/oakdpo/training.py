@@ -126,6 +126,7 @@ def sft_args(cfg: Config, out_dir: str | os.PathLike, n_rows: int | None = None)
         **trainers.device_args(cfg.model),
         disable_tqdm=not dist.is_main(),
         dataloader_num_workers=0,
+        dataset_num_proc=s.dataset_num_proc if s.dataset_num_proc > 1 else None,
     )
 
 
