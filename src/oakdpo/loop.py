@@ -395,7 +395,8 @@ def quickstart(out: str | Path, cfg: Config) -> list[dict]:
         eval_sets["heldout"] = read_problem_file(d.heldout, d.dataset)
     elif d.heldout:
         print(f"note: held-out file {d.heldout} not found; evaluating on generated validation problems only")
-    print(f"data: {len(train)} train, " + (f"{len(loop)} for the iterations, " if d.loop_problems else "")
+    shape = f" ({d.loop_premises} premises)" if d.loop_premises is not None else ""
+    print(f"data: {len(train)} train, " + (f"{len(loop)} for the iterations{shape}, " if d.loop_problems else "")
           + ", ".join(f"{len(v)} {k}" for k, v in eval_sets.items()))
 
     if not (out / "init" / "config.json").exists():
