@@ -3,7 +3,8 @@
 discarded: it fills the OS file cache). Target: under 1 s each.
 
 The heavy libraries (torch, transformers, TRL, PEFT, datasets, z3) are imported only by the commands that use
-them, so none of these should load them; the script also prints which of them `oakdpo --help` imported.
+them, so none of these should load them; the script also prints which of them `oakdpo --help` imported, and what
+the imports of a command that runs a model cost (a floor under `oakdpo generate`'s whole-process time).
 
     python benchmarks/startup.py [--repeat 5]
 """
@@ -34,6 +35,12 @@ def timed(argv: list[str]) -> tuple[float, int]:
     return time.perf_counter() - t0, rc
 
 
+def _timed_python(code: str) -> float:
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], check=True)
+    return time.perf_counter() - t0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=5)
@@ -51,7 +58,15 @@ def main() -> int:
     res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     loaded = res.stderr.strip().splitlines()[-1] if res.stderr.strip() else "?"
     print(f"heavy libraries imported by `oakdpo --help`: {loaded}")
-    print(json.dumps({"cases": out, "heavy_imported_by_help": loaded}))
+    # The floor of any command that runs a model: the imports it cannot skip (oakdpo's generation path, torch and
+    # transformers' Llama modeling, which loads a tiny-model checkpoint), as one whole process.
+    needed = "import oakdpo.generation, oakdpo.model, transformers.models.llama.modeling_llama"
+    _timed_python(needed)  # warm-up
+    wall = sorted(_timed_python(needed) for _ in range(args.repeat))
+    floor = {"median_s": round(wall[len(wall) // 2], 3), "max_s": round(wall[-1], 3)}
+    print(f"{'imports of a model command':32s} median {floor['median_s']:.3f} s, max {floor['max_s']:.3f} s "
+          "(torch + transformers Llama; every `oakdpo generate` pays them)")
+    print(json.dumps({"cases": out, "heavy_imported_by_help": loaded, "model_command_imports": floor}))
     return 0
 
 
