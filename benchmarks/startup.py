@@ -26,32 +26,34 @@ CASES = {
 }
 
 
-def timed(argv: list[str]) -> tuple[float, int]:
-    """One whole process: the installed `oakdpo` entry point (as a user types it), else python -m oakdpo.cli."""
+def oakdpo_cmd(argv: list[str]) -> list[str]:
+    """The installed `oakdpo` entry point (as a user types it), else python -m oakdpo.cli."""
     exe = shutil.which("oakdpo")
+    return ([exe] if exe else [sys.executable, "-m", "oakdpo.cli"]) + argv
+
+
+def timed(cmd: list[str]) -> tuple[float, int]:
+    """Wall time and exit code of one whole process."""
     t0 = time.perf_counter()
-    rc = subprocess.run(([exe] if exe else [sys.executable, "-m", "oakdpo.cli"]) + argv, stdout=subprocess.DEVNULL,
-                        stderr=subprocess.DEVNULL).returncode
+    rc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
     return time.perf_counter() - t0, rc
 
 
-def _timed_python(code: str) -> float:
-    t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code], check=True)
-    return time.perf_counter() - t0
+def measure(name: str, cmd: list[str], repeat: int, note: str = "") -> dict:
+    """Median and max wall time of `repeat` runs after a warm-up; prints one line."""
+    timed(cmd)  # warm-up
+    runs = [timed(cmd) for _ in range(repeat)]
+    wall = sorted(t for t, _ in runs)
+    stats = {"median_s": round(wall[len(wall) // 2], 3), "max_s": round(wall[-1], 3), "rc": runs[0][1]}
+    print(f"{name:32s} median {stats['median_s']:.3f} s, max {stats['max_s']:.3f} s (rc {stats['rc']}){note}")
+    return stats
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args()
-    out = {}
-    for name, argv in CASES.items():
-        timed(argv)  # warm-up
-        runs = [timed(argv) for _ in range(args.repeat)]
-        wall = sorted(t for t, _ in runs)
-        out[name] = {"median_s": round(wall[len(wall) // 2], 3), "max_s": round(wall[-1], 3), "rc": runs[0][1]}
-        print(f"{name:32s} median {wall[len(wall) // 2]:.3f} s, max {wall[-1]:.3f} s (rc {runs[0][1]})")
+    out = {name: measure(name, oakdpo_cmd(argv), args.repeat) for name, argv in CASES.items()}
     probe = ("import sys, runpy; sys.argv = ['oakdpo', '--help']\n"
              "try:\n    runpy.run_module('oakdpo.cli', run_name='__main__')\nexcept SystemExit:\n    pass\n"
              f"print(sorted(m for m in {HEAVY!r} if m in sys.modules), file=sys.stderr)")
@@ -61,11 +63,8 @@ def main() -> int:
     # The floor of any command that runs a model: the imports it cannot skip (oakdpo's generation path, torch and
     # transformers' Llama modeling, which loads a tiny-model checkpoint), as one whole process.
     needed = "import oakdpo.generation, oakdpo.model, transformers.models.llama.modeling_llama"
-    _timed_python(needed)  # warm-up
-    wall = sorted(_timed_python(needed) for _ in range(args.repeat))
-    floor = {"median_s": round(wall[len(wall) // 2], 3), "max_s": round(wall[-1], 3)}
-    print(f"{'imports of a model command':32s} median {floor['median_s']:.3f} s, max {floor['max_s']:.3f} s "
-          "(torch + transformers Llama; every `oakdpo generate` pays them)")
+    floor = measure("imports of a model command", [sys.executable, "-c", needed], args.repeat,
+                    " (torch + transformers Llama; every `oakdpo generate` pays them)")
     print(json.dumps({"cases": out, "heavy_imported_by_help": loaded, "model_command_imports": floor}))
     return 0
 
