@@ -121,6 +121,12 @@ class DataConfig:
                                    "loop_problems), 'N' or 'N1-N2', drawn uniformly whatever the hop count. Long "
                                    "contexts are where a policy errs most, so more of the iterations' samples fail "
                                    "and become pairs. null: the generator's default, as SFT's problems.")
+    train_long_problems: int = _f(0, "quickstart: how many of data.train_problems are generated at "
+                                  "data.train_long_premises premises (generator seed data.seed + 3) and shuffled in "
+                                  "with the rest, so SFT sees more long contexts than the generator's default "
+                                  "mixture has. 0: all at the default mixture.", low=0)
+    train_long_premises: str | None = _f(None, "quickstart: premise count of those data.train_long_problems, 'N' or "
+                                         "'N1-N2', drawn uniformly whatever the hop count.")
     heldout: str | None = _f(None, "quickstart: extra held-out evaluation file in the original PrOntoQA JSON "
                              "format (e.g. ../shared/data/prontoqa/5hop_0shot_random.json); skipped if absent.")
 

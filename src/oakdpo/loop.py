@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import gc
 import os
+import random
 import time
 from pathlib import Path
 
@@ -338,8 +339,8 @@ def main_oak(args) -> int:
     return 0
 
 
-def loop_premises(value) -> tuple[int, int]:
-    """data.loop_premises as the generator's (N1, N2), or a one-line error naming the key."""
+def premise_range(value, key: str) -> tuple[int, int]:
+    """A data.*_premises value as the generator's (N1, N2), or a one-line error naming the key."""
     from .tasks.prontoqa.generator import MAX_PREMISES, parse_premises
 
     counts = None
@@ -349,8 +350,20 @@ def loop_premises(value) -> tuple[int, int]:
         except UserError:
             pass
     if not isinstance(counts, tuple):
-        raise UserError(f"data.loop_premises: expected N or N1-N2 with 1 <= N1 <= N2 <= {MAX_PREMISES}, got {value!r}")
+        raise UserError(f"{key}: expected N or N1-N2 with 1 <= N1 <= N2 <= {MAX_PREMISES}, got {value!r}")
     return counts
+
+
+def check_data_shape(d) -> tuple[dict, dict]:
+    """The generator's shape arguments for quickstart's long training problems and its loop problems."""
+    if d.train_long_problems > d.train_problems:
+        raise UserError(f"data.train_long_problems: {d.train_long_problems} is more than data.train_problems "
+                        f"({d.train_problems})")
+    long_shape = {}
+    if d.train_long_problems:
+        long_shape = {"premises": premise_range(d.train_long_premises, "data.train_long_premises")}
+    loop_shape = {} if d.loop_premises is None else {"premises": premise_range(d.loop_premises, "data.loop_premises")}
+    return long_shape, loop_shape
 
 
 def quickstart(out: str | Path, cfg: Config) -> list[dict]:
@@ -368,7 +381,7 @@ def quickstart(out: str | Path, cfg: Config) -> list[dict]:
     from .training import run_sft
 
     d = cfg.data
-    loop_shape = {} if d.loop_premises is None else {"premises": loop_premises(d.loop_premises)}
+    long_shape, loop_shape = check_data_shape(d)
     out = Path(out)
     t_start = time.time()
     removed = remove_stale_temps(out)
@@ -383,7 +396,11 @@ def quickstart(out: str | Path, cfg: Config) -> list[dict]:
         return task.generate(n, seed=seed, hops=d.hops, remove_shortcut=d.remove_shortcut, **shape)
 
     if not (out / "data" / "val.jsonl").exists():
-        data.write_problems(out / "data" / "train.jsonl", generate(d.train_problems, d.seed))
+        train = generate(d.train_problems - d.train_long_problems, d.seed)
+        if d.train_long_problems:
+            train += generate(d.train_long_problems, d.seed + 3, **long_shape)
+            random.Random(d.seed + 3).shuffle(train)  # mixed through the epochs, not a long-context tail
+        data.write_problems(out / "data" / "train.jsonl", train)
         data.write_problems(out / "data" / "val.jsonl", generate(d.val_problems, d.seed + 1))
     if d.loop_problems and not (out / "data" / "loop.jsonl").exists():
         data.write_problems(out / "data" / "loop.jsonl", generate(d.loop_problems, d.seed + 2, **loop_shape))
@@ -396,7 +413,8 @@ def quickstart(out: str | Path, cfg: Config) -> list[dict]:
     elif d.heldout:
         print(f"note: held-out file {d.heldout} not found; evaluating on generated validation problems only")
     shape = f" ({d.loop_premises} premises)" if d.loop_premises is not None else ""
-    print(f"data: {len(train)} train, " + (f"{len(loop)} for the iterations{shape}, " if d.loop_problems else "")
+    long = f" ({d.train_long_problems} at {d.train_long_premises} premises)" if d.train_long_problems else ""
+    print(f"data: {len(train)} train{long}, " + (f"{len(loop)} for the iterations{shape}, " if d.loop_problems else "")
           + ", ".join(f"{len(v)} {k}" for k, v in eval_sets.items()))
 
     if not (out / "init" / "config.json").exists():
