@@ -117,6 +117,17 @@ def test_bad_loop_premises(tmp_path, capsys):
     no_outputs(tmp_path, set())  # checked before the run folder is made
 
 
+def test_bad_train_long_shape(tmp_path, capsys):
+    out = str(tmp_path / "demo")
+    assert run_error(["quickstart", "-o", out, "--set", "data.train_long_premises=5-3"], capsys) == \
+        "error: data.train_long_premises: expected N or N1-N2 with 1 <= N1 <= N2 <= 33, got '5-3'"
+    assert run_error(["quickstart", "-o", out, "--set", "data.train_long_premises=null"], capsys) == \
+        "error: data.train_long_premises: expected N or N1-N2 with 1 <= N1 <= N2 <= 33, got None"
+    assert run_error(["quickstart", "-o", out, "--set", "data.train_long_fraction=1.5"], capsys) == \
+        "error: override: data.train_long_fraction: must be at most 1, got 1.5"
+    no_outputs(tmp_path, set())
+
+
 PRONTOQA_EXAMPLE = {"test_example": {"question": "Every wumpus is a yumpus. Rex is a wumpus.",
                                      "query": "True or false: Rex is a yumpus.",
                                      "chain_of_thought": ["Rex is a wumpus.", "Every wumpus is a yumpus.",

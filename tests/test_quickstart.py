@@ -11,7 +11,8 @@ from oakdpo.config import load_config
 from oakdpo.loop import quickstart
 
 ROOT = Path(__file__).resolve().parents[1]
-SMALL = ["data.train_problems=24", "data.val_problems=4", "data.loop_problems=8", "data.loop_premises=9-10",
+SMALL = ["data.train_problems=24", "data.train_long_fraction=0.25", "data.train_long_premises=11-12",
+         "data.val_problems=4", "data.loop_problems=8", "data.loop_premises=9-10",
          "data.hops=1-2",
          "data.heldout=null", "model.hidden_size=32", "model.num_layers=1", "model.num_heads=2",
          "model.intermediate_size=64", "model.vocab_size=400", "sft.epochs=1", "sft.curriculum_steps=3",
@@ -43,7 +44,11 @@ def test_quickstart_writes_the_run_layout_and_resumes(tmp_path):
     loop_ids = [p["id"] for p in loop]
     assert {len(p["premises"]) for p in loop} <= {9, 10}  # data.loop_premises
     assert any(not 9 <= len(json.loads(line)["premises"]) <= 10 for line in open(out / "data" / "train.jsonl"))
-    train_ids = {json.loads(line)["id"] for line in open(out / "data" / "train.jsonl")}
+    train = [json.loads(line) for line in open(out / "data" / "train.jsonl")]
+    train_ids = {p["id"] for p in train}
+    # data.train_long_fraction: 6 of the 24 from generator seed data.seed + 3 at 11-12 premises, shuffled in
+    long = [i for i, p in enumerate(train) if p["id"].startswith("gen-s3-")]
+    assert len(long) == 6 and all(len(train[i]["premises"]) in (11, 12) for i in long) and long != list(range(18, 24))
     assert len(loop_ids) == 8 and not train_ids & set(loop_ids)
     assert {t["problem_id"] for t in traces} == set(loop_ids[:4])
     report = (out / "report.md").read_text()

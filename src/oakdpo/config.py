@@ -23,9 +23,11 @@ FORMAT_STYLES = ("natural", "lookup")  # format.style (tasks.base.STYLES)
 CHAT_TEMPLATE_MODES = ("auto", "never", "always")  # format.chat_template (prompting)
 
 
-def _f(default: Any, help: str, choices: tuple | None = None, low: float | None = None, above: float | None = None):
-    # choices / low (the least value allowed) / above (values must exceed it): checked when a config is loaded
-    meta = {"help": help, "choices": choices, "low": low, "above": above}
+def _f(default: Any, help: str, choices: tuple | None = None, low: float | None = None, above: float | None = None,
+       high: float | None = None):
+    # choices / low (the least value allowed) / above (values must exceed it) / high (the largest value allowed):
+    # checked when a config is loaded
+    meta = {"help": help, "choices": choices, "low": low, "above": above, "high": high}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda d=default: type(d)(d), metadata=meta)
     return field(default=default, metadata=meta)
@@ -121,12 +123,12 @@ class DataConfig:
                                    "loop_problems), 'N' or 'N1-N2', drawn uniformly whatever the hop count. Long "
                                    "contexts are where a policy errs most, so more of the iterations' samples fail "
                                    "and become pairs. null: the generator's default, as SFT's problems.")
-    train_long_problems: int = _f(0, "quickstart: how many of data.train_problems are generated at "
-                                  "data.train_long_premises premises (generator seed data.seed + 3) and shuffled in "
-                                  "with the rest, so SFT sees more long contexts than the generator's default "
-                                  "mixture has. 0: all at the default mixture.", low=0)
-    train_long_premises: str | None = _f(None, "quickstart: premise count of those data.train_long_problems, 'N' or "
-                                         "'N1-N2', drawn uniformly whatever the hop count.")
+    train_long_fraction: float = _f(0.0, "quickstart: fraction of data.train_problems generated at "
+                                    "data.train_long_premises premises (generator seed data.seed + 3) and shuffled "
+                                    "in with the rest, so SFT sees more long contexts than the generator's default "
+                                    "mixture has. 0: all at the default mixture.", low=0, high=1)
+    train_long_premises: str | None = _f(None, "quickstart: premise count of the data.train_long_fraction "
+                                         "problems, 'N' or 'N1-N2', drawn uniformly whatever the hop count.")
     heldout: str | None = _f(None, "quickstart: extra held-out evaluation file in the original PrOntoQA JSON "
                              "format (e.g. ../shared/data/prontoqa/5hop_0shot_random.json); skipped if absent.")
 
@@ -323,6 +325,8 @@ def _apply(cfg: Config, data: dict, source: str) -> None:
                 raise UserError(f"{source}: {sec}.{key}: must be at least {meta['low']:g}, got {value!r}")
             if meta.get("above") is not None and isinstance(value, (int, float)) and value <= meta["above"]:
                 raise UserError(f"{source}: {sec}.{key}: must be greater than {meta['above']:g}, got {value!r}")
+            if meta.get("high") is not None and isinstance(value, (int, float)) and value > meta["high"]:
+                raise UserError(f"{source}: {sec}.{key}: must be at most {meta['high']:g}, got {value!r}")
             setattr(obj, key, value)
 
 

@@ -354,16 +354,13 @@ def premise_range(value, key: str) -> tuple[int, int]:
     return counts
 
 
-def check_data_shape(d) -> tuple[dict, dict]:
-    """The generator's shape arguments for quickstart's long training problems and its loop problems."""
-    if d.train_long_problems > d.train_problems:
-        raise UserError(f"data.train_long_problems: {d.train_long_problems} is more than data.train_problems "
-                        f"({d.train_problems})")
-    long_shape = {}
-    if d.train_long_problems:
-        long_shape = {"premises": premise_range(d.train_long_premises, "data.train_long_premises")}
+def data_shapes(d) -> tuple[int, dict, dict]:
+    """Quickstart's number of long training problems and the generator's shape arguments for them and for the
+    loop problems; a bad premise range is a one-line error naming its key."""
+    n_long = round(d.train_problems * d.train_long_fraction)
+    long_shape = {"premises": premise_range(d.train_long_premises, "data.train_long_premises")} if n_long else {}
     loop_shape = {} if d.loop_premises is None else {"premises": premise_range(d.loop_premises, "data.loop_premises")}
-    return long_shape, loop_shape
+    return n_long, long_shape, loop_shape
 
 
 def quickstart(out: str | Path, cfg: Config) -> list[dict]:
@@ -381,7 +378,7 @@ def quickstart(out: str | Path, cfg: Config) -> list[dict]:
     from .training import run_sft
 
     d = cfg.data
-    long_shape, loop_shape = check_data_shape(d)
+    n_long, long_shape, loop_shape = data_shapes(d)
     out = Path(out)
     t_start = time.time()
     removed = remove_stale_temps(out)
@@ -396,9 +393,9 @@ def quickstart(out: str | Path, cfg: Config) -> list[dict]:
         return task.generate(n, seed=seed, hops=d.hops, remove_shortcut=d.remove_shortcut, **shape)
 
     if not (out / "data" / "val.jsonl").exists():
-        train = generate(d.train_problems - d.train_long_problems, d.seed)
-        if d.train_long_problems:
-            train += generate(d.train_long_problems, d.seed + 3, **long_shape)
+        train = generate(d.train_problems - n_long, d.seed)
+        if n_long:
+            train += generate(n_long, d.seed + 3, **long_shape)
             random.Random(d.seed + 3).shuffle(train)  # mixed through the epochs, not a long-context tail
         data.write_problems(out / "data" / "train.jsonl", train)
         data.write_problems(out / "data" / "val.jsonl", generate(d.val_problems, d.seed + 1))
@@ -413,7 +410,7 @@ def quickstart(out: str | Path, cfg: Config) -> list[dict]:
     elif d.heldout:
         print(f"note: held-out file {d.heldout} not found; evaluating on generated validation problems only")
     shape = f" ({d.loop_premises} premises)" if d.loop_premises is not None else ""
-    long = f" ({d.train_long_problems} at {d.train_long_premises} premises)" if d.train_long_problems else ""
+    long = f" ({n_long} at {d.train_long_premises} premises)" if n_long else ""
     print(f"data: {len(train)} train{long}, " + (f"{len(loop)} for the iterations{shape}, " if d.loop_problems else "")
           + ", ".join(f"{len(v)} {k}" for k, v in eval_sets.items()))
 
