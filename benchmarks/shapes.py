@@ -5,8 +5,9 @@ The grid (GRID): premise count bins 8-12 / 13-19 / 20-25 / 26-30 (the range the 
 files span, 9-25 and mostly 18 at five hops, with room on both sides) x context order (random, proof) x hops
 (1, 3, 5: the shortest proof, the middle, the longest) x query phrasing (true-or-false, is-the-following):
 48 cells of --per-cell problems (default 20: 960 greedy traces, a few CPU minutes for the tiny model). Cell c
-is generated with generator seed 100 * --seed + c, so --seed picks a grid no training run sees (training
-uses data.seed 0 and 1, the demo's validation; sft_probe.py 77): tune on one grid seed, report another.
+is generated with generator seed 100 * --seed + c, so --seed picks a grid no training run sees (quickstart uses
+generator seeds data.seed to data.seed + 3: training, validation, the loop's problems, the long training problems;
+sft_probe.py 77): tune on one grid seed, report another.
 Sentence forms are the default mixture in every cell (every form in every problem).
 
 Every problem is evaluated through oakdpo.evaluation.evaluate with the config's format and eval sections, so
