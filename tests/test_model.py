@@ -159,6 +159,14 @@ def test_load_policy_for_generation_and_training(tiny_dir):
     assert tok.padding_side == "right"
 
 
+def test_attn_implementation_reaches_the_loaded_model(tiny_dir):
+    assert load_policy(tiny_dir)[0].config._attn_implementation == "sdpa"  # 'auto': transformers' default
+    model, _ = load_policy(tiny_dir, ModelConfig(attn_implementation="eager"), for_training=True)
+    assert model.config._attn_implementation == "eager"
+    with pytest.raises(UserError, match=r"could not load the model \(ValueError: Specified `attn_implementation="):
+        load_policy(tiny_dir, ModelConfig(attn_implementation="bogus"))
+
+
 @pytest.mark.parametrize("kind", ["missing", "no_config", "hub_id"])
 def test_bad_model_paths_are_user_errors(tmp_path, kind, monkeypatch):
     monkeypatch.chdir(tmp_path)

@@ -108,6 +108,25 @@ def test_run_sft_trains_saves_and_reloads(tiny_dir, problems, tmp_path):
     assert len(traces) == 2 and all(t["num_tokens"] >= 1 for t in traces)
 
 
+@pytest.mark.parametrize("mode,bf16", [("auto", False), ("no", False), ("bf16", True)])
+def test_mixed_precision_sets_trl_flags(mode, bf16, tmp_path):
+    cfg = _cfg()
+    cfg.model.mixed_precision = mode  # model.dtype float32: 'auto' never autocasts it
+    args = sft_args(cfg, tmp_path)
+    assert (args.bf16, args.fp16, args.use_cpu) == (bf16, False, not torch.cuda.is_available())
+
+
+def test_run_sft_in_bf16_autocast_keeps_float32_weights(tiny_dir, problems, tmp_path):
+    cfg = _cfg()
+    cfg.model.mixed_precision = "bf16"
+    out = tmp_path / "sft"
+    metrics = run_sft(cfg, problems, tiny_dir, out)
+    assert metrics["steps"] == 2
+    before, after = load_file(tiny_dir / "model.safetensors"), load_file(out / "model.safetensors")
+    assert {t.dtype for t in after.values()} == {torch.float32}
+    assert [k for k in before if torch.equal(before[k], after[k])] == []
+
+
 def test_run_sft_with_lora_writes_an_adapter(tiny_dir, problems, tmp_path):
     cfg = _cfg()
     cfg.model.lora, cfg.model.lora_r, cfg.model.lora_target_modules = True, 4, ["q_proj", "v_proj"]

@@ -70,6 +70,15 @@ class ModelConfig:
                                   "an'), so a claim can copy its subject from the premise it cites linearly "
                                   "whatever the sentence's form. 0 turns it off.")
     dtype: str = _f("float32", "Training/inference dtype: float32, bfloat16 or float16. bf16 needs a GPU.")
+    mixed_precision: str = _f("auto", "Autocast of SFT and DPO steps (TRL's bf16/fp16 flags; the weights stay in "
+                              "`dtype`). 'auto': half precision on a GPU that has model.dtype's; 'no': none; "
+                              "'bf16': bf16 autocast on any device, the CPU included (fast only on CPUs with "
+                              "AVX512-BF16 or AMX). Generation, evaluation and q-hat run in `dtype`.",
+                              choices=("auto", "no", "bf16"))
+    attn_implementation: str = _f("auto", "transformers' attention kernel wherever the model is loaded: 'auto' "
+                                  "(transformers' default, sdpa), 'eager', 'sdpa', 'flash_attention_2', ... For "
+                                  "the tiny model's short sequences (under 400 tokens) on a CPU, 'eager' with "
+                                  "bf16 autocast trains fastest (docs/tiny-model.md).")
     lora: bool = _f(False, "Train a LoRA adapter (PEFT) instead of all weights.")
     lora_r: int = _f(16, "LoRA rank.")
     lora_alpha: int = _f(32, "LoRA alpha.")

@@ -108,6 +108,8 @@ def load_policy(path: str | os.PathLike, model_cfg: ModelConfig | None = None, *
     model_cfg = model_cfg or ModelConfig()
     folder, base = resolve_model_path(path)
     kwargs = dict(local_files_only=True, trust_remote_code=model_cfg.trust_remote_code)
+    if model_cfg.attn_implementation != "auto":
+        kwargs["attn_implementation"] = model_cfg.attn_implementation
     dtype = DTYPES.get(model_cfg.dtype)
     if dtype is None:
         raise UserError(f"model.dtype: expected one of {', '.join(DTYPES)}, got {model_cfg.dtype!r}")

@@ -96,7 +96,7 @@ def lora_config(model_cfg):
 
 def sft_args(cfg: Config, out_dir: str | os.PathLike, n_rows: int | None = None):
     """TRL SFTConfig from our config: completion-only loss, checkpoints every sft.save_steps in `out_dir` (a rerun
-    resumes from the newest), CPU when there is no GPU, bf16 only on a GPU that supports it. `n_rows` (the
+    resumes from the newest), CPU when there is no GPU, autocast as model.mixed_precision says. `n_rows` (the
     dataset size) lets the warmup be checked against the schedule (trainers.safe_warmup)."""
     from trl import SFTConfig
 
