@@ -115,3 +115,19 @@ def test_dpo_weight_zero_trains_the_sft_term_alone(tmp_path, tiny_model_dir, sma
     assert all(torch.equal(a[k], b[k]) for k in a)
     c, d = trained(1.0, pairs, "c"), trained(1.0, other, "d")
     assert any(not torch.equal(c[k], d[k]) for k in c)
+
+
+def test_trained_model_in_bf16_autocast_is_returned_as_saved(tmp_path, tiny_model_dir, small_problems):
+    # model.mixed_precision=bf16 trains under autocast; the model run_dpo returns (the loop evaluates it) must
+    # compute what the saved float32 folder computes, not keep accelerate's autocast wrapper on its forward.
+    cfg = _cfg(False)
+    cfg.model.mixed_precision = "bf16"
+    model, tok = load_policy(tiny_model_dir, cfg.model, for_training=True)
+    args = iteration_args(base_dpo_args(cfg, tmp_path), tmp_path, 0)
+    assert args.bf16
+    _, trained = run_dpo(model, tok, _pairs(small_problems[:4]), args, cfg, dataset_dir=tmp_path / "ds")
+    saved = load_policy(tmp_path / "dpo" / "iter_0", cfg.model)[0]
+    ids = tok(build_prompt(small_problems[0]), return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        a, b = trained(ids).logits, saved(ids).logits
+    assert a.dtype == torch.float32 and torch.equal(a, b)

@@ -201,7 +201,9 @@ def run_dpo(model, tokenizer, pairs: list[dict], args, cfg: Config, dataset_dir:
     if resume is not None:
         dist.print0(f"dpo: resuming from {resume} (step {resume.name.split('-')[-1]})")
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    trained = trainer.accelerator.unwrap_model(trainer.model)
+    # Without the autocast wrapper accelerate put on forward (model.mixed_precision), the caller generates and
+    # evaluates in model.dtype, as it would from the saved folder.
+    trained = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
     if adapter_path is not None and "ref" in getattr(trained, "peft_config", {}):
         trained.delete_adapter("ref")
     metrics = _summarize_logs(trainer.state.log_history)
