@@ -27,7 +27,7 @@ LOGGERS = ("none", "tensorboard", "wandb", "trackio", "mlflow", "comet_ml")
 def device_args(model_cfg) -> dict:
     """use_cpu / bf16 / fp16 for TRL's SFT and DPO configs: the CPU when there is no GPU. `model.mixed_precision`
     'auto' autocasts only on a GPU that has model.dtype's half precision, 'bf16' autocasts to bf16 anywhere (a
-    CPU with AVX512-BF16 runs the tiny model's SFT steps 1.5x faster: docs/tiny-model.md), 'no' never."""
+    CPU with AVX512-BF16 runs the tiny model's SFT 1.3x faster: docs/tiny-model.md), 'no' never."""
     import torch
 
     cuda = torch.cuda.is_available()
