@@ -163,7 +163,8 @@ def test_attn_implementation_reaches_the_loaded_model(tiny_dir):
     assert load_policy(tiny_dir)[0].config._attn_implementation == "sdpa"  # 'auto': transformers' default
     model, _ = load_policy(tiny_dir, ModelConfig(attn_implementation="eager"), for_training=True)
     assert model.config._attn_implementation == "eager"
-    with pytest.raises(UserError, match=r"could not load the model \(ValueError: Specified `attn_implementation="):
+    with pytest.raises(UserError, match=r"^model.attn_implementation: .*: could not load the model \(ValueError: "
+                                        r"Specified `attn_implementation="):
         load_policy(tiny_dir, ModelConfig(attn_implementation="bogus"))
 
 

@@ -129,7 +129,8 @@ def load_policy(path: str | os.PathLike, model_cfg: ModelConfig | None = None, *
                 model = model.merge_and_unload()
     except Exception as e:  # OSError, ValueError, SafetensorError (a truncated file), ...: one line naming the folder
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"{path}: could not load the model ({type(e).__name__}: {first[:200]})") from None
+        key = "model.attn_implementation: " if "attn_implementation" in first else ""
+        raise UserError(f"{key}{path}: could not load the model ({type(e).__name__}: {first[:200]})") from None
     # Where the weights came from, for backends that load from disk (vLLM).
     model.oakdpo_path = str(folder)
     model.oakdpo_base = str(base or folder)
