@@ -69,7 +69,8 @@ class ModelConfig:
                                   "with that subject ('Shumpuses are', 'Every shumpus is not', 'Each shumpus is "
                                   "an'), so a claim can copy its subject from the premise it cites linearly "
                                   "whatever the sentence's form. 0 turns it off.")
-    dtype: str = _f("float32", "Training/inference dtype: float32, bfloat16 or float16. bf16 needs a GPU.")
+    dtype: str = _f("float32", "dtype of the weights: float32, bfloat16 or float16 (half-precision weights need a "
+                    "GPU; for bf16 autocast with float32 weights see mixed_precision).")
     mixed_precision: str = _f("auto", "Autocast of SFT and DPO steps (TRL's bf16/fp16 flags; the weights stay in "
                               "`dtype`). 'auto': half precision on a GPU that has model.dtype's; 'no': none; "
                               "'bf16': bf16 autocast on any device, the CPU included (fast only on CPUs with "
