@@ -274,3 +274,48 @@ def test_mimetic_layers_start_the_next_layers_mimetic(problems, tmp_path):
     hd = INDUCTION.hidden_size // INDUCTION.num_heads
     qk = q[:hd] @ k[:hd].T  # head 0: W_Q W_K^T near a projection, so its diagonal stands out
     assert qk.diagonal().mean() > 3 * qk.abs().mean()
+
+
+def test_labelled_positions_only_scores_fewer_rows_for_the_same_loss_and_gradients():
+    """trainers.labelled_positions_only: on the CPU TRL's fused LM head then projects only the positions with a
+    label (not the prompt's), and the loss and every gradient are what scoring all positions gives."""
+    import trl.trainer.utils as trl_utils
+    from transformers import LlamaConfig, LlamaForCausalLM
+    from trl.trainer.utils import add_fused_lm_head
+
+    from oakdpo import trainers
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                         num_attention_heads=4, num_key_value_heads=4))
+    add_fused_lm_head(model, outputs=("log_probs", "entropy", "is_top1"))
+    ids = torch.randint(0, 64, (2, 12))
+    labels = ids.clone()
+    labels[:, :7] = -100  # the prompt
+    labels[1, 10:] = -100  # padding
+    rows = []
+    apply = trl_utils._ChunkedLogProbFunction.apply
+
+    def spy(hidden, *args):
+        rows.append(hidden.shape[0])
+        return apply(hidden, *args)
+
+    def loss_and_grads():
+        model.zero_grad()
+        out = model(input_ids=ids, labels=labels, fused_lm_head=True)
+        out.loss.backward()
+        return out.loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}
+
+    original = trl_utils._use_triton
+    trl_utils._ChunkedLogProbFunction.apply = spy
+    try:
+        loss_all, grads_all = loss_and_grads()
+        with trainers.labelled_positions_only():
+            loss_labelled, grads_labelled = loss_and_grads()
+    finally:
+        trl_utils._ChunkedLogProbFunction.apply = apply
+    assert trl_utils._use_triton is original  # restored on leaving
+    assert rows == [2 * 11, 5 + 3]  # every shifted position, then the labelled ones only
+    assert torch.allclose(loss_labelled, loss_all, atol=1e-6)
+    for name, grad in grads_all.items():
+        assert torch.allclose(grads_labelled[name], grad, atol=1e-6), name

@@ -195,12 +195,13 @@ def run_dpo(model, tokenizer, pairs: list[dict], args, cfg: Config, dataset_dir:
                                              args.gradient_accumulation_steps, args.num_train_epochs,
                                              args.warmup_steps, what="pairs")
     dataset = _pairs_dataset(fits, Path(dataset_dir))
-    trainer = _trainer_class(framing.completion_suffix_ids())(
-        model=model, ref_model=None, args=args, train_dataset=dataset, processing_class=tokenizer,
-        peft_config=peft_config, callbacks=[trainers.hygiene_callback("dpo")])
-    if resume is not None:
-        dist.print0(f"dpo: resuming from {resume} (step {resume.name.split('-')[-1]})")
-    result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    with trainers.labelled_positions_only():  # the reference log-probs are computed when the trainer is built
+        trainer = _trainer_class(framing.completion_suffix_ids())(
+            model=model, ref_model=None, args=args, train_dataset=dataset, processing_class=tokenizer,
+            peft_config=peft_config, callbacks=[trainers.hygiene_callback("dpo")])
+        if resume is not None:
+            dist.print0(f"dpo: resuming from {resume} (step {resume.name.split('-')[-1]})")
+        result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     # Without the autocast wrapper accelerate put on forward (model.mixed_precision), the caller generates and
     # evaluates in model.dtype, as it would from the saved folder.
     trained = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)

@@ -16,6 +16,7 @@ import math
 import os
 import re
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 from . import dist
@@ -36,6 +37,26 @@ def device_args(model_cfg) -> dict:
     return {"use_cpu": not cuda,
             "bf16": mode == "bf16" or (auto and model_cfg.dtype == "bfloat16" and torch.cuda.is_bf16_supported()),
             "fp16": auto and model_cfg.dtype == "float16"}
+
+
+@contextmanager
+def labelled_positions_only():
+    """While open, TRL's fused LM head (SFTTrainer, DPOTrainer, its reference log-probs too) projects only the
+    positions that carry a label on the CPU, as it already does on Triton devices.
+
+    TRL scores every position elsewhere to keep tile shapes fixed for compilers; in eager mode on the CPU
+    nothing recompiles, and the prompt's positions (no label, log-prob discarded) are most of each row. The loss
+    and gradients are the same sums without the masked terms (tests/test_sft.py). The demo's SFT steps ran
+    12% faster on curriculum batches and 19% on full problems (docs/tiny-model.md). Other devices keep TRL's
+    own choice."""
+    import trl.trainer.utils as trl_utils
+
+    original = trl_utils._use_triton  # read by the fused forward on each call, only to choose compact scoring
+    trl_utils._use_triton = lambda device: device.type == "cpu" or original(device)
+    try:
+        yield
+    finally:
+        trl_utils._use_triton = original
 
 
 def report_to(value: str, key: str) -> list[str]:

@@ -165,7 +165,8 @@ def run_sft(cfg: Config, problems: list[Problem], model_path: str | os.PathLike,
     resume = trainers.latest_checkpoint(out_dir)
     if resume is not None:
         dist.print0(f"sft: resuming from {resume} (step {resume.name.split('-')[-1]})")
-    result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    with trainers.labelled_positions_only():
+        result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     tokens = sum(len(x) for x in trainer.train_dataset["input_ids"])
     trained = trainer.model
     logs = [h for h in trainer.state.log_history if "loss" in h]
