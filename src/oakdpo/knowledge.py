@@ -160,10 +160,11 @@ def _hidden_states(model, tokenizer, items: list[tuple[str, list[int], int]], ba
                 rows = torch.stack(rows) if rows else torch.zeros((0, hidden_size))
                 if confidence:
                     n = len(seq_ids)
-                    # One sequence at a time: a large vocabulary times a whole batch would not fit.
-                    logits = lm_head(h[r, :n - 1]).float()
+                    # One sequence at a time: a large vocabulary times a whole batch would not fit. Only the
+                    # completion's log-probs are read (_confidence), so the prompt's positions are not projected.
+                    logits = lm_head(h[r, first - 1:n - 1]).float()
                     logp = torch.zeros(n)
-                    logp[1:] = torch.log_softmax(logits, -1).gather(1, ids[r, 1:n, None])[:, 0].cpu()
+                    logp[first:] = torch.log_softmax(logits, -1).gather(1, ids[r, first:n, None])[:, 0].cpu()
                     rows = torch.cat([rows, _confidence(logp, first, pos)], dim=-1)
                 out[i] = rows
     finally:
