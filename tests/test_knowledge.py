@@ -412,6 +412,35 @@ def test_cap_traces():
     assert cap_traces(traces, 10, seed=1) == kept and cap_traces(list(reversed(traces)), 10, seed=1) == kept[::-1]
 
 
+def test_knowledge_attn_implementation_runs_the_features_pass_and_is_restored(policy, monkeypatch, tmp_path):
+    import oakdpo.knowledge as knowledge
+    from oakdpo.io import UserError
+    from oakdpo.model import attention
+
+    model, tokenizer = policy
+    by_id = {p.id: p for p in PROBLEMS}
+    own = model.config._attn_implementation
+    other = "eager" if own != "eager" else "sdpa"
+    seen = []
+    real = knowledge._hidden_states
+    monkeypatch.setattr(knowledge, "_hidden_states", lambda m, *a, **k: (
+        seen.append(m.config._attn_implementation), real(m, *a, **k))[1])
+    base = step_features(model, tokenizer, by_id, TRACES[:1], VERDICTS[:1], confidence=True, fmt=LOOKUP)
+    with attention(model, other, "knowledge.attn_implementation"):
+        f = step_features(model, tokenizer, by_id, TRACES[:1], VERDICTS[:1], confidence=True, fmt=LOOKUP)
+    assert seen == [own, other] and model.config._attn_implementation == own
+    torch.testing.assert_close(f["hidden"], base["hidden"], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(f["confidence"], base["confidence"], atol=1e-5, rtol=1e-4)
+    # the stage reads the config key; the kernel is back afterwards
+    run_knowledge_stage(model, tokenizer, PROBLEMS, TRACES, VERDICTS,
+                        KnowledgeConfig(epochs=1, attn_implementation=other), tmp_path, fmt=LOOKUP)
+    assert seen[2:] == [other] and model.config._attn_implementation == own
+    with pytest.raises(UserError, match="^knowledge.attn_implementation: 'no_such_kernel' cannot run this model"):
+        with attention(model, "no_such_kernel", "knowledge.attn_implementation"):
+            pass
+    assert model.config._attn_implementation == own
+
+
 def test_steps_past_the_context_are_dropped(policy, monkeypatch):
     model, tokenizer = policy
     by_id = {p.id: p for p in PROBLEMS}

@@ -197,3 +197,22 @@ def test_both_phrasings_survive_a_problems_file(tmp_path):
     assert [p.to_dict() for p in back] == [p.to_dict() for p in problems]
     assert {p.meta["phrasing"] for p in back} == {"true-or-false", "is-the-following"}
     assert all(verify_trace(p, gold_trace(p, "lookup"))["trace_valid"] for p in back)
+
+
+def test_quickstart_long_training_problems_take_their_own_order():
+    from oakdpo.config import load_config
+    from oakdpo.loop import data_shapes
+
+    def long_problems(*sets):
+        d = load_config(None, ["data.train_long_fraction=0.5", "data.train_long_premises=20-30", *sets]).data
+        n_long, shape, _ = data_shapes(d)
+        return get_task("prontoqa").generate(40, seed=3, hops=d.hops, remove_shortcut=True, **shape)
+
+    mixed = long_problems()
+    assert {p.meta["order"] for p in mixed} == {"random", "proof"}  # "mix", the default: the generator's coin
+    for order in ("random", "proof"):
+        probs = long_problems(f"data.train_long_order={order}")
+        assert {p.meta["order"] for p in probs} == {order}
+        assert all(20 <= len(p.premises) <= 30 for p in probs)
+    with pytest.raises(UserError, match="data.train_long_order"):
+        long_problems("data.train_long_order=shuffled")

@@ -139,6 +139,9 @@ class DataConfig:
                                     "mixture has. 0: all at the default mixture.", low=0, high=1)
     train_long_premises: str | None = _f(None, "quickstart: premise count of the data.train_long_fraction "
                                          "problems, 'N' or 'N1-N2', drawn uniformly whatever the hop count.")
+    train_long_order: str = _f("mix", "quickstart: context order of the data.train_long_fraction problems: 'mix' "
+                               "(the generator's default, random or proof by a fair coin), 'random', 'proof' or "
+                               "'preorder'.", choices=("mix", "random", "proof", "preorder"))
     heldout: str | None = _f(None, "quickstart: extra held-out evaluation file in the original PrOntoQA JSON "
                              "format (e.g. ../shared/data/prontoqa/5hop_0shot_random.json); skipped if absent.")
 
@@ -262,6 +265,10 @@ class KnowledgeConfig:
     batch_size: int = _f(256, "q-hat training minibatch size (steps).", low=1)
     weight_decay: float = _f(0.01, "q-hat AdamW weight decay.")
     batch_size_features: int = _f(16, "Sequences per forward pass when reading the policy's hidden states.", low=1)
+    attn_implementation: str | None = _f(None, "transformers' attention kernel for reading hidden states, a pass "
+                                         "without gradients over whole traces (null: model.attn_implementation). "
+                                         "The tiny demo trains with 'eager' on short bf16 rows and reads its "
+                                         "float32 traces of up to 900 tokens with 'sdpa' (docs/tiny-model.md).")
     max_traces: int = _f(0, "Traces q-hat reads per iteration (0: all). Whole problems are taken in a seeded "
                          "order until the cap; reading hidden states costs one forward pass per trace.")
     position: str = _f("action", "Hidden state read at 'action' (the token where the step's Action line "

@@ -129,13 +129,15 @@ def evaluate_rerank(model, tokenizer, problems: list[Problem], cfg: Config, qhat
     """
     from .generation import generate_traces
     from .knowledge import load_qhat, rerank
+    from .model import attention
 
     n = cfg.eval.rerank
     head = load_qhat(qhat_dir)
     t0 = time.time()
     samples = generate_traces(model, tokenizer, problems, n, _eval_generation(cfg), fmt=cfg.format, do_sample=True)
     wall = time.time() - t0
-    chosen = rerank(model, tokenizer, head, problems, samples, batch_size=batch_size, fmt=cfg.format)
+    with attention(model, cfg.knowledge.attn_implementation, "knowledge.attn_implementation"):  # as q-hat was fit
+        chosen = rerank(model, tokenizer, head, problems, samples, batch_size=batch_size, fmt=cfg.format)
     out_dir = Path(out_dir)
     reranked = evaluate_traces(problems, chosen, wall, True, cfg, out_dir / "rerank", progress=False)
     first = evaluate_traces(problems, [t for t in samples if t["sample"] == 0], wall, True, cfg,

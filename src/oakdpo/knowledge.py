@@ -623,8 +623,11 @@ def run_knowledge_stage(model, tokenizer, problems, traces: list[dict], verdicts
     problems_by_id = {p.id: p for p in map(_as_problem, problems)}
     n_traces = len(traces)
     traces = cap_traces(traces, cfg.max_traces, seed)
-    feats = step_features(model, tokenizer, problems_by_id, traces, verdicts, cfg.batch_size_features, cfg.position,
-                          confidence=cfg.confidence_features, fmt=fmt)
+    from .model import attention
+
+    with attention(model, cfg.attn_implementation, "knowledge.attn_implementation"):
+        feats = step_features(model, tokenizer, problems_by_id, traces, verdicts, cfg.batch_size_features,
+                              cfg.position, confidence=cfg.confidence_features, fmt=fmt)
     if len(feats["label"]) == 0:
         return {"brier": None, "ece": None, "auroc": None, "heldout_accuracy": None, "n_train": 0, "n_heldout": 0,
                 "positive_rate": None, "n_steps": 0, "skipped": "no reasoning steps"}

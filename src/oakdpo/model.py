@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -23,6 +24,26 @@ def freeze_input_embeddings(model, model_cfg: ModelConfig) -> None:
     """Keep the input embeddings fixed in training when the config says so (model.freeze_embeddings)."""
     if model_cfg.freeze_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
+
+
+@contextmanager
+def attention(model, implementation: str | None, field: str = "attn_implementation"):
+    """Run `model` with transformers' attention kernel `implementation` inside the block (None: its own); its own
+    kernel is back on exit. A pass without gradients over whole traces can want another kernel than training."""
+    own = model.config._attn_implementation
+    if implementation is None or implementation == own:
+        yield model
+        return
+    try:
+        model.set_attn_implementation(implementation)
+    except (ValueError, ImportError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"{field}: {implementation!r} cannot run this model ({first[:200]})"
+                        ) from None
+    try:
+        yield model
+    finally:
+        model.set_attn_implementation(own)
 
 
 def save_folder(out_dir: Path, model, tokenizer, extra: dict[str, str] | None = None) -> None:
