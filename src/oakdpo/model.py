@@ -38,8 +38,7 @@ def attention(model, implementation: str | None, field: str = "attn_implementati
         model.set_attn_implementation(implementation)
     except (ValueError, ImportError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"{field}: {implementation!r} cannot run this model ({first[:200]})"
-                        ) from None
+        raise UserError(f"{field}: {implementation!r} cannot run this model ({first[:200]})") from None
     try:
         yield model
     finally:
