@@ -358,9 +358,8 @@ def data_shapes(d) -> tuple[int, dict, dict]:
     """Quickstart's number of long training problems and the generator's shape arguments for them and for the
     loop problems; a bad premise range is a one-line error naming its key."""
     n_long = round(d.train_problems * d.train_long_fraction)
-    long_shape = {"premises": premise_range(d.train_long_premises, "data.train_long_premises")} if n_long else {}
-    if n_long and d.train_long_order != "mix":
-        long_shape["context_order"] = d.train_long_order
+    long_shape = {"premises": premise_range(d.train_long_premises, "data.train_long_premises"),
+                  "context_order": d.train_long_order} if n_long else {}
     loop_shape = {} if d.loop_premises is None else {"premises": premise_range(d.loop_premises, "data.loop_premises")}
     return n_long, long_shape, loop_shape
 

@@ -26,6 +26,11 @@ def freeze_input_embeddings(model, model_cfg: ModelConfig) -> None:
         model.get_input_embeddings().weight.requires_grad_(False)
 
 
+def _first_line(e: Exception) -> str:
+    """An exception's first line (its type's name when it has no text), for one-line errors."""
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+
+
 @contextmanager
 def attention(model, implementation: str | None, field: str = "attn_implementation"):
     """Run `model` with transformers' attention kernel `implementation` inside the block (None: its own); its own
@@ -37,7 +42,7 @@ def attention(model, implementation: str | None, field: str = "attn_implementati
     try:
         model.set_attn_implementation(implementation)
     except (ValueError, ImportError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = _first_line(e)
         raise UserError(f"{field}: {implementation!r} cannot run this model ({first[:200]})") from None
     try:
         yield model
@@ -148,7 +153,7 @@ def load_policy(path: str | os.PathLike, model_cfg: ModelConfig | None = None, *
             if not for_training:
                 model = model.merge_and_unload()
     except Exception as e:  # OSError, ValueError, SafetensorError (a truncated file), ...: one line naming the folder
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = _first_line(e)
         key = "model.attn_implementation: " if "attn_implementation" in first else ""
         raise UserError(f"{key}{path}: could not load the model ({type(e).__name__}: {first[:200]})") from None
     # Where the weights came from, for backends that load from disk (vLLM).
@@ -172,7 +177,7 @@ def load_tokenizer(path: str | os.PathLike, model_cfg: ModelConfig | None = None
         tokenizer = AutoTokenizer.from_pretrained(folder if has_tokenizer or base is None else base,
                                                   local_files_only=True, trust_remote_code=model_cfg.trust_remote_code)
     except Exception as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = _first_line(e)
         raise UserError(f"{path}: could not load the tokenizer ({type(e).__name__}: {first[:200]})") from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
