@@ -17,7 +17,7 @@ from oakdpo.tasks.prontoqa.gold import gold_trace
 from oakdpo.generation import generate_traces
 from oakdpo.tiny import build_corpus, init_tiny_model
 from oakdpo.model import load_policy
-from oakdpo.training import run_sft, sft_args, sft_dataset
+from oakdpo.training import distinct_dataset, in_training_order, run_sft, sft_args, sft_dataset, training_rows
 
 TINY = ModelConfig(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, vocab_size=500)
 
@@ -66,6 +66,30 @@ def test_tokenizing_in_two_processes_gives_the_same_dataset(tiny_dir, problems, 
                              train_dataset=sft_dataset(problems, Framing(tok, LOOKUP)))
         data[procs] = trainer.train_dataset.to_list()
     assert len(data[1]) == len(problems) and data[1] == data[2]
+
+
+def test_sft_prepares_each_distinct_row_once_and_trains_on_them_in_order(tiny_dir, problems, tmp_path):
+    from datasets import Dataset
+    from trl import SFTTrainer
+
+    model, tok = load_policy(tiny_dir, for_training=True)
+    framing = Framing(tok, LOOKUP)
+    rows = training_rows(problems, framing, _cfg(curriculum_steps=2, curriculum_keep=1, epochs=2.5, batch_size=4))
+    distinct, order = distinct_dataset(rows)
+    assert len(rows) == 2 * 4 + 40 and len(distinct) <= 8 + 16 < len(rows)
+    assert distinct["row"] == list(range(len(distinct)))
+    assert [distinct[i]["completion"] for i in order] == [r["completion"] for r in rows]
+    prompts = sorted(len(tok(r["prompt"])["input_ids"]) for r in rows)
+    for max_length in (512, prompts[len(prompts) // 2]):  # the second drops the rows whose prompt fills max_length
+        args = sft_args(_cfg(max_length=max_length), tmp_path / str(max_length))
+        full = SFTTrainer(model=model, args=args, processing_class=tok, train_dataset=Dataset.from_list(rows))
+        once = SFTTrainer(model=model, args=args, processing_class=tok, train_dataset=distinct)
+        ordered = in_training_order(once.train_dataset, order)
+        assert len(full.train_dataset) == len(ordered) == (len(rows) if max_length == 512 else
+                                                           sum(n < max_length for n in prompts))
+        for column in ("input_ids", "labels"):
+            assert ordered[column] == full.train_dataset[column]
+        assert "row" not in ordered.column_names
 
 
 def test_prompt_tokens_are_masked_in_the_collated_batch(tiny_dir, problems, tmp_path):

@@ -53,17 +53,21 @@ def _row_length(row: dict) -> int:
 
 
 def sft_dataset(problems: list[Problem], framing: Framing, cfg: Config | None = None, world_size: int = 1):
-    """datasets.Dataset of sft_rows(problems, framing).
-
-    With a curriculum (cfg.sft.curriculum_steps > 0) the rows come in training order, to be read sequentially:
-    first curriculum_steps optimizer steps of cut-down problems (data.cut_to_proof), then `epochs` passes over
-    the full ones; within each phase, batches of similar length in a seeded random order.
-    """
+    """datasets.Dataset of sft_rows(problems, framing), in training order with a curriculum (training_rows)."""
     from datasets import Dataset
 
+    return Dataset.from_list(training_rows(problems, framing, cfg, world_size))
+
+
+def training_rows(problems: list[Problem], framing: Framing, cfg: Config | None = None,
+                  world_size: int = 1) -> list[dict]:
+    """sft_rows(problems, framing); with a curriculum (cfg.sft.curriculum_steps > 0) in training order, to be read
+    sequentially: first curriculum_steps optimizer steps of cut-down problems (data.cut_to_proof), then `epochs`
+    passes over the full ones; within each phase, batches of similar length in a seeded random order.
+    """
     rows = sft_rows(problems, framing)
     if cfg is None or cfg.sft.curriculum_steps <= 0 or not rows:
-        return Dataset.from_list(rows)
+        return rows
     import random
 
     s = cfg.sft
@@ -75,7 +79,31 @@ def sft_dataset(problems: list[Problem], framing: Framing, cfg: Config | None = 
         cut.append(get_task(p.task).curriculum_problem(p, s.curriculum_keep, rng, s.curriculum_distractor))
     cut_rows = sft_rows(cut, framing)
     passes = [cut_rows] + [rows] * int(s.epochs) + [rng.sample(rows, round((s.epochs % 1) * len(rows)))]
-    return Dataset.from_list([r for p in passes for r in _length_batches(p, s.batch_size * world_size, rng)])
+    return [r for p in passes for r in _length_batches(p, s.batch_size * world_size, rng)]
+
+
+def distinct_dataset(rows: list[dict]):
+    """(datasets.Dataset of each distinct row once, with its index in a "row" column; the rows as those indices).
+
+    TRL then prepares (tokenizes, masks, truncates) each row once, though a curriculum's passes repeat every full
+    row: the demo's 26,400 rows are 17,889 distinct, and TRL's preparation took 10.0 s instead of 16.2 s.
+    in_training_order puts the prepared rows back in order.
+    """
+    from datasets import Dataset
+
+    index: dict[str, int] = {}
+    order = [index.setdefault(json.dumps([r["prompt"], r["completion"]]), len(index)) for r in rows]
+    distinct = [None] * len(index)
+    for r, i in zip(rows, order):
+        distinct[i] = distinct[i] or {**r, "row": i}
+    return Dataset.from_list(distinct), order
+
+
+def in_training_order(prepared, order: list[int]):
+    """The rows of a prepared distinct_dataset in `order`, without the "row" column; rows TRL dropped (fully masked
+    by truncation) stay dropped, as they would be from the full dataset."""
+    at = {r: i for i, r in enumerate(prepared["row"])}
+    return prepared.select([at[r] for r in order if r in at]).remove_columns("row")
 
 
 def _length_batches(rows: list[dict], batch: int, rng) -> list[dict]:
@@ -153,21 +181,25 @@ def run_sft(cfg: Config, problems: list[Problem], model_path: str | os.PathLike,
     trainers.set_log_dir(Path(log_dir) if log_dir else out_dir.parent / "logs" / out_dir.name)
     model, tokenizer = load_policy(model_path, cfg.model, for_training=True)
     freeze_input_embeddings(model, cfg.model)
-    dataset = sft_dataset(problems, Framing(tokenizer, cfg.format), cfg, dist.world_size())
-    if len(dataset) == 0:
+    rows = training_rows(problems, Framing(tokenizer, cfg.format), cfg, dist.world_size())
+    if not rows:
         raise UserError("sft: no training problem has a gold trace")
+    distinct, order = distinct_dataset(rows)
     peft_config = None
     if cfg.model.lora and not hasattr(model, "peft_config"):  # an adapter folder is already a PeftModel
         peft_config = lora_config(cfg.model)
-    trainer = SFTTrainer(model=model, args=sft_args(cfg, out_dir, len(dataset)), train_dataset=dataset,
+    trainer = SFTTrainer(model=model, args=sft_args(cfg, out_dir, len(order)), train_dataset=distinct,
                          processing_class=tokenizer, peft_config=peft_config,
                          callbacks=[trainers.hygiene_callback("sft")])
+    trainer.train_dataset = in_training_order(trainer.train_dataset, order)
     resume = trainers.latest_checkpoint(out_dir)
     if resume is not None:
         dist.print0(f"sft: resuming from {resume} (step {resume.name.split('-')[-1]})")
     with trainers.labelled_positions_only():
         result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    tokens = sum(len(x) for x in trainer.train_dataset["input_ids"])
+    import pyarrow.compute as pc
+
+    tokens = pc.sum(pc.list_value_length(trainer.train_dataset.with_format("arrow")["input_ids"])).as_py()
     trained = trainer.model
     logs = [h for h in trainer.state.log_history if "loss" in h]
     metrics = {
@@ -176,7 +208,7 @@ def run_sft(cfg: Config, problems: list[Problem], model_path: str | os.PathLike,
         "final_token_accuracy": logs[-1].get("mean_token_accuracy") if logs else None,
         "steps": trainer.state.global_step,
         "resumed_from_step": int(resume.name.split("-")[-1]) if resume else None,
-        "examples": len(dataset),
+        "examples": len(order),
         "epochs": cfg.sft.epochs,
         "tokens_per_epoch": tokens,
         "parameters": sum(p.numel() for p in trained.parameters()),

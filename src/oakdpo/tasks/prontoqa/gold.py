@@ -18,7 +18,12 @@ def _gold_candidates(option: str, avail: list[tuple[int, Any]]):
     """Argument lists worth trying for `option` over the available (index, formula) pairs, newest facts first."""
     facts = [(i, f) for i, f in reversed(avail) if isinstance(f, Fact)]
     rules = [(i, f) for i, f in avail if isinstance(f, Rule)]
-    if option in ("MODUS_PONENS", "CONTRADICTION", "MODUS_TOLLENS"):
+    if option == "MODUS_PONENS":  # only rules whose subject is the fact's concept: apply_option rejects the rest
+        for i, f in facts:
+            for j, r in rules:
+                if r.ante == f.lits and r.ante_op == f.op:
+                    yield [i, j]
+    elif option in ("CONTRADICTION", "MODUS_TOLLENS"):
         for i, f in facts:
             for j, r in rules:
                 yield [i, j]
