@@ -45,6 +45,9 @@ class ModelConfig:
     corpus_problems: int = _f(1000, "Tiny model: generated problems (prompt + gold trace each) the tokenizer "
                               "is trained on by `oakdpo model init`.")
     max_position_embeddings: int = _f(1024, "Tiny model: longest sequence (tokens).")
+    rope_theta: float = _f(10000.0, "Tiny model: base of the rotary position embedding. A larger base turns "
+                           "more of each head's dimensions slowly enough to match a token's content across the "
+                           "whole context (docs/tiny-model.md).", low=1.0)
     initializer_range: float = _f(0.08, "Tiny model: std of the random initial weights. Larger than HF's 0.02: "
                                   "a 128-wide model trained briefly from scratch learns to attend much sooner.")
     freeze_embeddings: bool = _f(False, "Tiny model: input embeddings random N(0, 1), untied from the output "
