@@ -96,7 +96,7 @@ def test_partial_rejected_gets_no_eos(tmp_path, tiny_model_dir, small_problems):
 
 def test_dpo_weight_zero_trains_the_sft_term_alone(tmp_path, tiny_model_dir, small_problems):
     # dpo.dpo_weight=0 (configs/tiny.yaml): the update depends on the chosen traces only. Two runs whose pairs
-    # share the chosen side but not the rejected one end with identical weights; with the DPO term on they differ.
+    # share the chosen side but not the rejected one end with the same weights; with the DPO term on they differ.
     cfg = _cfg(False)
     cfg.dpo.sft_weight, cfg.dpo.epochs = 1.0, 1.0
     pairs = _pairs(small_problems[:8])
@@ -111,10 +111,15 @@ def test_dpo_weight_zero_trains_the_sft_term_alone(tmp_path, tiny_model_dir, sma
         run_dpo(model, tok, data, iteration_args(base, tmp_path / name, 0), cfg, dataset_dir=tmp_path / name / "ds")
         return load_policy(tmp_path / name / "dpo" / "iter_0", cfg.model)[0].state_dict()
 
+    def largest_difference(x, y):
+        return max((x[k] - y[k]).abs().max().item() for k in x)
+
+    # The other rejected traces are longer, so the batches are padded to another length; on some CPUs (AMX) the
+    # kernels then round the chosen rows' sums differently, by ~6e-8, while the DPO term moves weights by ~2e-2.
     a, b = trained(0.0, pairs, "a"), trained(0.0, other, "b")
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert largest_difference(a, b) < 1e-6
     c, d = trained(1.0, pairs, "c"), trained(1.0, other, "d")
-    assert any(not torch.equal(c[k], d[k]) for k in c)
+    assert largest_difference(c, d) > 1e-3
 
 
 def test_trained_model_in_bf16_autocast_is_returned_as_saved(tmp_path, tiny_model_dir, small_problems):
