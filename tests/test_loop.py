@@ -149,3 +149,54 @@ def test_an_iteration_without_pairs_says_why_on_one_line(tmp_path, tiny_model_di
                         "form: set pairs.use_gold=true or sample more (--samples 2)")
     assert metrics[0]["stages"]["pairs"]["pairs"] == 0 and metrics[0]["stages"]["pairs"]["no_pairs"] in lines[0]
     assert json.loads((out / "dpo" / "iter_0" / "trainer_state.json").read_text())["global_step"] == 0
+
+
+# ------------------------------------------------------------------ quickstart's SFT in a child process
+
+def _write_pid(path):
+    import os
+
+    Path(path).write_text(str(os.getpid()))
+
+
+def _user_error(message):
+    from oakdpo.io import UserError
+
+    raise UserError(message)
+
+
+def _crash():
+    raise ValueError("boom")
+
+
+def _killed():
+    import os
+    import signal
+
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_in_child_process_runs_elsewhere_and_reraises_user_errors(tmp_path):
+    import os
+
+    from oakdpo.io import UserError
+    from oakdpo.loop import in_child_process
+
+    in_child_process(_write_pid, tmp_path / "pid")
+    child = int((tmp_path / "pid").read_text())
+    assert child != os.getpid() and child > 0
+    with pytest.raises(UserError, match="^sft: no training problem has a gold trace$"):
+        in_child_process(_user_error, "sft: no training problem has a gold trace")
+    with pytest.raises(RuntimeError, match=r"_crash failed in its child process \(exit code 1\)"):
+        in_child_process(_crash)
+
+
+def test_a_child_killed_by_a_signal_kills_its_parent_the_same_way():
+    import subprocess
+    import sys
+
+    # as the kill tests need: a SIGKILL inside SFT ends `oakdpo quickstart` with -9, not with an error
+    code = ("import sys; sys.path.insert(0, %r); from test_loop import _killed; from oakdpo.loop import "
+            "in_child_process; in_child_process(_killed); print('survived')" % str(Path(__file__).parent))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -9 and "survived" not in proc.stdout, proc.stderr[-1000:]

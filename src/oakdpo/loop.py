@@ -21,6 +21,7 @@ from __future__ import annotations
 import gc
 import os
 import random
+import sys
 import time
 from pathlib import Path
 
@@ -419,7 +420,7 @@ def quickstart(out: str | Path, cfg: Config) -> list[dict]:
         init_tiny_model(cfg.model, build_corpus(train, cfg.format.style), out / "init", seed=cfg.sft.seed)
     sft_dir = out / "sft"
     if not is_done(sft_dir):
-        run_sft(cfg, train, out / "init", sft_dir, log_dir=out / "logs" / "sft")
+        in_child_process(run_sft, cfg, train, out / "init", sft_dir, log_dir=out / "logs" / "sft")
     sft_wall = ((read_done(sft_dir) or {}).get("info") or {}).get("wall_s")
     sft_eval = {}
     model = tok = None
@@ -445,6 +446,56 @@ def quickstart(out: str | Path, cfg: Config) -> list[dict]:
     print(f"quickstart finished in {time.time() - t_start:.0f} s (this invocation); report: {out}/report.md, "
           f"{out}/report.html")
     return rows
+
+
+def in_child_process(fn, *args, **kwargs) -> None:
+    """fn(*args, **kwargs) in a spawned child process, waited for; quickstart trains SFT this way.
+
+    Why: training under bf16 autocast on the CPU leaves glibc's heap fragmented, and every later stage of the same
+    process pays for it in malloc and page faults. After the demo's SFT in the same process its two OaK iterations
+    took 61 and 59 s, in a fresh process 40 and 43 s (docs/tiny-model.md). A child's heap ends with it.
+    The child is killed when this process dies (Linux), a UserError in it is raised again here, and a child killed
+    by a signal kills this process with the same signal, as if it had been killed itself."""
+    import multiprocessing
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    ctx = multiprocessing.get_context("spawn")
+    receive, send = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_child_main, args=(send, os.getpid(), fn, args, kwargs))
+    child.start()
+    send.close()
+    try:
+        child.join()
+    except BaseException:
+        child.kill()
+        child.join()
+        raise
+    try:
+        error = receive.recv()  # a UserError's message; EOFError: the child sent none
+    except EOFError:
+        error = None
+    if error is not None:
+        raise UserError(error)
+    if child.exitcode and child.exitcode < 0:
+        os.kill(os.getpid(), -child.exitcode)
+    if child.exitcode:
+        raise RuntimeError(f"{fn.__name__} failed in its child process (exit code {child.exitcode})")
+
+
+def _child_main(send, parent: int, fn, args, kwargs) -> None:
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before prctl
+            os._exit(1)
+    try:
+        fn(*args, **kwargs)
+    except UserError as e:
+        send.send(str(e))
+        sys.exit(2)
 
 
 def tiny_config_path() -> Path:
