@@ -368,9 +368,9 @@ def data_shapes(d) -> tuple[int, dict, dict]:
 def quickstart(out: str | Path, cfg: Config) -> list[dict]:
     """The whole system on the built-in tiny model (what `make demo` runs); resumes stage by stage.
 
-    generate data (with data.loop_problems, the iterations' own too) -> init the tiny model -> SFT (OUT/sft) ->
-    OaK iterations (OUT/dpo/iter_k) -> evaluate SFT and each iteration on held-out problems -> OUT/report.md +
-    OUT/report.png.
+    generate data (with data.loop_problems, the iterations' own too) -> init the tiny model -> SFT (OUT/sft, in a
+    child process: in_child_process) -> OaK iterations (OUT/dpo/iter_k) -> evaluate SFT and each iteration on
+    held-out problems -> OUT/report.md + OUT/report.png.
     """
     from . import data
     from .model import load_policy
