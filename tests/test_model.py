@@ -304,7 +304,7 @@ def _copy_head_scores(model, distance: int) -> tuple[float, float]:
 
 def test_tiny_default_matches_a_token_across_its_whole_context(problems):
     """The copying heads' match must hold across a whole row (30 premises at 5 hops with the proof: at most 385
-    tokens): with RoPE base 10,000 the slower half of a 32-wide head still turns by up to 4 radians 400 tokens
+    tokens): with RoPE base 10,000 the slower half of a head (any width) still turns by up to 4 radians 400 tokens
     back."""
     cfg = load_config(ROOT / "configs" / "tiny.yaml").model
     tok = train_tokenizer(build_corpus(problems), cfg.vocab_size)

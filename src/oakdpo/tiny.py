@@ -126,9 +126,9 @@ def prewire_previous_token_heads(model, offsets=(1, 2), n_freq: int = 6, scale: 
 def mimetic_init(model, layer: int = 1, noise: float = 0.5, seed: int = 0) -> None:
     """Mimetic initialisation of one layer (Trockman & Kolter, 2023): W_Q W_K^T and W_V W_O close to a
     projection, so its heads start out attending to tokens like the current one and copying what they find.
-    Only the slower half of the rotary dimensions carries the match. With RoPE base 10,000 that half of a 32-wide
-    head still turns by up to 4 radians over 400 tokens (the longest row of the demo is 385) and the match falls
-    to half its score there; with the tiny default's base (model.rope_theta: 500,000) it keeps 98%
+    Only the slower half of the rotary dimensions carries the match. With RoPE base 10,000 that half of a head (of
+    any width) still turns by up to 4 radians over 400 tokens (the longest row of the demo is 385), and the match
+    falls to half its score there; with the tiny default's base (model.rope_theta: 500,000) it keeps 98%
     (tests/test_model.py)."""
     g = torch.Generator().manual_seed(seed)
     cfg = model.config
