@@ -200,3 +200,15 @@ def test_a_child_killed_by_a_signal_kills_its_parent_the_same_way():
             "in_child_process; in_child_process(_killed); print('survived')" % str(Path(__file__).parent))
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == -9 and "survived" not in proc.stdout, proc.stderr[-1000:]
+
+
+def test_lookup_note_names_the_figure_only_when_validation_traces_are_mostly_invalid():
+    from oakdpo.loop import lookup_note
+
+    note = lookup_note({"val": {"trace_validity": 0.0}, "heldout": {"trace_validity": 0.0}})
+    assert note.startswith("note: the SFT model's strict trace validity on validation is 0.0%:")
+    assert "sft.seed" in note and "\n" not in note
+    assert "63.0%" in lookup_note({"val": {"trace_validity": 0.63}})
+    assert lookup_note({"val": {"trace_validity": 0.8}}) is None
+    assert lookup_note({"val": {"trace_validity": 0.96}, "heldout": {"trace_validity": 0.0}}) is None
+    assert lookup_note({}) is None
