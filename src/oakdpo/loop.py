@@ -465,7 +465,7 @@ def lookup_note(sft_eval: dict[str, dict]) -> str | None:
         return None
     return (f"note: the SFT model's strict trace validity on validation is {100 * validity:.1f}%: its premise lookup "
             f"did not form, or only in part, on this sft.seed, and the iterations do not repair that; try another "
-            f"sft.seed or more sft.curriculum_steps (docs/tiny-model.md, 'Not solved yet')")
+            f"sft.seed or another sft.curriculum_steps (docs/tiny-model.md, 'Not solved yet')")
 
 
 def in_child_process(fn, *args, **kwargs) -> None:
