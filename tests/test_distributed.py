@@ -139,3 +139,27 @@ def test_generate_and_eval_under_torchrun_match_one_process(tmp_path, tiny_model
                       (tmp_path / f"eval_{name}" / "traces.jsonl").read_text())
     assert len(outs["one"][0].splitlines()) == 10 and len(outs["one"][1].splitlines()) == 5
     assert outs["two"] == outs["one"]
+
+
+def test_torchrun_sft_restart_stops_and_restarts_every_rank(tmp_path, tiny_model_dir, small_problems):
+    # a loss check that fails on the first log: both ranks stop, rank 0 clears the folder, both train again with
+    # sft.seed + 100 to the end
+    from oakdpo.data import write_problems
+
+    write_problems(tmp_path / "train.jsonl", small_problems[:8])
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump({
+        "format": {"style": "lookup"},
+        "sft": {"batch_size": 2, "max_length": 512, "epochs": 2.0, "logging_steps": 1, "seed": 3,
+                "restarts": 1, "restart_step": 1, "restart_loss": 0.0}}))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
+           "-m", "oakdpo.cli", "sft", "--model", str(tiny_model_dir), "-o", str(tmp_path / "sft"),
+           "--config", str(tmp_path / "cfg.yaml"), "--train-data", str(tmp_path / "train.jsonl")]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    log = proc.stdout + proc.stderr
+    assert log.count("starting again from the initial model with sft.seed 103 (restart 1 of 1)") == 1
+    metrics = json.loads((tmp_path / "sft" / "sft_metrics.json").read_text())
+    assert metrics["restarts"] == 1 and [c["step"] for c in metrics["restart_checks"]] == [1]
+    assert metrics["steps"] == 4  # 8 problems / (2 per rank x 2 ranks) x 2 epochs
+    assert yaml.safe_load((tmp_path / "sft" / "config.yaml").read_text())["sft"]["seed"] == 103

@@ -151,6 +151,45 @@ def test_run_sft_in_bf16_autocast_keeps_float32_weights(tiny_dir, problems, tmp_
     assert [k for k in before if torch.equal(before[k], after[k])] == []
 
 
+def _restart_cfg(**sft) -> Config:
+    return _cfg(**{"epochs": 3.0, "seed": 5, **sft})  # 16 problems, batch 8: 6 steps, each logged
+
+
+def test_sft_restarts_from_the_initial_model_with_another_seed_when_the_loss_is_high(tiny_dir, problems, tmp_path):
+    plain = run_sft(_restart_cfg(seed=105), problems, tiny_dir, tmp_path / "plain")  # what restart 1 trains
+    metrics = run_sft(_restart_cfg(restarts=1, restart_step=2, restart_loss=0.0), problems, tiny_dir,
+                      tmp_path / "sft")
+    assert metrics["restarts"] == 1 and metrics["steps"] == 6
+    [check] = metrics["restart_checks"]
+    assert check["step"] == 2 and check["loss"] > 0
+    assert load_config(tmp_path / "sft" / "config.yaml").sft.seed == 105
+    assert not (tmp_path / "sft" / "restart.json").exists()
+    assert metrics["final_loss"] == plain["final_loss"]
+    assert load_file(tmp_path / "sft" / "model.safetensors").keys() == load_file(
+        tmp_path / "plain" / "model.safetensors").keys()
+    for k, v in load_file(tmp_path / "plain" / "model.safetensors").items():
+        assert torch.equal(load_file(tmp_path / "sft" / "model.safetensors")[k], v), k
+
+
+def test_sft_loss_check_below_its_bound_changes_nothing(tiny_dir, problems, tmp_path):
+    plain = run_sft(_restart_cfg(), problems, tiny_dir, tmp_path / "plain")
+    checked = run_sft(_restart_cfg(restarts=2, restart_step=2, restart_loss=100.0), problems, tiny_dir,
+                      tmp_path / "sft")
+    assert (checked["restarts"], checked["restart_checks"], checked["steps"]) == (0, [], 6)
+    a, b = load_file(tmp_path / "plain" / "model.safetensors"), load_file(tmp_path / "sft" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert load_config(tmp_path / "sft" / "config.yaml").sft.seed == 5
+
+
+def test_sft_rerun_resumes_the_restart_in_progress(tiny_dir, problems, tmp_path):
+    out = tmp_path / "sft"
+    out.mkdir()
+    (out / "restart.json").write_text(json.dumps({"restart": 1, "checks": [{"step": 2, "loss": 0.5}]}))
+    metrics = run_sft(_restart_cfg(restarts=1, restart_step=2, restart_loss=0.0), problems, tiny_dir, out)
+    assert (metrics["restarts"], metrics["restart_checks"]) == (1, [{"step": 2, "loss": 0.5}])
+    assert load_config(out / "config.yaml").sft.seed == 105
+
+
 def test_run_sft_with_lora_writes_an_adapter(tiny_dir, problems, tmp_path):
     cfg = _cfg()
     cfg.model.lora, cfg.model.lora_r, cfg.model.lora_target_modules = True, 4, ["q_proj", "v_proj"]

@@ -172,6 +172,15 @@ class SFTConfig:
                                     "listed before the proof's rule, so every cut problem practises the first "
                                     "lookup's dead end and retry (data.cut_to_proof).",
                                     choices=CURRICULUM_DISTRACTOR_MODES)
+    restarts: int = _f(0, "How many times SFT may start again from the initial model, with another data order "
+                       "(sft.seed + 100 per restart), when its training loss at `restart_step` is above "
+                       "`restart_loss`; the last restart trains to the end whatever its loss. For a model whose "
+                       "training can stall on a plateau that some data orders never leave (the tiny model's "
+                       "premise lookup, docs/tiny-model.md). 0: never.", low=0)
+    restart_step: int = _f(0, "Restarts: the optimizer step at which the training loss is checked (its first log "
+                           "there or after).", low=0)
+    restart_loss: float = _f(0.0, "Restarts: the highest training loss, averaged over the last 3 logs, that "
+                             "lets SFT go on at `restart_step`.", low=0)
     dataset_num_proc: int = _f(1, "Processes that tokenize the SFT dataset before training (TRL's "
                                "dataset_num_proc); the tokens are the same at any count.", low=1)
     logging_steps: int = _f(20, "Log every N optimizer steps.", low=1)

@@ -456,16 +456,17 @@ def quickstart(out: str | Path, cfg: Config) -> list[dict]:
 def lookup_note(sft_eval: dict[str, dict]) -> str | None:
     """One line when quickstart's SFT model writes mostly invalid traces on validation, else None.
 
-    The tiny model reasons only once its premise lookup has formed, and on some seeds the default curriculum does
-    not form it, or forms it in part: strict trace validity on validation was 0% with sft.seed 3 and 63% with 4,
-    where seeds 0, 1 and 2 reach 93-97% (docs/tiny-model.md). The iterations do not repair that (0% and 66% after
+    The tiny model reasons only once its premise lookup has formed, and on some data orders the curriculum does not
+    form it, or forms it in part: strict trace validity on validation was 0% with sft.seed 3 and 63% with 4, where
+    seeds 0, 1 and 2 reach 93-97% (docs/tiny-model.md). sft.restarts starts SFT again when its training loss says
+    so; this line is for a model that still did not form it. The iterations do not repair that (0% and 66% after
     them), so the run says so before them and again at its end."""
     validity = (sft_eval.get("val") or {}).get("trace_validity")
     if validity is None or validity >= 0.8:
         return None
     return (f"note: the SFT model's strict trace validity on validation is {100 * validity:.1f}%: its premise lookup "
-            f"did not form, or only in part, on this sft.seed, and the iterations do not repair that; try another "
-            f"sft.seed or another sft.curriculum_steps (docs/tiny-model.md, 'Not solved yet')")
+            f"did not form, or only in part, and the iterations do not repair that; try another sft.seed or more "
+            f"sft.restarts (docs/tiny-model.md, 'Not solved yet')")
 
 
 def in_child_process(fn, *args, **kwargs) -> None:

@@ -10,6 +10,8 @@ adapter folder with LoRA) with trainer_state.json and the resolved config.yaml n
 
 from __future__ import annotations
 
+import dataclasses
+import gc
 import json
 import os
 import shutil
@@ -18,7 +20,7 @@ from pathlib import Path
 
 from . import dist, trainers
 from .config import Config
-from .io import DONE, UserError, write_done
+from .io import DONE, UserError, read_json, write_done, write_json
 from .prompting import Framing
 from .tasks import get_task
 from .trace import Problem
@@ -165,20 +167,110 @@ def run_sft(cfg: Config, problems: list[Problem], model_path: str | os.PathLike,
     Writes out_dir/{model + tokenizer files, trainer_state.json, config.yaml, sft_metrics.json, DONE.json}; the
     DONE.json marker is written last (io.is_done tells a finished run). A rerun of an unfinished run resumes from
     the newest checkpoint in out_dir. Logs go to `log_dir` (default: a logs/ folder beside out_dir). Returns the
-    metrics dict (train loss, steps, runtime, tokens, examples, parameters). Problems without a gold trace are
-    skipped.
+    metrics dict (train loss, steps, runtime, tokens, examples, parameters, restarts). Problems without a gold trace
+    are skipped.
+
+    With sft.restarts, a training loss above sft.restart_loss at sft.restart_step (loss_check) stops the run, and
+    SFT starts again from `model_path` with another data order (restart_config), at most sft.restarts times; the
+    last one trains to the end whatever its loss. out_dir/restart.json records the restart in progress, so a rerun
+    resumes it, and sft_metrics.json the failed checks.
     """
+    t0 = time.time()
+    out_dir = Path(out_dir)
+    record = _read_restart(out_dir)
+    if dist.is_main() and out_dir.exists() and not (out_dir / DONE).exists() and \
+            trainers.latest_checkpoint(out_dir) is None:
+        shutil.rmtree(out_dir)  # a folder left by a run killed before its first checkpoint
+        _write_restart(out_dir, record)
+    dist.barrier()
+    trainers.set_log_dir(Path(log_dir) if log_dir else out_dir.parent / "logs" / out_dir.name)
+    while True:
+        restart = record.get("restart", 0)
+        check = loss_check(cfg.sft, restart)
+        trainer, tokenizer, metrics = _train_sft(restart_config(cfg, restart), problems, model_path, out_dir, check)
+        if check is None or check.failed is None:
+            break
+        record = {"restart": restart + 1, "checks": record.get("checks", []) + [check.failed]}
+        dist.print0(f"sft: training loss {check.failed['loss']:.4f} at step {check.failed['step']} (mean of the last "
+                    f"{LOSS_CHECK_LOGS} logs) is above sft.restart_loss {cfg.sft.restart_loss:g}; starting again "
+                    f"from the initial model with sft.seed {restart_config(cfg, restart + 1).sft.seed} (restart "
+                    f"{restart + 1} of {cfg.sft.restarts})")
+        trainer = tokenizer = None  # let this run's model go before the next one loads
+        gc.collect()
+        if dist.is_main():
+            shutil.rmtree(out_dir, ignore_errors=True)
+            _write_restart(out_dir, record)
+        dist.barrier()
+    metrics.update(restarts=record.get("restart", 0), restart_checks=record.get("checks", []),
+                   wall_s=round(time.time() - t0, 2))
+    import yaml
+
+    trainers.save_trained(trainer, out_dir, tokenizer, extra={
+        "config.yaml": yaml.safe_dump(restart_config(cfg, metrics["restarts"]).to_dict(), sort_keys=False),
+        "sft_metrics.json": json.dumps(metrics, indent=2) + "\n",
+        "trainer_state.json": trainers.state_json(trainer.state)})
+    dist.fault_point("sft/saved")  # the kill tests: the trainer's save done, our marker not yet
+    if dist.is_main():
+        write_done(out_dir, metrics)
+    dist.barrier()
+    return metrics
+
+
+LOSS_CHECK_LOGS = 3  # logged losses averaged by loss_check: 150 steps at the tiny model's logging_steps of 50
+RESTART_SEED_STEP = 100  # restart k trains with sft.seed + 100 k
+
+
+def restart_config(cfg: Config, restart: int) -> Config:
+    """The config of SFT's restart `restart` (0: the first run): sft.seed + 100 * restart, which draws the
+    curriculum's cut problems and the batch order anew; everything else is the same."""
+    if restart == 0:
+        return cfg
+    return dataclasses.replace(cfg, sft=dataclasses.replace(cfg.sft, seed=cfg.sft.seed + RESTART_SEED_STEP * restart))
+
+
+def loss_check(sft, restart: int):
+    """A TrainerCallback that, at the first log at or after step sft.restart_step, stops training when the mean of
+    the last LOSS_CHECK_LOGS logged losses is above sft.restart_loss, and records {"step", "loss"} in its `failed`.
+    None when no check applies (sft.restarts is 0, or restart `restart` is the last one allowed)."""
+    if sft.restarts <= restart or sft.restart_step <= 0:
+        return None
+    from transformers import TrainerCallback
+
+    class _LossCheck(TrainerCallback):
+        failed = None
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            # Every rank sees the same logged loss (the Trainer averages it over ranks), so every rank stops.
+            # The first log at or after restart_step checks; a run resumed past that window has passed it.
+            step = state.global_step
+            if not sft.restart_step <= step < sft.restart_step + args.logging_steps or "loss" not in (logs or {}):
+                return
+            losses = [h["loss"] for h in state.log_history if "loss" in h][-LOSS_CHECK_LOGS:]
+            mean = sum(losses) / len(losses)
+            if mean > sft.restart_loss:
+                self.failed = {"step": state.global_step, "loss": round(mean, 5)}
+                control.should_training_stop = True
+
+    return _LossCheck()
+
+
+def _read_restart(out_dir: Path) -> dict:
+    path = out_dir / "restart.json"
+    return read_json(path) if path.is_file() and not (out_dir / DONE).exists() else {}
+
+
+def _write_restart(out_dir: Path, record: dict) -> None:
+    if record:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_json(out_dir / "restart.json", record)
+
+
+def _train_sft(cfg: Config, problems: list[Problem], model_path, out_dir: Path, check) -> tuple:
+    """One SFT run, resumed from out_dir's newest checkpoint if there is one: (trainer, tokenizer, metrics)."""
     from trl import SFTTrainer
 
     from .model import freeze_input_embeddings, load_policy
 
-    t0 = time.time()
-    out_dir = Path(out_dir)
-    if dist.is_main() and out_dir.exists() and not (out_dir / DONE).exists() and \
-            trainers.latest_checkpoint(out_dir) is None:
-        shutil.rmtree(out_dir)  # a folder left by a run killed before its first checkpoint
-    dist.barrier()
-    trainers.set_log_dir(Path(log_dir) if log_dir else out_dir.parent / "logs" / out_dir.name)
     model, tokenizer = load_policy(model_path, cfg.model, for_training=True)
     freeze_input_embeddings(model, cfg.model)
     rows = training_rows(problems, Framing(tokenizer, cfg.format), cfg, dist.world_size())
@@ -188,9 +280,9 @@ def run_sft(cfg: Config, problems: list[Problem], model_path: str | os.PathLike,
     peft_config = None
     if cfg.model.lora and not hasattr(model, "peft_config"):  # an adapter folder is already a PeftModel
         peft_config = lora_config(cfg.model)
+    callbacks = [trainers.hygiene_callback("sft")] + ([check] if check is not None else [])
     trainer = SFTTrainer(model=model, args=sft_args(cfg, out_dir, len(order)), train_dataset=distinct,
-                         processing_class=tokenizer, peft_config=peft_config,
-                         callbacks=[trainers.hygiene_callback("sft")])
+                         processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks)
     trainer.train_dataset = in_training_order(trainer.train_dataset, order)
     resume = trainers.latest_checkpoint(out_dir)
     if resume is not None:
@@ -202,7 +294,7 @@ def run_sft(cfg: Config, problems: list[Problem], model_path: str | os.PathLike,
     tokens = pc.sum(pc.list_value_length(trainer.train_dataset.with_format("arrow")["input_ids"])).as_py()
     trained = trainer.model
     logs = [h for h in trainer.state.log_history if "loss" in h]
-    metrics = {
+    return trainer, tokenizer, {
         "train_loss": result.training_loss,
         "final_loss": logs[-1]["loss"] if logs else None,
         "final_token_accuracy": logs[-1].get("mean_token_accuracy") if logs else None,
@@ -214,19 +306,7 @@ def run_sft(cfg: Config, problems: list[Problem], model_path: str | os.PathLike,
         "parameters": sum(p.numel() for p in trained.parameters()),
         "trainable_parameters": sum(p.numel() for p in trained.parameters() if p.requires_grad),
         "train_runtime_s": result.metrics.get("train_runtime"),
-        "wall_s": round(time.time() - t0, 2),
     }
-    import yaml
-
-    trainers.save_trained(trainer, out_dir, tokenizer, extra={
-        "config.yaml": yaml.safe_dump(cfg.to_dict(), sort_keys=False),
-        "sft_metrics.json": json.dumps(metrics, indent=2) + "\n",
-        "trainer_state.json": trainers.state_json(trainer.state)})
-    dist.fault_point("sft/saved")  # the kill tests: the trainer's save done, our marker not yet
-    if dist.is_main():
-        write_done(out_dir, metrics)
-    dist.barrier()
-    return metrics
 
 
 def cmd_sft(args) -> int:
