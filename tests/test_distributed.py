@@ -158,7 +158,7 @@ def test_torchrun_sft_restart_stops_and_restarts_every_rank(tmp_path, tiny_model
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     log = proc.stdout + proc.stderr
-    assert log.count("starting again from the initial model with sft.seed 103 (restart 1 of 1)") == 1
+    assert log.count("starting again with sft.seed 103 (restart 1 of 1)") == 1
     metrics = json.loads((tmp_path / "sft" / "sft_metrics.json").read_text())
     assert metrics["restarts"] == 1 and [c["step"] for c in metrics["restart_checks"]] == [1]
     assert metrics["steps"] == 4  # 8 problems / (2 per rank x 2 ranks) x 2 epochs

@@ -212,3 +212,26 @@ def test_lookup_note_names_the_figure_only_when_validation_traces_are_mostly_inv
     assert lookup_note({"val": {"trace_validity": 0.8}}) is None
     assert lookup_note({"val": {"trace_validity": 0.96}, "heldout": {"trace_validity": 0.0}}) is None
     assert lookup_note({}) is None
+
+
+def test_restart_init_draws_a_new_tiny_model_from_model_restart_init_from(tmp_path):
+    from safetensors.torch import load_file
+
+    from oakdpo.loop import restart_init
+    from oakdpo.tasks.prontoqa.generator import generate_problems
+    from oakdpo.tiny import build_corpus, init_tiny_model
+
+    cfg = loop_config()
+    cfg.model.hidden_size, cfg.model.num_layers, cfg.model.intermediate_size, cfg.model.vocab_size = 32, 2, 64, 400
+    cfg.sft.seed, cfg.model.restart_init_from = 4, 2
+    train = generate_problems(8, (1, 3), seed=1)
+    init_tiny_model(cfg.model, build_corpus(train, "lookup"), tmp_path / "init", seed=4)
+    assert restart_init(cfg, train, tmp_path, 1) == tmp_path / "init"
+    assert restart_init(cfg, train, tmp_path, 2) == tmp_path / "init_2"
+    init_tiny_model(cfg.model, build_corpus(train, "lookup"), tmp_path / "seed204", seed=204)
+    first, new, want = (load_file(tmp_path / d / "model.safetensors") for d in ("init", "init_2", "seed204"))
+    assert all(torch.equal(new[k], want[k]) for k in want)  # drawn with sft.seed + 100 * 2
+    assert not all(torch.equal(new[k], first[k]) for k in first)
+    assert (tmp_path / "init_2" / "tokenizer.json").read_text() == (tmp_path / "init" / "tokenizer.json").read_text()
+    cfg.model.restart_init_from = 0
+    assert restart_init(cfg, train, tmp_path, 2) == tmp_path / "init"

@@ -56,3 +56,17 @@ def test_quickstart_writes_the_run_layout_and_resumes(tmp_path):
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*.jsonl")}
     assert [r["stage"] for r in quickstart(out, cfg)] == ["sft", "iter_0", "iter_1"]  # resumes: nothing redone
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.jsonl")} == before
+
+
+@pytest.mark.slow
+def test_quickstart_sft_restarts_with_a_new_tiny_model_from_restart_init_from(tmp_path, capfd):
+    # every check fails: restart 1 keeps OUT/init, restart 2 starts from a new OUT/init_2 and trains to the end
+    cfg = load_config(ROOT / "configs" / "tiny.yaml", SMALL + [
+        "oak.iterations=1", "sft.restarts=2", "sft.restart_step=1", "sft.restart_loss=0", "model.restart_init_from=2"])
+    out = tmp_path / "demo"
+    quickstart(out, cfg)
+    metrics = json.loads((out / "sft" / "sft_metrics.json").read_text())
+    assert metrics["restarts"] == 2 and [c["step"] for c in metrics["restart_checks"]] == [1, 1]
+    assert (out / "init_2" / "model.safetensors").is_file() and not (out / "init_1").exists()
+    assert load_config(out / "sft" / "config.yaml").sft.seed == cfg.sft.seed + 200
+    assert "(restart 2 of 2)" in capfd.readouterr().out  # printed by the SFT child process

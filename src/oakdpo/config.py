@@ -59,6 +59,10 @@ class ModelConfig:
     mimetic_layers: int = _f(1, "Tiny model (with induction_init): how many layers after layer 0 start mimetic "
                              "(layers 1..N). A second one gives the premise lookup a copying head to start from "
                              "in the layer after the first (docs/tiny-model.md).", low=0)
+    restart_init_from: int = _f(0, "Tiny model (quickstart, with sft.restarts): the first SFT restart that also "
+                                "starts from a new initial model, drawn with seed sft.seed + 100 per restart (the "
+                                "same tokenizer), where earlier restarts keep the first one (docs/tiny-model.md). "
+                                "0: every restart keeps it.", low=0)
     polarity_direction: float = _f(0.0, "Tiny model (with freeze_embeddings): scale of one random direction "
                                    "added to the frozen embeddings of the fused subject-verb tokens, + for those "
                                    "ending in 'not' ('Numpuses are not'), - for the positive ones ('Numpuses "

@@ -18,6 +18,7 @@ Rank 0 decides what is done and broadcasts it. An exception on any rank ends the
 
 from __future__ import annotations
 
+import functools
 import gc
 import os
 import random
@@ -420,7 +421,8 @@ def quickstart(out: str | Path, cfg: Config) -> list[dict]:
         init_tiny_model(cfg.model, build_corpus(train, cfg.format.style), out / "init", seed=cfg.sft.seed)
     sft_dir = out / "sft"
     if not is_done(sft_dir):
-        in_child_process(run_sft, cfg, train, out / "init", sft_dir, log_dir=out / "logs" / "sft")
+        in_child_process(run_sft, cfg, train, out / "init", sft_dir, log_dir=out / "logs" / "sft",
+                         restart_model=functools.partial(restart_init, cfg, train, out))
     sft_wall = ((read_done(sft_dir) or {}).get("info") or {}).get("wall_s")
     sft_eval = {}
     model = tok = None
@@ -451,6 +453,24 @@ def quickstart(out: str | Path, cfg: Config) -> list[dict]:
     print(f"quickstart finished in {time.time() - t_start:.0f} s (this invocation); report: {out}/report.md, "
           f"{out}/report.html")
     return rows
+
+
+def restart_init(cfg: Config, train: list[Problem], out: Path, restart: int) -> Path:
+    """The initial model of quickstart's SFT restart `restart`: OUT/init, or from restart model.restart_init_from
+    on, a new tiny model in OUT/init_{restart}, drawn with that restart's seed (sft.seed + 100 * restart) and the
+    same tokenizer (trained on the same corpus). A restart that kept the first model failed on every order of
+    sft.seed 7 (docs/tiny-model.md)."""
+    from .tiny import build_corpus, init_tiny_model
+    from .training import restart_config
+
+    first = cfg.model.restart_init_from
+    if not first or restart < first:
+        return out / "init"
+    path = out / f"init_{restart}"
+    if not (path / "config.json").exists():
+        init_tiny_model(cfg.model, build_corpus(train, cfg.format.style), path,
+                        seed=restart_config(cfg, restart).sft.seed)
+    return path
 
 
 def lookup_note(sft_eval: dict[str, dict]) -> str | None:

@@ -161,7 +161,7 @@ def sft_args(cfg: Config, out_dir: str | os.PathLike, n_rows: int | None = None)
 
 
 def run_sft(cfg: Config, problems: list[Problem], model_path: str | os.PathLike, out_dir: str | os.PathLike,
-            log_dir: str | os.PathLike | None = None) -> dict:
+            log_dir: str | os.PathLike | None = None, restart_model=None) -> dict:
     """Fine-tune the policy at `model_path` on the gold traces of `problems`; write the result to `out_dir`.
 
     Writes out_dir/{model + tokenizer files, trainer_state.json, config.yaml, sft_metrics.json, DONE.json}; the
@@ -172,7 +172,8 @@ def run_sft(cfg: Config, problems: list[Problem], model_path: str | os.PathLike,
 
     With sft.restarts, a training loss above sft.restart_loss at sft.restart_step (loss_check) stops the run, and
     SFT starts again from `model_path` with another data order (restart_config), at most sft.restarts times; the
-    last one trains to the end whatever its loss. out_dir/restart.json records the restart in progress, so a rerun
+    last one trains to the end whatever its loss. `restart_model(k)`, when given, names the initial model of
+    restart k instead (quickstart draws a new tiny model: loop.restart_init). out_dir/restart.json records the restart in progress, so a rerun
     resumes it, and sft_metrics.json the failed checks.
     """
     t0 = time.time()
@@ -187,14 +188,15 @@ def run_sft(cfg: Config, problems: list[Problem], model_path: str | os.PathLike,
     while True:
         restart = record.get("restart", 0)
         check = loss_check(cfg.sft, restart)
-        trainer, tokenizer, metrics = _train_sft(restart_config(cfg, restart), problems, model_path, out_dir, check)
+        start = model_path if restart == 0 or restart_model is None else restart_model(restart)
+        trainer, tokenizer, metrics = _train_sft(restart_config(cfg, restart), problems, start, out_dir, check)
         if check is None or check.failed is None:
             break
         record = {"restart": restart + 1, "checks": record.get("checks", []) + [check.failed]}
         dist.print0(f"sft: training loss {check.failed['loss']:.4f} at step {check.failed['step']} (mean of the last "
                     f"{LOSS_CHECK_LOGS} logs) is above sft.restart_loss {cfg.sft.restart_loss:g}; starting again "
-                    f"from the initial model with sft.seed {restart_config(cfg, restart + 1).sft.seed} (restart "
-                    f"{restart + 1} of {cfg.sft.restarts})")
+                    f"with sft.seed {restart_config(cfg, restart + 1).sft.seed} (restart {restart + 1} of "
+                    f"{cfg.sft.restarts})")
         trainer = tokenizer = None  # let this run's model go before the next one loads
         gc.collect()
         if dist.is_main():
