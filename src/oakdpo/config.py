@@ -176,8 +176,9 @@ class SFTConfig:
                                     "listed before the proof's rule, so every cut problem practises the first "
                                     "lookup's dead end and retry (data.cut_to_proof).",
                                     choices=CURRICULUM_DISTRACTOR_MODES)
-    restarts: int = _f(0, "How many times SFT may start again from the initial model, with another data order "
-                       "(sft.seed + 100 per restart), when its training loss at `restart_step` is above "
+    restarts: int = _f(0, "How many times SFT may start again from the initial model (quickstart: or a new one, "
+                       "model.restart_init_from), with another data order (sft.seed + 100 per restart), when its "
+                       "training loss at `restart_step` is above "
                        "`restart_loss`; the last restart trains to the end whatever its loss. For a model whose "
                        "training can stall on a plateau that some data orders never leave (the tiny model's "
                        "premise lookup, docs/tiny-model.md). 0: never.", low=0)
