@@ -382,3 +382,13 @@ def test_labelled_positions_only_scores_fewer_rows_for_the_same_loss_and_gradien
     assert torch.allclose(loss_labelled, loss_all, atol=1e-6)
     for name, grad in grads_all.items():
         assert torch.allclose(grads_labelled[name], grad, atol=1e-6), name
+
+
+def test_sft_malformed_restart_record_is_a_one_line_error(tiny_dir, problems, tmp_path):
+    from oakdpo.io import UserError
+
+    out = tmp_path / "sft"
+    out.mkdir()
+    (out / "restart.json").write_text("[1, 2]")
+    with pytest.raises(UserError, match=r"restart.json: expected \{\"restart\": N"):
+        run_sft(_restart_cfg(restarts=1, restart_step=2, restart_loss=0.0), problems, tiny_dir, out)

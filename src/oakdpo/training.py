@@ -173,12 +173,13 @@ def run_sft(cfg: Config, problems: list[Problem], model_path: str | os.PathLike,
     With sft.restarts, a training loss above sft.restart_loss at sft.restart_step (loss_check) stops the run, and
     SFT starts again from `model_path` with another data order (restart_config), at most sft.restarts times; the
     last one trains to the end whatever its loss. `restart_model(k)`, when given, names the initial model of
-    restart k instead (quickstart draws a new tiny model: loop.restart_init). out_dir/restart.json records the restart in progress, so a rerun
-    resumes it, and sft_metrics.json the failed checks.
+    restart k instead (quickstart draws a new tiny model: loop.restart_init). out_dir/restart.json records the
+    restart in progress, so a rerun resumes it, and sft_metrics.json the failed checks.
     """
     t0 = time.time()
     out_dir = Path(out_dir)
     record = _read_restart(out_dir)
+    dist.barrier()  # every rank has read the record before rank 0 clears a folder left without a checkpoint
     if dist.is_main() and out_dir.exists() and not (out_dir / DONE).exists() and \
             trainers.latest_checkpoint(out_dir) is None:
         shutil.rmtree(out_dir)  # a folder left by a run killed before its first checkpoint
@@ -258,7 +259,13 @@ def loss_check(sft, restart: int):
 
 def _read_restart(out_dir: Path) -> dict:
     path = out_dir / "restart.json"
-    return read_json(path) if path.is_file() and not (out_dir / DONE).exists() else {}
+    if not path.is_file() or (out_dir / DONE).exists():
+        return {}
+    record = read_json(path)
+    if not isinstance(record, dict) or not isinstance(record.get("restart"), int) or \
+            not isinstance(record.get("checks", []), list):
+        raise UserError(f"{path}: expected {{\"restart\": N, \"checks\": [...]}}; remove it to start SFT anew")
+    return record
 
 
 def _write_restart(out_dir: Path, record: dict) -> None:
