@@ -226,12 +226,12 @@ def test_restart_init_draws_a_new_tiny_model_from_model_restart_init_from(tmp_pa
     cfg.sft.seed, cfg.model.restart_init_from = 4, 2
     train = generate_problems(8, (1, 3), seed=1)
     init_tiny_model(cfg.model, build_corpus(train, "lookup"), tmp_path / "init", seed=4)
-    assert restart_init(cfg, train, tmp_path, 1) == tmp_path / "init"
-    assert restart_init(cfg, train, tmp_path, 2) == tmp_path / "init_2"
+    assert restart_init(cfg, tmp_path, 1) == tmp_path / "init"
+    assert restart_init(cfg, tmp_path, 2) == tmp_path / "init_2"
     init_tiny_model(cfg.model, build_corpus(train, "lookup"), tmp_path / "seed204", seed=204)
     first, new, want = (load_file(tmp_path / d / "model.safetensors") for d in ("init", "init_2", "seed204"))
     assert all(torch.equal(new[k], want[k]) for k in want)  # drawn with sft.seed + 100 * 2
     assert not all(torch.equal(new[k], first[k]) for k in first)
     assert (tmp_path / "init_2" / "tokenizer.json").read_text() == (tmp_path / "init" / "tokenizer.json").read_text()
     cfg.model.restart_init_from = 0
-    assert restart_init(cfg, train, tmp_path, 2) == tmp_path / "init"
+    assert restart_init(cfg, tmp_path, 2) == tmp_path / "init"

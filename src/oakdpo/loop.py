@@ -422,7 +422,7 @@ def quickstart(out: str | Path, cfg: Config) -> list[dict]:
     sft_dir = out / "sft"
     if not is_done(sft_dir):
         in_child_process(run_sft, cfg, train, out / "init", sft_dir, log_dir=out / "logs" / "sft",
-                         restart_model=functools.partial(restart_init, cfg, train, out))
+                         restart_model=functools.partial(restart_init, cfg, out))
     sft_wall = ((read_done(sft_dir) or {}).get("info") or {}).get("wall_s")
     sft_eval = {}
     model = tok = None
@@ -455,12 +455,15 @@ def quickstart(out: str | Path, cfg: Config) -> list[dict]:
     return rows
 
 
-def restart_init(cfg: Config, train: list[Problem], out: Path, restart: int) -> Path:
+def restart_init(cfg: Config, out: Path, restart: int) -> Path:
     """The initial model of quickstart's SFT restart `restart`: OUT/init, or from restart model.restart_init_from
-    on, a new tiny model in OUT/init_{restart}, drawn with that restart's seed (sft.seed + 100 * restart) and the
-    same tokenizer (trained on the same corpus). A restart that kept the first model failed on every order of
-    sft.seed 7 (docs/tiny-model.md)."""
-    from .tiny import build_corpus, init_tiny_model
+    on, a new tiny model in OUT/init_{restart}, drawn with that restart's seed (sft.seed + 100 * restart) and
+    OUT/init's tokenizer. A restart that kept the first model failed on every order of sft.seed 7
+    (docs/tiny-model.md)."""
+    from transformers import AutoTokenizer
+
+    from .model import save_folder
+    from .tiny import build_tiny_model
     from .training import restart_config
 
     first = cfg.model.restart_init_from
@@ -468,8 +471,8 @@ def restart_init(cfg: Config, train: list[Problem], out: Path, restart: int) -> 
         return out / "init"
     path = out / f"init_{restart}"
     if not (path / "config.json").exists():
-        init_tiny_model(cfg.model, build_corpus(train, cfg.format.style), path,
-                        seed=restart_config(cfg, restart).sft.seed)
+        tokenizer = AutoTokenizer.from_pretrained(out / "init")
+        save_folder(path, build_tiny_model(cfg.model, tokenizer, restart_config(cfg, restart).sft.seed), tokenizer)
     return path
 
 

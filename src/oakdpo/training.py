@@ -190,7 +190,8 @@ def run_sft(cfg: Config, problems: list[Problem], model_path: str | os.PathLike,
         restart = record.get("restart", 0)
         check = loss_check(cfg.sft, restart)
         start = model_path if restart == 0 or restart_model is None else restart_model(restart)
-        trainer, tokenizer, metrics = _train_sft(restart_config(cfg, restart), problems, start, out_dir, check)
+        run_cfg = restart_config(cfg, restart)
+        trainer, tokenizer, metrics = _train_sft(run_cfg, problems, start, out_dir, check)
         if check is None or check.failed is None:
             break
         record = {"restart": restart + 1, "checks": record.get("checks", []) + [check.failed]}
@@ -209,7 +210,7 @@ def run_sft(cfg: Config, problems: list[Problem], model_path: str | os.PathLike,
     import yaml
 
     trainers.save_trained(trainer, out_dir, tokenizer, extra={
-        "config.yaml": yaml.safe_dump(restart_config(cfg, metrics["restarts"]).to_dict(), sort_keys=False),
+        "config.yaml": yaml.safe_dump(run_cfg.to_dict(), sort_keys=False),
         "sft_metrics.json": json.dumps(metrics, indent=2) + "\n",
         "trainer_state.json": trainers.state_json(trainer.state)})
     dist.fault_point("sft/saved")  # the kill tests: the trainer's save done, our marker not yet
@@ -251,7 +252,7 @@ def loss_check(sft, restart: int):
             losses = [h["loss"] for h in state.log_history if "loss" in h][-LOSS_CHECK_LOGS:]
             mean = sum(losses) / len(losses)
             if mean > sft.restart_loss:
-                self.failed = {"step": state.global_step, "loss": round(mean, 5)}
+                self.failed = {"step": step, "loss": round(mean, 5)}
                 control.should_training_stop = True
 
     return _LossCheck()
