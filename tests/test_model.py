@@ -317,3 +317,19 @@ def test_tiny_default_matches_a_token_across_its_whole_context(problems):
     near, _ = _copy_head_scores(llama_base, 0)
     far, _ = _copy_head_scores(llama_base, 400)
     assert far < 0.6 * near
+
+
+def test_tiny_default_is_the_same_model_on_one_thread_and_on_two(problems):
+    """MKL's QR (mimetic_init) rounds otherwise on one thread: the same seed must still give the same model."""
+    cfg = load_config(ROOT / "configs" / "tiny.yaml").model
+    tok = train_tokenizer(build_corpus(problems), cfg.vocab_size)
+    threads = torch.get_num_threads()
+    try:
+        states = []
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            states.append(build_tiny_model(cfg, tok, seed=0).state_dict())
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.get_num_threads() == threads
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])

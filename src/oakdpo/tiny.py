@@ -141,12 +141,24 @@ def mimetic_init(model, layer: int = 1, noise: float = 0.5, seed: int = 0) -> No
     with torch.no_grad():
         for h in range(H):
             rows = slice(h * hd, (h + 1) * hd)
-            proj = torch.linalg.qr(torch.randn(d, hd, generator=g))[0].T  # hd x d, orthonormal rows
+            proj = _qr_rows(torch.randn(d, hd, generator=g))  # hd x d, orthonormal rows
             qk = proj * math.sqrt(math.sqrt(hd)) * mask
             attn.q_proj.weight[rows] = qk + noise * attn.q_proj.weight[rows]
             attn.k_proj.weight[rows] = qk + noise * attn.k_proj.weight[rows]
             attn.v_proj.weight[rows] = proj + noise * attn.v_proj.weight[rows]
             attn.o_proj.weight[:, rows] = proj.T + noise * attn.o_proj.weight[:, rows]
+
+
+def _qr_rows(a: torch.Tensor) -> torch.Tensor:
+    """The orthonormal rows of `a`'s QR factor Q, computed the same way on any number of CPU threads: MKL's QR rounds
+    otherwise on one thread than on two or more (which all agree), so OMP_NUM_THREADS=1 drew another initial model
+    from the same seed. Two threads keep the models built on multi-core machines as they were."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        return torch.linalg.qr(a)[0].T
+    finally:
+        torch.set_num_threads(threads)
 
 
 # Fused subject-verb tokens (see PRETOKENIZE_PATTERN) that state a polarity: "Numpuses are (not)", "Each numpus
