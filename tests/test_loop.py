@@ -235,3 +235,27 @@ def test_restart_init_draws_a_new_tiny_model_from_model_restart_init_from(tmp_pa
     assert (tmp_path / "init_2" / "tokenizer.json").read_text() == (tmp_path / "init" / "tokenizer.json").read_text()
     cfg.model.restart_init_from = 0
     assert restart_init(cfg, tmp_path, 2) == tmp_path / "init"
+
+
+@pytest.mark.parametrize("flags, task", [([], "proofwriter"), (["--dataset-type", "prontoqa"], "prontoqa")])
+def test_oak_takes_the_task_from_the_config_unless_the_flag_names_one(tmp_path, tiny_model_dir, monkeypatch,
+                                                                      flags, task):
+    from oakdpo import cli, loop
+
+    rec = {"id": "x", "premises": ["The cow is blue."], "query": "The cow is blue.", "label": "TRUE"}
+    (tmp_path / "p.jsonl").write_text(json.dumps(rec) + "\n")
+    seen = {}
+
+    class Read(Exception):
+        pass
+
+    def fake_run_oak(cfg, train, **kwargs):
+        seen.update(dataset=cfg.data.dataset, tasks={p.task for p in train})
+        raise Read
+
+    monkeypatch.setattr(loop, "run_oak", fake_run_oak)
+    with pytest.raises(Read):
+        cli.main(["oak", "--config", str(Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml"), "--set", "data.dataset=proofwriter", "--sft-model",
+                  str(tiny_model_dir), "--train-data", str(tmp_path / "p.jsonl"), "--output-dir",
+                  str(tmp_path / "out"), *flags])
+    assert seen == {"dataset": task, "tasks": {task}}

@@ -40,8 +40,9 @@ def add_oak_arguments(p) -> None:
                    help="Local HF checkpoint or LoRA adapter folder to start from (default: model.name_or_path).")
     p.add_argument("--train-data", required=True, help="problems.jsonl or a file in the task's own format.")
     p.add_argument("--val-data", default=None, help="Validation problems evaluated after each iteration.")
-    p.add_argument("--dataset-type", default="prontoqa",
-                   help="The task: prontoqa, folio, proofwriter or an installed plugin's name.")
+    p.add_argument("--dataset-type", default=None,
+                   help="The task: prontoqa, folio, proofwriter or an installed plugin's name (default: config "
+                        "data.dataset).")
     p.add_argument("--iterations", type=int, default=None, help="OaK iterations (default: config oak.iterations).")
     p.add_argument("--samples", type=int, default=None, help="Samples per problem (default: config oak.samples).")
     p.add_argument("--output-dir", default="runs/oak", help="Run directory (reruns resume).")

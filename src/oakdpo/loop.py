@@ -304,7 +304,8 @@ def main_oak(args) -> int:
         cfg.oak.iterations = args.iterations
     if args.samples is not None:
         cfg.oak.samples = args.samples
-    cfg.data.dataset = args.dataset_type
+    if args.dataset_type is not None:
+        cfg.data.dataset = args.dataset_type
     sft_model = args.sft_model or cfg.model.name_or_path
     if not sft_model:
         raise UserError("oak: no policy to start from; pass --sft-model DIR or set model.name_or_path in the config")
@@ -314,11 +315,11 @@ def main_oak(args) -> int:
     resolve_model_path(sft_model)  # fail fast, in one line, on a missing or non-local model path
     from .tasks import get_task
 
-    get_task(args.dataset_type)  # an unknown task name fails here, in one line
+    get_task(cfg.data.dataset)  # an unknown task name fails here, in one line
     distributed = dist.init_distributed()
     try:
-        train = read_problem_file(args.train_data, args.dataset_type)
-        val = read_problem_file(args.val_data, args.dataset_type) if args.val_data else []
+        train = read_problem_file(args.train_data, cfg.data.dataset)
+        val = read_problem_file(args.val_data, cfg.data.dataset) if args.val_data else []
         if cfg.oak.val_problems:
             val = val[:cfg.oak.val_problems]
         out = Path(args.output_dir)
