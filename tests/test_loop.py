@@ -259,3 +259,22 @@ def test_oak_takes_the_task_from_the_config_unless_the_flag_names_one(tmp_path, 
                   str(tiny_model_dir), "--train-data", str(tmp_path / "p.jsonl"), "--output-dir",
                   str(tmp_path / "out"), *flags])
     assert seen == {"dataset": task, "tasks": {task}}
+
+
+def test_each_rank_writes_its_own_partial_file_and_reads_every_ranks(tmp_path, monkeypatch, small_problems):
+    """A rerun with another rank count finds the traces every rank of the killed run finished."""
+    from oakdpo import generation, loop
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    (tmp_path / "traces.partial.rank0.jsonl").write_text("")
+    seen = {}
+
+    def fake_generate(model, tokenizer, problems, samples, gen_cfg, *, partial_path, **kwargs):
+        partial = generation._Partial(partial_path, {})
+        seen.update(path=partial.path.name, files=[p.name for p in partial.files() if p.exists()])
+        return []
+
+    monkeypatch.setattr(generation, "generate_traces", fake_generate)
+    loop.generate_distributed(None, None, small_problems[:4], 1, loop_config(), seed=0, partial_dir=tmp_path)
+    assert seen == {"path": "traces.partial.rank1.jsonl", "files": ["traces.partial.rank0.jsonl"]}

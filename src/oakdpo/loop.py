@@ -78,7 +78,8 @@ class Policy:
 def generate_distributed(model, tokenizer, problems: list[Problem], samples: int, cfg: Config, *, seed: int,
                          do_sample: bool = True, partial_dir: Path | None = None) -> list[dict]:
     """Split problems across ranks, generate, gather every rank's traces to every rank. With `partial_dir`, each
-    rank appends its finished traces to partial_dir/traces.partial.rank{r}.jsonl, and a rerun continues there."""
+    rank appends its finished traces to partial_dir/traces.partial.jsonl (traces.partial.rank{r}.jsonl under
+    torchrun), and a rerun, with any number of ranks, continues from every rank's file."""
     from .generation import generate_traces
 
     w = dist.world_size()
@@ -86,7 +87,7 @@ def generate_distributed(model, tokenizer, problems: list[Problem], samples: int
     local = dist.shard(problems)
     traces = []
     if local:
-        partial = partial_dir / f"traces.partial.rank{dist.rank()}.jsonl" if partial_dir else None
+        partial = partial_dir / "traces.partial.jsonl" if partial_dir else None
         traces = generate_traces(model, tokenizer, local, samples, cfg.generation, fmt=cfg.format,
                                  do_sample=do_sample, seed=seed, progress=dist.is_main(), partial_path=partial)
     traces = dist.gather_lists(traces)
