@@ -76,6 +76,15 @@ def test_fixed_seed_reproduces_texts(policy, problems):
     assert sum(x["text"] != y["text"] for x, y in zip(a, c)) >= len(a) // 2
 
 
+def test_a_lora_policy_keeps_only_the_last_logits_and_writes_its_base_models_traces(tiny_dir, policy, problems):
+    from peft import LoraConfig, get_peft_model
+
+    model, tok = load_policy(tiny_dir)
+    lora = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+    assert G._forward_kwargs(policy[0]) == G._forward_kwargs(lora) == {"logits_to_keep": 1}
+    assert _texts(_gen((lora, tok), problems, seed=7)) == _texts(_gen(policy, problems, seed=7))  # LoRA B = 0
+
+
 def test_batch_size_does_not_change_traces(policy, problems):
     a = _gen(policy, problems, samples=3, cfg=_cfg(batch_size=3, max_new_tokens=20), seed=5)
     b = _gen(policy, problems, samples=3, cfg=_cfg(batch_size=16, max_new_tokens=20), seed=5)

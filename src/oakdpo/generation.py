@@ -393,10 +393,13 @@ def _mask(allowed: torch.Tensor, model) -> torch.Tensor:
 
 
 def _forward_kwargs(model) -> dict:
+    """logits_to_keep=1 where the model takes it: the prefill then projects only each row's last position onto the
+    vocabulary (128k columns on Llama 3). A PEFT model's forward passes it on to its base model's."""
     import inspect
 
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
     try:
-        params = inspect.signature(model.forward).parameters
+        params = inspect.signature(base.forward).parameters
     except (TypeError, ValueError):
         return {}
     return {"logits_to_keep": 1} if "logits_to_keep" in params else {}
