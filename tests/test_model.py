@@ -230,6 +230,31 @@ def test_lora_adapter_folder_loads_via_peft(tiny_dir, tmp_path):
     assert names and all("lora_" in n for n in names)
 
 
+def test_adapters_train_in_their_bf16_base_dtype_under_zero3_only(tiny_dir, tmp_path, monkeypatch):
+    """ZeRO-3 gathers parameters in one dtype: a float32 adapter on a bf16 base fails at its first step."""
+    _adapter(tiny_dir, tmp_path / "adapter")
+    cfg = ModelConfig(dtype="bfloat16")
+
+    def adapter_dtypes(model=None):
+        model = model or load_policy(tmp_path / "adapter", cfg, for_training=True)[0]
+        return {p.dtype for n, p in model.named_parameters() if "lora_" in n}
+
+    assert adapter_dtypes() == {torch.float32}  # PEFT's default elsewhere
+    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
+    monkeypatch.setenv("ACCELERATE_DEEPSPEED_ZERO_STAGE", "2")
+    assert adapter_dtypes() == {torch.float32}
+    monkeypatch.setenv("ACCELERATE_DEEPSPEED_ZERO_STAGE", "3")
+    assert adapter_dtypes() == {torch.bfloat16}
+    # DPO's reference: TRL adds a float32 copy "ref" of the adapter, which run_dpo casts back
+    from oakdpo.dpo import adapters_to_base_dtype
+
+    model, _ = load_policy(tmp_path / "adapter", cfg, for_training=True)
+    model.add_adapter("ref", model.peft_config["default"])
+    assert adapter_dtypes(model) == {torch.bfloat16, torch.float32}
+    adapters_to_base_dtype(model)
+    assert adapter_dtypes(model) == {torch.bfloat16} and any(".ref." in n for n, _ in model.named_parameters())
+
+
 def test_adapter_with_missing_base_is_a_user_error(tmp_path):
     (tmp_path / "adapter").mkdir()
     (tmp_path / "adapter" / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "org/base"}))

@@ -61,6 +61,12 @@ def sharded_training() -> bool:
     return any(os.environ.get(v, "").lower() in ("true", "1") for v in flags)
 
 
+def zero3() -> bool:
+    """Whether accelerate runs DeepSpeed ZeRO-3 (configs/accelerate/zero3.yaml)."""
+    return (os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() in ("true", "1")
+            and os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE") == "3")
+
+
 def device() -> torch.device:
     if torch.cuda.is_available():
         return torch.device("cuda", local_rank())

@@ -149,6 +149,15 @@ def _summarize_logs(log_history: list[dict]) -> dict:
     return out
 
 
+def adapters_to_base_dtype(model) -> None:
+    """Cast every LoRA parameter of a PeftModel to its base model's dtype: DeepSpeed ZeRO-3 gathers parameters in
+    the dtype of the first one, and a float32 adapter on a bf16 base fails at the first optimizer step."""
+    dtype = model.get_base_model().dtype
+    for name, param in model.named_parameters():
+        if "lora_" in name and param.dtype != dtype:
+            param.data = param.data.to(dtype)
+
+
 def run_dpo(model, tokenizer, pairs: list[dict], args, cfg: Config, dataset_dir: str | Path,
             adapter_path: str | Path | None = None, log_dir: str | Path | None = None):
     """Train `model` on `pairs` with args (from `iteration_args`); save to args.output_dir.
@@ -199,6 +208,8 @@ def run_dpo(model, tokenizer, pairs: list[dict], args, cfg: Config, dataset_dir:
         trainer = _trainer_class(framing.completion_suffix_ids())(
             model=model, ref_model=None, args=args, train_dataset=dataset, processing_class=tokenizer,
             peft_config=peft_config, callbacks=[trainers.hygiene_callback("dpo")])
+        if adapter_path is not None and dist.zero3():
+            adapters_to_base_dtype(trainer.model)  # TRL's "ref" copy is float32 (PEFT's default); see load_policy
         if resume is not None:
             dist.print0(f"dpo: resuming from {resume} (step {resume.name.split('-')[-1]})")
         result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)

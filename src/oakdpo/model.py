@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from . import dist
 from .config import ModelConfig
 from .io import UserError, atomic_folder
 
@@ -149,7 +150,10 @@ def load_policy(path: str | os.PathLike, model_cfg: ModelConfig | None = None, *
         if base is not None:
             from peft import PeftModel
 
-            model = PeftModel.from_pretrained(model, folder, is_trainable=for_training, local_files_only=True)
+            # ZeRO-3 gathers parameters in the dtype of the first one: PEFT's float32 adapter on a bf16 base fails
+            # at the first optimizer step (TRL does the same for a new adapter; trl#6089, DeepSpeed#8072).
+            model = PeftModel.from_pretrained(model, folder, is_trainable=for_training, local_files_only=True,
+                                              autocast_adapter_dtype=not (for_training and dist.zero3()))
             if not for_training:
                 model = model.merge_and_unload()
     except Exception as e:  # OSError, ValueError, SafetensorError (a truncated file), ...: one line naming the folder
