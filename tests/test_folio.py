@@ -370,6 +370,16 @@ def test_rule_swaps_are_rejected():
             assert v["valid"] == (option == rule), (cited, claim, option, v["reason"])
 
 
+def test_exist_instantiation_takes_one_fresh_constant_per_variable():
+    p = _problem()
+    p.fol["premises"] += ["∃x ∃y (Loves(x, y))"]
+    v = _first_step(p, "Loves(u, w)", "EXIST_INSTANTIATION", [7])
+    assert (v["valid"], v["reason"]) == (True, "ok")
+    v = _first_step(p, "Loves(u, u)", "EXIST_INSTANTIATION", [7])  # would contradict ∀x ¬Loves(x, x)
+    assert (v["valid"], v["reason"]) == (False, "EXIST_INSTANTIATION needs a distinct fresh constant for each "
+                                                "variable")
+
+
 def test_compound_rules_where_no_elementary_rule_applies():
     p = _problem()
     p.fol["premises"] += ["¬(Drinks(max) ∨ Jokes(max))", "∀x (Drinks(x) ∨ Jokes(x) → Tired(x))"]

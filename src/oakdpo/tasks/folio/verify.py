@@ -206,6 +206,8 @@ def _check_exist_instantiation(cited: list[Formula], claim: Formula, ctx: _Conte
     if subst is None or any(t.args is not None for t in subst.values()):
         return False, "claim is not an instance of the cited existential", None, set()
     names = {t.name for t in subst.values()}
+    if len(names) < len(subst):  # ∃x ∃y R(x, y) does not give R(a, a)
+        return False, "EXIST_INSTANTIATION needs a distinct fresh constant for each variable", None, set()
     used = set(ctx.consts) | witnesses
     for f in known.values():
         if f is not None:
