@@ -194,3 +194,23 @@ def test_unchecked_unknown_answers_pair_on_folio_without_conclusion_fol():
     from oakdpo.pairs import is_sound
 
     assert is_sound(verdicts[0]) and not is_sound(v)
+
+
+def test_a_right_answer_with_an_unsupported_conclude_is_a_guess_not_sound():
+    # PrOntoQA can check every answer: a trace whose steps are valid but stop short of the query, then CONCLUDE
+    # anyway, guessed its right answer. It is rejected against the gold trace, never chosen.
+    from oakdpo.pairs import is_sound
+    from oakdpo.tasks import get_task
+
+    p = PrOntoQATask().generate(1, seed=4, hops=(3, 3))[0]
+    task = get_task("prontoqa")
+    gold = task.gold_trace(p, "natural")
+    lines = gold.splitlines()
+    cut = lines[:2] + lines[-3:]  # the first step, then the last step's CONCLUDE and the answer
+    guess = "\n".join(cut)
+    v = task.verify(p, guess) | {"problem_id": p.id, "sample": 0}
+    assert v["correct"] and not v["trace_valid"] and "not supported" in v["trace_reason"]
+    assert all(s["valid"] for s in v["steps"][:-1]) and not is_sound(v)
+    framing = Framing(PlainTokenizer(), FormatConfig(style="natural"))
+    pairs = _build_pairs([p], [{"problem_id": p.id, "sample": 0, "text": guess}], [v], PairsConfig(), framing)
+    assert [(x["kind"], x["chosen"]) for x in pairs] == [("gold_vs_invalid", gold)]

@@ -47,14 +47,14 @@ def truncate_after_first_error(completion: str, verdict: dict) -> str:
 
 
 def is_sound(verdict: dict) -> bool:
-    """The right answer, at least one reasoning step, and every reasoning step valid (the CONCLUDE may still be
-    unsupported: trace_valid is the stricter test). An UNKNOWN answer needs no reasoning step: where the task
-    cannot check the answer at all (a FOLIO problem without conclusion FOL: verdict "answer_unchecked") and the
-    trace is otherwise well formed, the right UNKNOWN is sound as it stands, as a certified UNKNOWN is valid."""
-    steps = [s for s in verdict.get("steps") or [] if s.get("option") != "CONCLUDE"]
-    if not verdict.get("correct") or not all(s.get("valid") for s in steps):
+    """A trace whose only failure is that the task cannot check its answer (a FOLIO problem without conclusion FOL:
+    verdict "answer_unchecked": every reasoning step valid, one well-formed CONCLUDE last), with the right answer and
+    at least one reasoning step. An UNKNOWN answer needs no reasoning step, as a certified UNKNOWN needs none.
+    Where the answer can be checked, trace_valid decides: a right answer whose CONCLUDE is unsupported is a guess."""
+    if not verdict.get("answer_unchecked") or not verdict.get("correct"):
         return False
-    return bool(steps) or (verdict.get("answer") == "UNKNOWN" and bool(verdict.get("answer_unchecked")))
+    steps = [s for s in verdict.get("steps") or [] if s.get("option") != "CONCLUDE"]
+    return all(s.get("valid") for s in steps) and (bool(steps) or verdict.get("answer") == "UNKNOWN")
 
 
 def build_pairs(problems: list[Problem], traces: list[dict], verdicts: list[dict], cfg: PairsConfig,
