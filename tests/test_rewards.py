@@ -126,6 +126,8 @@ def test_conversational_completions_and_problem_forms():
     assert rewards.answer_correct(prompts=["q"], completions=[bad], problem=[problem], completion_ids=[[1]],
                                   trainer_state=None, task=["prontoqa"]) == [0.0]
     assert rewards.trace_validity(prompts=["q"], completions=[None], problem=[problem]) == [0.0]  # never raises
+    odd = [{"role": "assistant", "content": [{"type": "text", "text": None}, {"type": "text", "text": gold}, 7]}]
+    assert rewards.completion_text(odd) == gold
 
 
 def test_get_reward_by_name():

@@ -92,7 +92,8 @@ def completion_text(completion: Any) -> str:
             if isinstance(content, str):
                 parts.append(content)
             elif isinstance(content, list):
-                parts.extend(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+                parts.extend(p["text"] for p in content
+                             if isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str))
         return "".join(parts)
     return ""
 
