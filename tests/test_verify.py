@@ -166,6 +166,7 @@ def test_final_answer(text, answer):
     ("Thus, Max is wooden.", "Max is wooden."),
     ("Therefore we conclude that max is not a wumpus", "Max is not a wumpus"),
     ("Hence, it follows that [3] Max is a wumpus.", "Max is a wumpus."),
+    ("This means Max is a wumpus.", "Max is a wumpus."), ("Which means that Max is dull.", "Max is dull."),
     ("So.", None), ("", None), ("[3]", None),
 ])
 def test_extract_claim(thought, claim):

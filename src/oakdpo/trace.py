@@ -156,7 +156,7 @@ _TAG_RE = re.compile(rf"\[\s*(?:\d+|{QUERY_TAG_NAME})\s*\]|\{{\s*\d+\s*\}}")
 _CONNECTIVE = (
     r"(?:so|thus|therefore|hence|then|consequently|accordingly|finally|"
     r"(?:and\s+)?(?:so\s+)?we\s+(?:can\s+)?(?:conclude|derive|infer|deduce|get|know|have)(?:\s+that)?|"
-    r"it\s+follows\s+that|this\s+means\s+(?:that)?|which\s+means\s+(?:that)?|that\s+means\s+(?:that)?)"
+    r"it\s+follows\s+that|(?:this|which|that)\s+means(?:\s+that)?)"
     r"(?:\s*,\s*|\s+|$)")
 # All leading connectives in one pass ("So thus, we conclude that ..."): linear in the thought's length.
 _CONNECTIVES_RE = re.compile(rf"^(?:\s*{_CONNECTIVE})+", re.IGNORECASE)
