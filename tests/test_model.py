@@ -281,8 +281,31 @@ def test_tiny_config_loads():
 def test_float_override_accepts_exponent_without_dot():
     cfg = load_config(ROOT / "configs" / "tiny.yaml", ["dpo.learning_rate=3e-5", "sft.learning_rate=2"])
     assert (cfg.dpo.learning_rate, cfg.sft.learning_rate) == (3e-5, 2.0)
-    with pytest.raises(UserError, match="dpo.learning_rate: expected float, got 'fast'"):
+    with pytest.raises(UserError, match="dpo.learning_rate: expected a finite number, got 'fast'"):
         load_config(ROOT / "configs" / "tiny.yaml", ["dpo.learning_rate=fast"])
+
+
+@pytest.mark.parametrize("override, error", [
+    ("sft.epochs=null", "sft.epochs: expected a finite number, got None"),
+    ("sft.batch_size=", "sft.batch_size: expected int, got None"),
+    ("sft.batch_size=true", "sft.batch_size: expected int, got True"),
+    ("sft.learning_rate=nan", "sft.learning_rate: expected a finite number, got nan"),
+    ("model.dtype=null", "model.dtype: expected str, got None"),
+    ("model.name_or_path=5", "model.name_or_path: expected str or null, got 5"),
+    ("data.heldout=[1, 2]", "data.heldout: expected str or null, got [1, 2]"),
+    ("model.lora_target_modules=[q_proj, 1]", "model.lora_target_modules[1]: expected str, got 1"),
+    ("data.loop_premises=[20, 30]", "data.loop_premises: expected str or int or null, got [20, 30]"),
+])
+def test_each_key_takes_the_type_its_annotation_names(override, error):
+    with pytest.raises(UserError, match=re.escape(f"override: {error}")):
+        load_config(ROOT / "configs" / "tiny.yaml", [override])
+
+
+def test_optional_and_range_keys_take_what_their_annotation_allows():
+    cfg = load_config(ROOT / "configs" / "tiny.yaml", ["data.hops=3", "data.loop_premises=25", "data.heldout=null",
+                                                       "model.lora_target_modules=[q_proj]"])
+    assert (cfg.data.hops, cfg.data.loop_premises, cfg.data.heldout, cfg.model.lora_target_modules) == \
+        (3, 25, None, ["q_proj"])
 
 
 

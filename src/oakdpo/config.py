@@ -8,9 +8,11 @@ Every field carries help text (`metadata["help"]`), as TRL's configs do.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
@@ -91,7 +93,7 @@ class ModelConfig:
     lora_r: int = _f(16, "LoRA rank.")
     lora_alpha: int = _f(32, "LoRA alpha.")
     lora_dropout: float = _f(0.05, "LoRA dropout.")
-    lora_target_modules: list = _f(["q_proj", "k_proj", "v_proj", "o_proj"], "Module names LoRA adapts.")
+    lora_target_modules: list[str] = _f(["q_proj", "k_proj", "v_proj", "o_proj"], "Module names LoRA adapts.")
     trust_remote_code: bool = _f(False, "Allow custom modelling code from the checkpoint folder. Off unless you ask.")
     allow_pickle: bool = _f(False, "Load a checkpoint that has only pickle weights (.bin/.pt). Unpickling can run "
                             "code: "
@@ -130,13 +132,13 @@ class DataConfig:
     dataset: str = _f("prontoqa", "The task (oakdpo.tasks): prontoqa, folio, proofwriter or a plugin's name.")
     train_problems: int = _f(4000, "quickstart: number of generated training problems.")
     val_problems: int = _f(200, "quickstart: number of generated validation problems.")
-    hops: str = _f("1-5", "quickstart: hop range of generated problems, 'H' or 'H1-H2'.")
+    hops: str | int = _f("1-5", "quickstart: hop range of generated problems, 'H' or 'H1-H2'.")
     seed: int = _f(0, "Seed of the problem generator.")
     remove_shortcut: bool = _f(True, "Generator: remove the distractor-polarity label shortcut.")
     loop_problems: int = _f(0, "quickstart: problems generated for the OaK iterations apart from SFT's (generator "
                             "seed data.seed + 2), so each iteration samples problems whose gold traces SFT never "
                             "saw. 0: the iterations take SFT's training problems.", low=0)
-    loop_premises: str | None = _f(None, "quickstart: premise count of the iterations' own problems (with "
+    loop_premises: str | int | None = _f(None, "quickstart: premise count of the iterations' own problems (with "
                                    "loop_problems), 'N' or 'N1-N2', drawn uniformly whatever the hop count. Long "
                                    "contexts are where a policy errs most, so more of the iterations' samples fail "
                                    "and become pairs. null: the generator's default, as SFT's problems.")
@@ -144,7 +146,7 @@ class DataConfig:
                                     "data.train_long_premises premises (generator seed data.seed + 3) and shuffled "
                                     "in with the rest, so SFT sees more long contexts than the generator's default "
                                     "mixture has. 0: all at the default mixture.", low=0, high=1)
-    train_long_premises: str | None = _f(None, "quickstart: premise count of the data.train_long_fraction "
+    train_long_premises: str | int | None = _f(None, "quickstart: premise count of the data.train_long_fraction "
                                          "problems, 'N' or 'N1-N2', drawn uniformly whatever the hop count.")
     train_long_order: str = _f("mix", "quickstart: context order of the data.train_long_fraction problems: 'mix' "
                                "(the generator's default, random or proof by a fair coin), 'random', 'proof' or "
@@ -314,23 +316,49 @@ class Config:
         return dataclasses.asdict(self)
 
 
-def _coerce(value: Any, current: Any, where: str) -> Any:
-    """Check a YAML value against the field's default type (ints accepted for floats)."""
-    if current is None or value is None:
-        return value
-    if isinstance(current, bool):
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Check a YAML value against the field's annotation: null only where it allows None, no true/false for a number,
+    ints accepted for floats (and "5e-5", which YAML 1.1 reads as a string), finite numbers, lists element by
+    element."""
+    if get_origin(tp) in (Union, UnionType):
+        options = get_args(tp)
+        if value is None and type(None) in options:
+            return None
+        for option in (o for o in options if o is not type(None)):
+            try:
+                return _coerce(value, option, where)
+            except UserError:
+                pass
+        names = [getattr(o, "__name__", str(o)) for o in options]
+        raise UserError(f"{where}: expected {' or '.join(n if n != 'NoneType' else 'null' for n in names)}, "
+                        f"got {value!r}")
+    name = getattr(tp, "__name__", str(tp))
+    if tp is bool:
         if not isinstance(value, bool):
             raise UserError(f"{where}: expected true/false, got {value!r}")
-        return value
-    if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(current, float) and isinstance(value, str):
-        try:  # YAML 1.1 reads "5e-5" (no dot) as a string
-            return float(value)
-        except ValueError:
-            pass
-    if isinstance(current, (int, float, str, list)) and not isinstance(value, type(current)):
-        raise UserError(f"{where}: expected {type(current).__name__}, got {value!r}")
+    elif tp is int:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise UserError(f"{where}: expected int, got {value!r}")
+    elif tp is float:
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+            raise UserError(f"{where}: expected a finite number, got {value!r}")
+        value = float(value)
+    elif tp is str:
+        if not isinstance(value, str):
+            raise UserError(f"{where}: expected str, got {value!r}")
+    elif get_origin(tp) is list or tp is list:
+        if not isinstance(value, list):
+            raise UserError(f"{where}: expected a list, got {value!r}")
+        (item,) = get_args(tp) or (Any,)
+        if item is not Any:
+            value = [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    else:
+        raise TypeError(f"config field {where}: unsupported annotation {name}")
     return value
 
 
@@ -347,10 +375,11 @@ def _apply(cfg: Config, data: dict, source: str) -> None:
         if not isinstance(values, dict):
             raise UserError(f"{source}: section '{sec}' must be a mapping")
         known = {f.name: f for f in dataclasses.fields(obj)}
+        types = get_type_hints(type(obj))
         for key, value in values.items():
             if key not in known:
                 raise UserError(f"{source}: unknown key '{sec}.{key}'")
-            value = _coerce(value, getattr(obj, key), f"{source}: {sec}.{key}")
+            value = _coerce(value, types[key], f"{source}: {sec}.{key}")
             meta = known[key].metadata
             choices = meta.get("choices")
             if choices and value not in choices:
