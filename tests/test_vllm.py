@@ -73,12 +73,12 @@ def fake_vllm(monkeypatch):
 
 @pytest.fixture(scope="module")
 def adapters(tmp_path_factory, tiny_model_dir):
-    """Two LoRA adapters (r=4, then r=8) over the tiny model."""
+    """LoRA adapters of r=4, 8 and 12 over the tiny model."""
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
     out = []
-    for r in (4, 8):
+    for r in (4, 8, 12):
         base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, local_files_only=True)
         d = tmp_path_factory.mktemp("adapter") / f"r{r}"
         get_peft_model(base, LoraConfig(r=r, target_modules=["q_proj"], task_type="CAUSAL_LM")).save_pretrained(d)
@@ -129,20 +129,24 @@ def test_full_model_lifecycle(fake_vllm, tiny_model_dir, tmp_path):
 
 
 def test_lora_policies_share_one_engine(fake_vllm, adapters):
-    r4, r8 = adapters
+    r4, r8, r12 = adapters
     vllm_backend.generate(_policy(r4), [([1, 5], 1)], SAMPLING, GenerationConfig())
     init = next(e[1] for e in EVENTS if e[0] == "init")
-    assert init["enable_lora"] is True and init["max_lora_rank"] == 4  # from the adapter's adapter_config.json
+    # the adapter's r (adapter_config.json), raised to the least max_lora_rank vLLM accepts
+    assert init["enable_lora"] is True and init["max_lora_rank"] == 8
     assert json.loads((r4 / "adapter_config.json").read_text())["r"] == 4
     EVENTS.clear()
     vllm_backend.generate(_policy(r4), [([1, 5], 1)], SAMPLING, GenerationConfig())
     assert [e[0] for e in EVENTS if e[0] != "model.to"] == ["wake_up", "generate", "sleep"]
     assert EVENTS[-2][2] == 1  # the same adapter keeps its id
+    EVENTS.clear()
+    vllm_backend.generate(_policy(r8), [([1, 5], 1)], SAMPLING, GenerationConfig())  # r=8 fits the same engine
+    assert [e[0] for e in EVENTS if e[0] != "model.to"] == ["wake_up", "generate", "sleep"]
     # A larger rank needs an engine that admits it.
     EVENTS.clear()
-    vllm_backend.generate(_policy(r8), [([1, 5], 1)], SAMPLING, GenerationConfig())
+    vllm_backend.generate(_policy(r12), [([1, 5], 1)], SAMPLING, GenerationConfig())
     assert [e[0] for e in EVENTS if e[0] != "model.to"] == ["shutdown", "init", "generate", "sleep"]
-    assert next(e[1] for e in EVENTS if e[0] == "init")["max_lora_rank"] == 8
+    assert next(e[1] for e in EVENTS if e[0] == "init")["max_lora_rank"] == 16
 
 
 def test_one_engine_per_rank_and_release(fake_vllm, tiny_model_dir, monkeypatch):

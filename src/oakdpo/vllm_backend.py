@@ -2,7 +2,8 @@
 
 Lifecycle, so that one GPU holds one copy of the weights at a time:
 - The engine loads the checkpoint folder the policy came from (load_policy records it); a LoRA policy's adapter
-  is applied per request (LoRARequest), with `max_lora_rank` read from the adapter's adapter_config.json.
+  is applied per request (LoRARequest), with `max_lora_rank` from the adapter's adapter_config.json (raised to a rank
+  vLLM accepts).
 - Before vLLM generates, the HF training copy is moved off the GPU (to the CPU) and the CUDA cache emptied; the
   stage that runs the model next moves it back (oakdpo.model.placement).
 - After generating, the engine sleeps (vLLM sleep mode, level 1: weights offloaded to the CPU, KV cache freed),
@@ -45,13 +46,22 @@ def _import_vllm():
     return vllm, LoRARequest
 
 
+VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # the max_lora_rank values vLLM accepts (MaxLoRARanks)
+
+
 def _lora_rank(adapter: str | None) -> int | None:
+    """The engine's max_lora_rank for `adapter`: the least rank vLLM accepts that admits the adapter's `r`."""
     if not adapter:
         return None
+    where = f"{adapter}/adapter_config.json"
     try:
-        return int(json.loads((Path(adapter) / "adapter_config.json").read_text(encoding="utf-8"))["r"])
+        r = int(json.loads((Path(adapter) / "adapter_config.json").read_text(encoding="utf-8"))["r"])
     except (OSError, ValueError, KeyError, TypeError):
-        raise UserError(f"{adapter}/adapter_config.json: missing or unreadable LoRA rank 'r'") from None
+        raise UserError(f"{where}: missing or unreadable LoRA rank 'r'") from None
+    fits = [k for k in VLLM_LORA_RANKS if k >= r]
+    if not fits:
+        raise UserError(f"{where}: LoRA rank {r} is above vLLM's largest, {VLLM_LORA_RANKS[-1]}")
+    return fits[0]
 
 
 def _free_gpu() -> None:
