@@ -57,6 +57,33 @@ def test_missing_key(tmp_path, capsys, problems_lines):
     no_outputs(tmp_path, {"problems.jsonl"})
 
 
+def test_a_first_record_without_premises_is_a_bad_problems_line(tmp_path, capsys, problems_lines):
+    rec = json.loads(problems_lines[0])
+    del rec["premises"]
+    bad = tmp_path / "problems.jsonl"
+    bad.write_text("\n".join([json.dumps(rec), problems_lines[1]]) + "\n")
+    line = run_error(["data", "gold", "--problems", str(bad), "-o", str(tmp_path / "traces.jsonl")], capsys)
+    assert line == f"error: {bad}:1: missing key 'premises'"
+    no_outputs(tmp_path, {"problems.jsonl"})
+
+
+def test_an_integer_too_long_to_convert_is_bad_json(tmp_path, capsys, problems_lines):
+    bad = tmp_path / "problems.jsonl"
+    bad.write_text(problems_lines[0] + "\n" + problems_lines[1][:-1] + ', "n": ' + "9" * 5000 + "}\n")
+    line = run_error(["data", "gold", "--problems", str(bad), "-o", str(tmp_path / "traces.jsonl")], capsys)
+    assert line.startswith(f"error: {bad}:2: invalid JSON (Exceeds the limit")
+    no_outputs(tmp_path, {"problems.jsonl"})
+
+
+@pytest.mark.parametrize("argv, flag", [(["data", "gold", "--problems", "p.jsonl", "--style", "foo"], "--style"),
+                                        (["model", "standin", "--dtype", "float16"], "--dtype")])
+def test_unknown_choices_are_usage_errors(tmp_path, capsys, argv, flag):
+    with pytest.raises(SystemExit) as e:
+        cli.main([*argv, "-o", str(tmp_path / "out")])
+    assert e.value.code == 2 and f"argument {flag}: invalid choice" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_wrong_label_and_field_types(tmp_path, capsys, problems_lines):
     out = tmp_path / "traces.jsonl"
     bad = tmp_path / "problems.jsonl"

@@ -61,7 +61,7 @@ def _add_model_commands(sub) -> None:
                                         "tokenizer (a stand-in for a real one: framing checks, smoke runs).")
     q.add_argument("--arch", default="qwen2", help="qwen2 (ChatML chat template) or llama (no chat template, no pad).")
     q.add_argument("--size", default="tiny", help="tiny, small or 0.5b (Qwen2-0.5B's shapes).")
-    q.add_argument("--dtype", default="float32", help="float32 or bfloat16.")
+    q.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"), help="float32 or bfloat16.")
     q.add_argument("--seed", type=int, default=0, help="Initialisation seed.")
     q.add_argument("-o", "--output", required=True, help="Output folder.")
     q.set_defaults(func=_lazy("oakdpo.standin:cmd_standin"))

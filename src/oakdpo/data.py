@@ -11,6 +11,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterable
 
+from .config import FORMAT_STYLES
 from .io import UserError, read_jsonl_lines, write_jsonl
 from .tasks import get_task, task_for_format
 from .trace import LABELS, Problem, trace_record
@@ -37,12 +38,12 @@ def _is_problems_jsonl(path: Path) -> bool:
         with open(path, encoding="utf-8") as f:
             first = next((line for line in f if line.strip()), "")
         rec = json.loads(first) if first else None
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # JSONDecodeError is a ValueError
         return path.suffix == ".jsonl"  # let read_problems name the bad line
     # "query" is our record's own key: the tasks' formats name it otherwise (FOLIO "conclusion", Logic-LM
     # "question", the original PrOntoQA a JSON object of examples), so a record with it that lacks another key is
     # a bad problems.jsonl line, reported as such.
-    return isinstance(rec, dict) and "query" in rec and "premises" in rec
+    return isinstance(rec, dict) and "query" in rec
 
 
 def read_problem_file(path: str | Path, task: str | None = None) -> list[Problem]:
@@ -173,7 +174,8 @@ def add_cli(sub):
     gd = dsub.add_parser("gold", help="Write the gold trace of every problem (the task's optionizer).")
     gd.add_argument("--problems", required=True, help="problems.jsonl (or a task's own file, with --dataset)")
     gd.add_argument("--dataset", default=None, help="Task that reads a file in its own format (default prontoqa).")
-    gd.add_argument("--style", default=None, help="natural or lookup (default: the config's format.style).")
+    gd.add_argument("--style", default=None, choices=FORMAT_STYLES,
+                    help="natural or lookup (default: the config's format.style).")
     gd.add_argument("--config", default=None, help="YAML config (format section).")
     gd.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="Config override.")
     gd.add_argument("-o", "--output", required=True, help="traces.jsonl to write ({problem_id, sample, text}).")

@@ -183,6 +183,10 @@ def _loads(text: str, where: str) -> Any:
         return json.loads(text)
     except RecursionError:  # json's decoder recurses per nesting level
         raise UserError(f"{where}: JSON nested too deeply") from None
+    except json.JSONDecodeError:
+        raise
+    except ValueError as e:  # an integer of more digits than Python converts
+        raise UserError(f"{where}: invalid JSON ({e})") from None
 
 
 def _check_file(path: Path) -> None:
