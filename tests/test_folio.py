@@ -200,6 +200,10 @@ def test_load_folio_keys_labels_and_ids(tmp_path):
     ('{"premises": [], "premises-FOL": [], "conclusion": "c", "label": ["True"]}',
      "f.jsonl:1: field 'label' must be True, False, Unknown or Uncertain, got ['True']"),
     ('[1, 2]', "f.jsonl:1: expected a JSON object, got list"),
+    ('{"premises": ["A.", "B."], "premises-FOL": ["P(a)", " "], "conclusion": "c", "label": "True"}',
+     "f.jsonl:1: field 'premises-FOL' has no formula for premise 1 ('B.')"),
+    ('{"premises": ["A.", "B."], "premises-FOL": ["P(a)"], "conclusion": "c", "label": "True"}',
+     "f.jsonl:1: field 'premises-FOL' has no formula for premise 1 ('B.')"),
 ])
 def test_load_folio_errors(tmp_path, line, message):
     p = tmp_path / "f.jsonl"

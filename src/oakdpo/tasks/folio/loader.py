@@ -50,6 +50,9 @@ def folio_record_to_problem(rec: dict, where: str, source: str, default_id: str)
     pairs = [(premises[i] if i < len(premises) else None, fol_premises[i] if i < len(fol_premises) else None)
              for i in range(n)]
     pairs = [(nl, f) for nl, f in pairs if (nl or "").strip() or (f or "").strip()]
+    for i, (nl, f) in enumerate(pairs):
+        if not (f or "").strip():  # the solver would read the premise as absent and misjudge the label
+            raise UserError(f"{where}: field '{fol_key}' has no formula for premise {i} ({short_repr(nl)})")
     # a sentence left empty beside a formula shows the formula (a problem's premises are never empty)
     premises = [(nl.strip() or (f or "").strip()) for nl, f in pairs if nl is not None]
     fol_premises = [f.strip() for _, f in pairs if f is not None]
