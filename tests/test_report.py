@@ -181,6 +181,22 @@ def test_reason_categories():
     assert reason_category(None) == "not verified"
 
 
+def test_model_text_in_a_verdict_reason_neither_breaks_the_plots_nor_leaks_into_the_categories(tmp_path):
+    root = tmp_path / "math"
+    info = _make_run(root, n_problems=2)
+    text = 'Thought: x.\nAction: <Option type="CONCLUDE" args="[0]" />\nFinal Answer: it\'s $\\frac{$ "\nFinal Answer: TRUE\n'
+    (verdict,) = verify_traces(info["train"][:1], [{"problem_id": info["train"][0].id, "sample": 3, "text": text}],
+                               progress=False)
+    assert "$" in verdict["trace_reason"]
+    assert reason_category(verdict) == "N Final Answer lines ('…', '…'); need exactly N"
+    it = root / "iter_0"
+    write_jsonl(it / "traces.jsonl", info["traces"] + [{"problem_id": info["train"][0].id, "sample": 3, "text": text,
+                                                        "num_tokens": 9}])
+    write_jsonl(it / "verdicts.jsonl", info["verdicts"] + [verdict])
+    page = write_html_report(root).read_text(encoding="utf-8")
+    assert "N Final Answer lines" in page and "\\frac{$" not in page.split("<body")[0]
+
+
 def test_report_cli(run, tmp_path, capsys):
     root = tmp_path / "run"
     shutil.copytree(run[0], root)

@@ -53,7 +53,7 @@ def reason_category(verdict: dict | None) -> str:
     if reason == "ok":
         return "valid"
     reason = re.sub(r"^step \d+: ", "", reason)
-    reason = re.sub(r"'[^']*'|\"[^\"]*\"", "'…'", reason)
+    reason = re.sub(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"", "'…'", reason)  # repr'd strings, escapes too
     return re.sub(r"\d+(\.\d+)?", "N", reason)
 
 
@@ -282,7 +282,7 @@ def make_plots(data: dict) -> list[tuple[str, str]]:
         left = [0] * len(xs)
         for r in top:
             ys = [reasons[x].get(r, 0) for x in xs]
-            ax.barh(xs, ys, left=left, label=_short(r, 48))
+            ax.barh(xs, ys, left=left, label=_short(r, 48).replace("$", r"\$"))  # '$' starts mathtext
             left = [a + b for a, b in zip(left, ys)]
         ax.invert_yaxis()
         ax.set_xlabel("traces", fontsize=8)
