@@ -48,3 +48,11 @@ def test_rerank_picks_the_highest_scoring_sample(tmp_path, tiny_model_dir, small
         mine = next(s for t, s in zip(samples, scores)
                     if t["problem_id"] == c["problem_id"] and t["sample"] == c["sample"])
         assert mine == best
+    # A step the verifier rejects (lower-case option, an Action line it cannot parse) scores 0, as the verifier reads it.
+    gold = gold_trace(problems[0])
+    odd = [gold, gold.replace('type="MODUS_PONENS"', 'type="modus_ponens"'),
+           gold.replace('<Option type="MODUS_PONENS" args="[', 'I apply type="MODUS_PONENS" to [')]
+    assert len({*odd}) == 3
+    scores = score_traces(model, tok, head, {problems[0].id: problems[0]},
+                          [{"problem_id": problems[0].id, "sample": i, "text": t} for i, t in enumerate(odd)], fmt=LOOKUP)
+    assert scores[0] > 0 and scores[1:] == [0.0, 0.0]

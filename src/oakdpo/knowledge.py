@@ -19,7 +19,6 @@ import json
 import math
 import os
 import random
-import re
 from pathlib import Path
 
 import numpy as np
@@ -30,11 +29,10 @@ from tqdm.auto import tqdm
 from .config import QHAT_CALIBRATIONS, KnowledgeConfig
 from .config import FormatConfig
 from .prompting import Framing
-from .trace import OPTION_TYPES, Problem
+from .trace import OPTION_TYPES, Problem, parse_action
 from .io import UserError, atomic_path, write_json
 
 OPTION_ID = {name: i for i, name in enumerate(OPTION_TYPES)}
-_TYPE_RE = re.compile(r'type\s*=\s*"([^"]*)"')
 
 # ---------------------------------------------------------------------------------------------------------
 # Features: hidden states at the Action lines
@@ -52,12 +50,6 @@ def action_line_spans(text: str) -> list[tuple[int, int]]:
             spans.append((pos, pos + len(line)))
         pos += len(line) + 1
     return spans
-
-
-def action_option(line: str) -> str | None:
-    """The option type named on an Action line (`type="..."`), or None when there is none."""
-    m = _TYPE_RE.search(line)
-    return m.group(1).strip().upper() if m else None
 
 
 def _token_at(offsets: list[tuple[int, int]], char: int) -> int | None:
@@ -658,7 +650,8 @@ def score_traces(model, tokenizer, head: nn.Module, problems_by_id: dict, traces
     jobs, opts, zero = [], [], []
     for tr in traces:
         lines = [tr["text"][s:e] for s, e in action_line_spans(tr["text"])]
-        names = [action_option(line) for line in lines]
+        # as the verifier reads them: a line it rejects (unparsable, unknown option, bad args) names no option
+        names = [option if error is None else None for option, _, error in map(parse_action, lines)]
         bad = any(n not in OPTION_ID for n in names)
         reasoning = [k for k, n in enumerate(names) if n in OPTION_ID and n != "CONCLUDE"]
         zero.append(bad or not reasoning)
