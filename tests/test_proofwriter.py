@@ -263,6 +263,17 @@ def test_verifier_accepts_the_longer_routes():
     assert v["trace_valid"] and v["step_validity"] == 1.0
 
 
+@pytest.mark.parametrize("claim", [
+    "So the lion is big, not red, and round.", "So the lion is big, not red and round.",
+    "So the lion is big, the lion isn't red, and the lion is round.",
+])
+def test_a_conjunction_of_three_facts_may_be_a_comma_list(claim):
+    steps = [("So the lion is round.", "MODUS_PONENS", [2, 3, 6]),                             # 10
+             (claim, "AND_INTRO", [2, 3, 10]), CONCLUDE_TRUE]
+    v = TASK.verify(problem(THEORY, "The lion is round.", "TRUE"), steps_text(steps, "TRUE"))
+    assert [s["reason"] for s in v["steps"][:2]] == ["ok", "ok"]
+
+
 @pytest.mark.parametrize("step,reason", [
     (("So the lion is round.", "MODUS_PONENS", [2, 6]), "the rule's condition 'The lion is not red.' is not a cited fact"),
     (("So the lion is round.", "MODUS_PONENS", [2, 3, 1, 6]), "cited fact 1 is not a condition of the rule"),

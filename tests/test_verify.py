@@ -167,6 +167,13 @@ def test_final_answer(text, answer):
     ("Therefore we conclude that max is not a wumpus", "Max is not a wumpus"),
     ("Hence, it follows that [3] Max is a wumpus.", "Max is a wumpus."),
     ("This means Max is a wumpus.", "Max is a wumpus."), ("Which means that Max is dull.", "Max is dull."),
+    ("By modus ponens, Max is a rompus.", "Max is a rompus."), ("By [8] and [3], Max is a rompus.", "Max is a rompus."),
+    ("As a result, Max is a rompus.", "Max is a rompus."), ("This implies that Max is a rompus.", "Max is a rompus."),
+    ("Since Max is a grimpus, Max is a rompus.", "Max is a rompus."),
+    ("Max is a grimpus and grimpuses are rompuses, so Max is a rompus.", "Max is a rompus."),
+    ('So "Max is a rompus".', "Max is a rompus."), ("So **Max is a rompus**.", "Max is a rompus."),
+    ("So Alex isn't discordant.", "Alex is not discordant."), ("Wumpuses aren\u2019t dull.", "Wumpuses are not dull."),
+    ("So Max is a grimpus, a rompus, and floral.", "Max is a grimpus, a rompus, and floral."),
     ("So.", None), ("", None), ("[3]", None),
 ])
 def test_extract_claim(thought, claim):

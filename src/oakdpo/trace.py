@@ -154,12 +154,16 @@ _ACTION_RE = re.compile(r'^Action:\s*<Option\s+type\s*=\s*"([^"]*)"\s+args\s*=\s
 _FINAL_RE = re.compile(r"^\s*Final Answer:\s*(TRUE|FALSE|UNKNOWN)\s*\.?\s*$", re.IGNORECASE)
 _TAG_RE = re.compile(rf"\[\s*(?:\d+|{QUERY_TAG_NAME})\s*\]|\{{\s*\d+\s*\}}")
 _CONNECTIVE = (
-    r"(?:so|thus|therefore|hence|then|consequently|accordingly|finally|"
+    r"(?:so|thus|therefore|hence|then|consequently|accordingly|finally|as\s+a\s+result|"
     r"(?:and\s+)?(?:so\s+)?we\s+(?:can\s+)?(?:conclude|derive|infer|deduce|get|know|have)(?:\s+that)?|"
-    r"it\s+follows\s+that|(?:this|which|that)\s+means(?:\s+that)?)"
+    r"it\s+follows\s+that|(?:this|which|that)\s+(?:means|implies)(?:\s+that)?|"
+    r"(?:by|since|because|from)\b[^,]*,)"  # a leading reason: "By modus ponens, ...", "Since A, ...", "From [3], ..."
     r"(?:\s*,\s*|\s+|$)")
 # All leading connectives in one pass ("So thus, we conclude that ..."): linear in the thought's length.
 _CONNECTIVES_RE = re.compile(rf"^(?:\s*{_CONNECTIVE})+", re.IGNORECASE)
+# "A and B, so C": the claim is C (the last such clause).
+_CONSEQUENCE_RE = re.compile(r"^.*,\s*(?:so|therefore|hence|thus)\b\s*,?\s*(?=\S)", re.IGNORECASE)
+_CONTRACTION_RE = re.compile(r"\b(is|are|does|do)n['\u2019]t\b", re.IGNORECASE)
 _SENTENCE_END_RE = re.compile(r"(?<=[.!?])\s+")
 
 
@@ -197,8 +201,9 @@ class ParsedTrace:
 
 
 def extract_claim(thought: str) -> str | None:
-    """The claim of a step: the last sentence of its thought, without formula tags ("[25]") and leading
-    connectives ("So", "Thus", "Therefore", "Hence", "we conclude that", ...). None when nothing is left."""
+    """The claim of a step: the last sentence of its thought, without formula tags ("[25]"), leading connectives
+    ("So", "Thus", "Therefore", "Hence", "we conclude that", "By modus ponens,", ...), what precedes a last ", so",
+    quotes or bold around it, and with "isn't" read as "is not". None when nothing is left."""
     text = _TAG_RE.sub(" ", thought or "")
     text = " ".join(text.split())
     if not text:
@@ -209,7 +214,10 @@ def extract_claim(thought: str) -> str | None:
     claim = sentences[-1].strip()
     body = claim.rstrip(" .!?")
     end = claim[len(body):].strip()
+    body = _CONSEQUENCE_RE.sub("", body, count=1)
     body = _CONNECTIVES_RE.sub("", body, count=1).strip(" ,;:")
+    # Markdown bold, quotes around the formula, and "isn't": what a chat model writes, not a different claim
+    body = _CONTRACTION_RE.sub(r"\1 not", body.replace("**", "")).strip(" \"'`\u201c\u201d")
     if not body:
         return None
     return body[:1].upper() + body[1:] + end

@@ -160,9 +160,9 @@ def _clause(words: list[str], allow_var: bool) -> tuple[Lit, str] | None:
 
 
 def _conjuncts(text: str, allow_var: bool) -> list[Lit] | None:
-    """'X is big and not red' / 'X is A and X sees Y' -> literals; a conjunct without its own subject takes
-    the previous conjunct's subject (and its copula)."""
-    parts = [p.strip() for p in re.split(r"\s*,\s*and\s+|\s+and\s+", text) if p.strip()]
+    """'X is big and not red' / 'X is A and X sees Y' / 'X is quiet, red, and rough' -> literals; a conjunct
+    without its own subject takes the previous conjunct's subject (and its copula)."""
+    parts = [p.strip() for p in re.split(r"\s*,\s*(?:and\s+)?|\s+and\s+", text) if p.strip()]  # "A, B, and C"
     if not parts:
         return None
     out: list[Lit] = []
