@@ -156,6 +156,12 @@ def test_one_engine_per_rank_and_release(fake_vllm, tiny_model_dir, monkeypatch)
     init = next(e[1] for e in EVENTS if e[0] == "init")
     assert init["distributed_executor_backend"] == "external_launcher" and init["tensor_parallel_size"] == 1
     assert init["seed"] == 7 + 1
+    vllm_backend.shutdown()
+    EVENTS.clear()
+    big = 5788409701804392049  # item_seed gives 63-bit seeds; the engine's goes to np.random.seed (32 bits)
+    vllm_backend.generate(_policy(tiny_model_dir), [([1, 5], big)], SAMPLING, GenerationConfig())
+    assert next(e[1] for e in EVENTS if e[0] == "init")["seed"] == (big + 1) % 2**32
+    assert next(e for e in EVENTS if e[0] == "generate")[3] == [big]  # the request keeps its own seed
     EVENTS.clear()
     vllm_backend.release()  # already asleep after generating: nothing to do
     assert EVENTS == []

@@ -101,7 +101,8 @@ def _engine(base: str, tokenizer_path: str, adapter: str | None, gen_cfg, seed: 
     if _ENGINE is not None and (_ENGINE.base != base or (rank or 0) > (_ENGINE.lora_rank or 0)):
         shutdown()  # full fine-tuning wrote new weights (or an adapter needs a larger rank): load them anew
     if _ENGINE is None:
-        kwargs = dict(model=base, tokenizer=tokenizer_path, seed=seed + dist.rank(),
+        # the engine's own seed goes to np.random.seed, which takes 32 bits; each request carries its item's seed
+        kwargs = dict(model=base, tokenizer=tokenizer_path, seed=(seed + dist.rank()) % 2**32,
                       gpu_memory_utilization=gen_cfg.vllm_gpu_memory_utilization, enable_sleep_mode=True)
         if rank:
             kwargs.update(enable_lora=True, max_lora_rank=rank)
