@@ -115,8 +115,8 @@ def worker(args) -> None:
         traces = padded_generate(model, tok, problems, args.samples, gen, fmt=cfg.format)
     wall = time.perf_counter() - t0
     print(json.dumps({"traces": len(traces), "tokens": sum(t["num_tokens"] for t in traces), "wall_s": wall,
-                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                      "rss_before_mb": rss_before / 1024,
+                      "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      "rss_before_mib": rss_before / 1024,
                       "truncated": sum(bool(t.get("truncated")) for t in traces),
                       "answered": sum("Final Answer:" in t["text"] for t in traces)}))
 
@@ -201,10 +201,10 @@ def main() -> None:
                 rows.append((f"continuous (batch_size={b})", run_worker("continuous", args, model, problem_file, b,
                                                                         max_new)))
     print(f"{'path':38s} {'traces':>6s} {'tokens':>7s} {'wall s':>7s} {'traces/s':>9s} {'tokens/s':>9s} "
-          f"{'peak RSS MB':>11s} {'answered':>8s}")
+          f"{'peak RSS MiB':>12s} {'answered':>8s}")
     for name, r in rows:
         print(f"{name:38s} {r['traces']:6d} {r['tokens']:7d} {r['wall_s']:7.2f} {r['traces_per_s']:9.2f} "
-              f"{r['tokens_per_s']:9.1f} {r['peak_rss_mb']:11.0f} {r['answered']:8d}")
+              f"{r['tokens_per_s']:9.1f} {r['peak_rss_mib']:12.0f} {r['answered']:8d}")
     print(f"continuous / padded batches: {cont['traces_per_s'] / padded['traces_per_s']:.2f}x traces/s, "
           f"{cont['tokens_per_s'] / padded['tokens_per_s']:.2f}x tokens/s")
 
