@@ -1,4 +1,5 @@
-"""The vLLM generation backend (generation.backend: vllm; `pip install -e '.[vllm]'`, a CUDA GPU).
+"""The vLLM generation backend (generation.backend: vllm; a CUDA GPU and a vLLM release that runs with the pinned
+transformers: vllm 0.33.0, the newest, requires transformers<5.21, so none does yet; see README).
 
 Lifecycle, so that one GPU holds one copy of the weights at a time:
 - The engine loads the checkpoint folder the policy came from (load_policy records it); a LoRA policy's adapter
@@ -41,8 +42,8 @@ def _import_vllm():
         import vllm
         from vllm.lora.request import LoRARequest
     except ImportError:
-        raise UserError("generation.backend=vllm: vllm is not installed; `pip install -e '.[vllm]'` on a GPU machine, or "
-                        "set generation.backend=hf") from None
+        raise UserError("generation.backend=vllm: vllm is not installed (it needs a release that supports "
+                        "transformers 5.24, on a GPU machine); set generation.backend=hf") from None
     return vllm, LoRARequest
 
 
