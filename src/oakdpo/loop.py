@@ -462,9 +462,7 @@ def restart_init(cfg: Config, out: Path, restart: int) -> Path:
     on, a new tiny model in OUT/init_{restart}, drawn with that restart's seed (sft.seed + 100 * restart) and
     OUT/init's tokenizer. A restart that kept the first model failed on every order of sft.seed 7
     (docs/tiny-model.md)."""
-    from transformers import AutoTokenizer
-
-    from .model import save_folder
+    from .model import load_tokenizer, save_folder
     from .tiny import build_tiny_model
     from .training import restart_config
 
@@ -473,7 +471,7 @@ def restart_init(cfg: Config, out: Path, restart: int) -> Path:
         return out / "init"
     path = out / f"init_{restart}"
     if not (path / "config.json").exists():
-        tokenizer = AutoTokenizer.from_pretrained(out / "init")
+        tokenizer = load_tokenizer(out / "init")
         save_folder(path, build_tiny_model(cfg.model, tokenizer, restart_config(cfg, restart).sft.seed), tokenizer)
     return path
 
