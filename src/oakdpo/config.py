@@ -117,6 +117,11 @@ class FormatConfig:
                             "stops at the template's end of turn; a tokenizer without one gets plain text. "
                             "'never': always plain text. 'always': require a chat template (error without one).",
                             choices=CHAT_TEMPLATE_MODES)
+    lookup_decoding: bool = _f(False, "Lookup style (configs/tiny.yaml): the decoder does the premise lookups the "
+                               "trace asks for. A tag (or the dead end's '?') written right after a word "
+                               "(\"wumpus[28]\") is chosen, by the model's scores, among the tags of the premises "
+                               "that end in that word, and the premise's sentence follows as written instead of "
+                               "being sampled (the HF backend's slot decoder).")
 
 
 @dataclass

@@ -38,6 +38,7 @@ import os
 import re
 import sys
 from collections import deque
+import functools
 from pathlib import Path
 
 import torch
@@ -198,6 +199,75 @@ class StopCheck:
         return "\n" in after or after.lstrip(" \t").startswith(LABELS)
 
 
+class LookupDecoding:
+    """format.lookup_decoding: the decoder does the premise lookups a lookup-style trace asks for. A tag written
+    right after a word ("wumpus[28]"), or the dead end's "?", is a lookup by that word: when premises end in the
+    word, the tag is chosen, by the model's own scores, among theirs (the task's `lookups`), and the premise's
+    sentence then follows as written instead of being sampled. The model still chooses every word it looks up,
+    every derived formula, its number and every option."""
+
+    def __init__(self, tokenizer, problems: list[Problem], style: str):
+        from .tasks import get_task
+
+        self.tokenizer, self.problems, self.style, self.get_task = tokenizer, problems, style, get_task
+        self._tables: dict[int, dict[str, dict[int, list[int]]]] = {}
+        self._words: dict[int, str] = {}
+        self._tags: dict[int, bool] = {}
+        self._single: dict[str, int | None] = {}
+
+    def _table(self, i: int) -> dict[str, dict[int, list[int]]]:
+        """Problem i's lookups as {word: {tag token id: sentence token ids}} (tags that are one token)."""
+        table = self._tables.get(i)
+        if table is None:
+            problem = self.problems[i]
+            table = {}
+            for word, entries in (self.get_task(problem.task).lookups(problem, self.style) or {}).items():
+                for tag, text in entries:
+                    t = self._single.get(tag, -1)
+                    if t == -1:
+                        ids = self.tokenizer(tag, add_special_tokens=False)["input_ids"]
+                        t = self._single[tag] = ids[0] if len(ids) == 1 else None
+                    if t is not None:
+                        ids = self.tokenizer(" " + text, add_special_tokens=False)["input_ids"]
+                        table.setdefault(word, {})[t] = ids
+            self._tables[i] = table
+        return table
+
+    def _text(self, t: int) -> str:
+        text = self._words.get(t)
+        if text is None:
+            text = self._words[t] = self.tokenizer.decode([t]).strip()
+        return text
+
+    def _is_tag(self, t: int) -> bool:
+        tag = self._tags.get(t)
+        if tag is None:
+            tag = self._tags[t] = bool(_TAG_TEXT.match(self._text(t)))
+        return tag
+
+    def _entries(self, i: int, word_token: int) -> dict[int, list[int]] | None:
+        word = self._text(word_token)
+        return self._table(i).get(word) if word else None
+
+    def allowed(self, i: int, tokens: list[int], new: int) -> list[int] | None:
+        """The tags a row of problem i with tokens `tokens` may write next, when it chose `new`, a tag or "?" that
+        the word it ends in does not look up; None: keep `new`."""
+        if not tokens or not (self._is_tag(new) or self._text(new) == "?"):
+            return None
+        entries = self._entries(i, tokens[-1])
+        return list(entries) if entries and new not in entries else None
+
+    def after(self, i: int, tokens: list[int]) -> list[int]:
+        """The sentence to write after row tokens `tokens` of problem i when they end in a lookup (else [])."""
+        if len(tokens) < 2 or not self._is_tag(tokens[-1]):
+            return []
+        entries = self._entries(i, tokens[-2])
+        return (entries or {}).get(tokens[-1], [])
+
+
+_TAG_TEXT = re.compile(r"^[\[{]\d+[\]}]$")
+
+
 def _finish(tokenizer, tokens: list[int], stopped: bool, stop_ids) -> tuple[str, int, bool]:
     """(text, num_tokens, truncated) of one row's generated tokens; stop tokens are not text."""
     n = len(tokens)
@@ -221,6 +291,12 @@ def generate_traces(model, tokenizer, problems: list[Problem], samples: int, gen
     if samples < 1:
         raise UserError(f"samples must be at least 1, got {samples}")
     validate_generation(gen_cfg, do_sample=do_sample, temperature=temperature)
+    lookup = fmt is not None and fmt.lookup_decoding
+    if lookup and fmt.style != "lookup":
+        raise UserError(f"format.lookup_decoding: needs format.style lookup, got {fmt.style!r}")
+    if lookup and gen_cfg.backend != "hf":
+        raise UserError(f"format.lookup_decoding: only generation.backend hf does the lookups, got "
+                        f"{gen_cfg.backend!r}")
     seed = gen_cfg.seed if seed is None else seed
     framing = Framing(tokenizer, fmt)
     prompts = [framing.prompt(p).text for p in problems]
@@ -287,6 +363,12 @@ def generate_traces(model, tokenizer, problems: list[Problem], samples: int, gen
         try:
             with torch.inference_mode():
                 decoder = _decode_slots if _slots_supported(model, prompt_ids, gc) else _decode_padded
+                if lookup:
+                    if decoder is not _decode_slots:
+                        raise UserError(f"format.lookup_decoding: needs the slot decoder, which model type "
+                                        f"{getattr(model.config, 'model_type', None)!r} with its attention "
+                                        f"settings cannot use")
+                    decoder = functools.partial(_decode_slots, lookup=LookupDecoding(tokenizer, problems, fmt.style))
                 decoder(model, tokenizer, todo, prompt_ids, uniforms, gc, gen_cfg.batch_size, finished)
         finally:
             bar.close()
@@ -405,7 +487,7 @@ def _forward_kwargs(model) -> dict:
     return {"logits_to_keep": 1} if "logits_to_keep" in params else {}
 
 
-def _decode_slots(model, tokenizer, todo, prompt_ids, uniforms, gc, batch_size, finished):
+def _decode_slots(model, tokenizer, todo, prompt_ids, uniforms, gc, batch_size, finished, lookup=None):
     """Continuous batching over `batch_size` slots (see the module docstring). Calls finished(key, tokens,
     stopped) as each item ends."""
     device = next(model.parameters()).device
@@ -437,7 +519,8 @@ def _decode_slots(model, tokenizer, todo, prompt_ids, uniforms, gc, batch_size, 
             prefill(i)
         u = uniforms(key)
         tok = int(choose_tokens(last["logits"], u[:1], gc, [prompt_ids[i]] if penalty else None)[0])
-        row = {"key": key, "tokens": [tok], "pos": len(prompt_ids[i]), "stop": stop.new_row(), "u": u.tolist()}
+        row = {"key": key, "tokens": [tok], "pos": len(prompt_ids[i]), "stop": stop.new_row(), "u": u.tolist(),
+               "forced": deque()}
         stopped = stop.done(row["stop"], row["tokens"])
         if stopped or gc.max_new_tokens == 1:
             finished(key, row["tokens"], stopped)
@@ -461,11 +544,23 @@ def _decode_slots(model, tokenizer, todo, prompt_ids, uniforms, gc, batch_size, 
                     cache=cache, use_cache=True, **extra)
         u = torch.tensor([r["u"][len(r["tokens"])] for r in rows])
         history = [prompt_ids[r["key"][0]] + r["tokens"] for r in rows] if penalty else None
-        new = choose_tokens(out.logits[:, -1, :], u, gc, history).tolist()
+        logits = out.logits[:, -1, :]
+        new = choose_tokens(logits, u, gc, history).tolist()
+        if lookup is not None:
+            for slot, r in enumerate(rows):
+                allowed = None if r["forced"] else lookup.allowed(r["key"][0], r["tokens"], new[slot])
+                if allowed:
+                    row = torch.full_like(logits[slot:slot + 1], float("-inf"))
+                    row[0, allowed] = logits[slot, allowed]
+                    new[slot] = int(choose_tokens(row, u[slot:slot + 1], gc, history and history[slot:slot + 1])[0])
         ended = []
         for slot, (r, tok) in enumerate(zip(rows, new)):
+            if r["forced"]:
+                tok = r["forced"].popleft()
             r["tokens"].append(tok)
             r["pos"] += 1
+            if lookup is not None and not r["forced"]:
+                r["forced"].extend(lookup.after(r["key"][0], r["tokens"]))
             stopped = stop.done(r["stop"], r["tokens"])
             if stopped or len(r["tokens"]) >= gc.max_new_tokens:
                 finished(r["key"], r["tokens"], stopped)
@@ -560,7 +655,7 @@ def _fingerprint(model, gen_cfg, gc, seed, fmt) -> dict:
     return {"seed": seed, "do_sample": gc.do_sample, "temperature": gc.temperature, "top_p": gc.top_p,
             "top_k": gc.top_k, "min_p": gc.min_p, "repetition_penalty": gc.repetition_penalty,
             "max_new_tokens": gc.max_new_tokens, "backend": gen_cfg.backend,
-            "format": None if fmt is None else [fmt.style, fmt.chat_template],
+            "format": None if fmt is None else [fmt.style, fmt.chat_template, fmt.lookup_decoding],
             "model": getattr(model, "oakdpo_path", None)}
 
 

@@ -35,6 +35,8 @@ class Task:
       `solve_record(problem)` the same with the solver's status, for `oakdpo solve`.
     - `curriculum_problem(problem, keep, rng, distractor)`: a smaller problem for an SFT curriculum
       (sft.curriculum_steps); by default the problem itself.
+    - `lookups(problem, style)`: for format.lookup_decoding, the premises a trace looks up by a word, as
+      {word: [(tag, text), ...]}; None (the default) where the style has no lookups.
     """
 
     name: str = ""
@@ -67,3 +69,6 @@ class Task:
 
     def curriculum_problem(self, problem: Problem, keep: int, rng: random.Random, distractor: str) -> Problem:
         return problem
+
+    def lookups(self, problem: Problem, style: str) -> dict[str, list[tuple[str, str]]] | None:
+        return None

@@ -46,5 +46,8 @@ class PrOntoQATask(Task):
     def curriculum_problem(self, problem: Problem, keep: int, rng: random.Random, distractor: str) -> Problem:
         return cut_to_proof(problem, keep, rng, distractor)
 
+    def lookups(self, problem: Problem, style: str) -> dict[str, list[tuple[str, str]]] | None:
+        return prompt.lookups(problem) if style == "lookup" else None
+
 
 __all__ = ["PrOntoQATask"]

@@ -86,6 +86,19 @@ def build_lookup_prompt(problem: Problem) -> str:
     return "\n".join(lines) + "\n"
 
 
+def lookups(problem: Problem) -> dict[str, list[tuple[str, str]]]:
+    """The lookup style's premise lookups: {key: [(inner tag, sentence), ...]} in prompt order. A backward proof
+    (gold.gold_trace) cites premise i as "<key><inner tag> <sentence>", e.g. "wumpus[28] Tumpuses are wumpuses.";
+    format.lookup_decoding has the decoder choose the tag among these and write the sentence."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    for i, (p, repeat) in enumerate(zip(problem.premises, repeated_keys(problem.premises))):
+        text = " ".join(p.split())
+        if text.split():
+            text += "" if text.endswith((".", "!", "?")) else "."
+            out.setdefault(lookup_key(text), []).append((inner_tag(i, repeat), text))
+    return out
+
+
 def inner_tag(i: int, repeat: bool) -> str:
     """The tag written before premise i's last word: "[i]", or "{i}" when an earlier premise ends in the same
     word (repeated_keys). Two rules end in the query's property (the proof's and a distractor): with the

@@ -1,0 +1,133 @@
+"""format.lookup_decoding (configs/tiny.yaml): a tag (or "?") the trace writes after a word is chosen among the
+premises that end in that word, and the premise's sentence follows as written. Shown on the gold traces (the
+decoder changes no gold token), on a model whose next token is a fixed function of its last one (what the decoder
+writes), and by the settings it refuses."""
+
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from oakdpo import generation as G
+from oakdpo.config import FormatConfig, GenerationConfig
+from oakdpo.generation import LookupDecoding, generate_traces
+from oakdpo.io import UserError
+from oakdpo.prompting import Framing
+from oakdpo.tasks.prontoqa.generator import generate_problems
+from oakdpo.tasks.prontoqa.gold import gold_trace
+from oakdpo.tasks.prontoqa.prompt import build_lookup_prompt, lookups
+from oakdpo.tiny import build_corpus, train_tokenizer
+
+LOOKUP = FormatConfig(style="lookup", chat_template="never", lookup_decoding=True)
+
+
+@pytest.fixture(scope="module")
+def problems():
+    shapes = [("8-12", "random", 1), ("26-30", "random", 5), ("20-25", "proof", 3), ("13-19", "random", 4)]
+    return [p for c, (n, order, hops) in enumerate(shapes)
+            for p in generate_problems(25, hops=hops, seed=700 + c, premises=n, context_order=order)]
+
+
+@pytest.fixture(scope="module")
+def tok(problems):
+    """The tiny model's tokenizer at its default size: every tag is one token."""
+    return train_tokenizer(build_corpus(generate_problems(300, (1, 5), seed=9)), 2048)
+
+
+def test_lookups_are_the_prompts_premises_by_their_last_word():
+    p = generate_problems(1, hops=5, seed=3, premises=26)[0]
+    table = lookups(p)
+    prompt = build_lookup_prompt(p)
+    assert sum(len(v) for v in table.values()) == len(p.premises) == 26
+    for word, entries in table.items():
+        for tag, text in entries:
+            assert text.rstrip(".").split()[-1].startswith(word)  # "wumpuses." is looked up by "wumpus"
+            head, last = text.rstrip(".").rsplit(" ", 1)
+            assert f"{head}{tag} {last}." in prompt  # the tag the prompt writes before the last word
+    assert any(len(v) > 1 and v[1][0].startswith("{") for v in table.values())  # the second rule: "{i}"
+
+
+def test_the_gold_traces_are_what_lookup_decoding_writes(tok, problems):
+    lookup = LookupDecoding(tok, problems, "lookup")
+    cites = 0
+    for i, p in enumerate(problems):
+        ids = tok(gold_trace(p, "lookup"), add_special_tokens=False)["input_ids"]
+        for j in range(1, len(ids)):
+            assert lookup.allowed(i, ids[:j], ids[j]) is None  # no gold tag is replaced
+            forced = lookup.after(i, ids[:j + 1])
+            if forced:
+                cites += 1
+                assert ids[j + 1:j + 1 + len(forced)] == forced
+    assert cites > 300  # every premise a backward proof cites, 100 problems
+
+
+def _bigram_model(tok, edges: dict[int, int]):
+    """A Llama whose next token is edges[last token] (any other token: eos): one-hot embeddings, layers that add
+    nothing, and an LM head that maps each token to its successor."""
+    V = len(tok)
+    cfg = LlamaConfig(vocab_size=V, hidden_size=V, intermediate_size=4, num_hidden_layers=1, num_attention_heads=1,
+                      num_key_value_heads=1, head_dim=4, max_position_embeddings=1024, tie_word_embeddings=False,
+                      pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, bos_token_id=tok.bos_token_id)
+    cfg._attn_implementation = "eager"
+    model = LlamaForCausalLM(cfg).eval()
+    with torch.no_grad():
+        model.model.embed_tokens.weight.copy_(torch.eye(V))
+        for layer in model.model.layers:
+            layer.self_attn.o_proj.weight.zero_()
+            layer.mlp.down_proj.weight.zero_()
+        model.lm_head.weight.zero_()
+        model.lm_head.weight[tok.eos_token_id] = 0.5
+        for a, b in edges.items():
+            model.lm_head.weight[b, a] = 1.0
+    return model
+
+
+def _one(tok, text: str) -> int:
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    assert len(ids) == 1, (text, ids)
+    return ids[0]
+
+
+@pytest.mark.parametrize("on", [True, False])
+@pytest.mark.parametrize("choice", ["wrong tag", "no premise"])
+def test_a_wrong_lookup_after_a_word_is_replaced_and_the_premise_follows(tok, problems, on, choice):
+    p = problems[0]
+    table = lookups(p)
+    word = next(w for w, entries in table.items() if len(entries) == 1)  # one premise ends in this word
+    (right, sentence), = table[word]
+    wrong = next(tag for w, entries in table.items() if w != word for tag, _ in entries)
+    last = Framing(tok, LOOKUP).encode(Framing(tok, LOOKUP).prompt(p).text)[-1]
+    w, t_right = _one(tok, " " + word), _one(tok, right)
+    t_wrong = _one(tok, wrong) if choice == "wrong tag" else _one(tok, "?")  # "?": the dead end's "no premise"
+    model = _bigram_model(tok, {last: w, w: t_wrong})
+    fmt = FormatConfig(style="lookup", chat_template="never", lookup_decoding=on)
+    trace, = generate_traces(model, tok, [p], 1, GenerationConfig(batch_size=2, max_new_tokens=40), fmt=fmt,
+                             do_sample=False, progress=False)
+    if on:
+        assert trace["text"] == tok.decode([w, t_right]) + " " + sentence  # "wumpus[28] Tumpuses are wumpuses."
+    else:
+        assert trace["text"] == tok.decode([w, t_wrong])
+    assert not trace["truncated"]
+
+
+def test_a_dead_end_and_a_tag_after_an_unknown_word_are_the_models(tok, problems):
+    """A word no premise ends in ("numpus?" in the gold dead end) has no lookup to do: its "?" and any tag after
+    it are kept as the model wrote them."""
+    lookup = LookupDecoding(tok, problems, "lookup")
+    table = lookups(problems[0])
+    unknown = next(w for w in ("numpus", "wumpus", "yumpus", "rompus", "impus", "tumpus") if w not in table)
+    u = _one(tok, " " + unknown)
+    for new in (_one(tok, "?"), _one(tok, "[3]")):
+        assert lookup.allowed(0, [u], new) is None
+    assert lookup.after(0, [u, _one(tok, "[3]")]) == []
+
+
+def test_settings_without_lookups_are_one_line_errors(tok, problems, monkeypatch):
+    model = _bigram_model(tok, {})
+    natural = FormatConfig(style="natural", chat_template="never", lookup_decoding=True)
+    with pytest.raises(UserError, match=r"^format.lookup_decoding: needs format.style lookup"):
+        generate_traces(model, tok, problems[:1], 1, GenerationConfig(), fmt=natural, progress=False)
+    with pytest.raises(UserError, match=r"^format.lookup_decoding: only generation.backend hf"):
+        generate_traces(model, tok, problems[:1], 1, GenerationConfig(backend="vllm"), fmt=LOOKUP, progress=False)
+    monkeypatch.setattr(G, "_slots_supported", lambda *a: False)
+    with pytest.raises(UserError, match=r"^format.lookup_decoding: needs the slot decoder"):
+        generate_traces(model, tok, problems[:1], 1, GenerationConfig(max_new_tokens=4), fmt=LOOKUP, progress=False)
