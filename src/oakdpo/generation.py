@@ -21,8 +21,9 @@ HF backend, two decoders over the same sampler and stop check:
   waiting item at once, so no row waits for the longest of a batch and no padding is computed.
 - padded (any other model, e.g. flash-attention or sliding-window layers): transformers `generate` on
   left-padded batches, the sampler as a logits processor and the stop check as a stopping criterion.
-The vLLM backend (generation.backend=vllm; vLLM installed and a GPU) sends one request per item with the item's
-seed.
+With format.lookup_decoding (the tiny model's lookup style), the slot decoder also does the premise lookups the
+trace asks for (LookupDecoding). The vLLM backend (generation.backend=vllm; vLLM installed and a GPU) sends one
+request per item with the item's seed.
 
 With `partial_path`, finished traces are appended to that JSONL file as they complete (flushed and fsynced), and
 a rerun keeps them and generates only the items not yet there; the result equals an uninterrupted run's.
@@ -32,13 +33,13 @@ Traces come back in problem order, `samples` per problem, as {problem_id, sample
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import re
 import sys
 from collections import deque
-import functools
 from pathlib import Path
 
 import torch
@@ -47,6 +48,7 @@ from .config import FormatConfig, GenerationConfig
 from .dist import fault_point
 from .io import UserError
 from .prompting import Framing
+from .tasks import get_task
 from .trace import LABELS, Problem, trace_record
 
 STOP_STRINGS = [f"Final Answer: {label}" for label in LABELS]
@@ -207,9 +209,7 @@ class LookupDecoding:
     every derived formula, its number and every option."""
 
     def __init__(self, tokenizer, problems: list[Problem], style: str):
-        from .tasks import get_task
-
-        self.tokenizer, self.problems, self.style, self.get_task = tokenizer, problems, style, get_task
+        self.tokenizer, self.problems, self.style = tokenizer, problems, style
         self._tables: dict[int, dict[str, dict[int, list[int]]]] = {}
         self._words: dict[int, str] = {}
         self._tags: dict[int, bool] = {}
@@ -221,7 +221,7 @@ class LookupDecoding:
         if table is None:
             problem = self.problems[i]
             table = {}
-            for word, entries in (self.get_task(problem.task).lookups(problem, self.style) or {}).items():
+            for word, entries in (get_task(problem.task).lookups(problem, self.style) or {}).items():
                 for tag, text in entries:
                     t = self._single.get(tag, -1)
                     if t == -1:
@@ -546,16 +546,17 @@ def _decode_slots(model, tokenizer, todo, prompt_ids, uniforms, gc, batch_size, 
         history = [prompt_ids[r["key"][0]] + r["tokens"] for r in rows] if penalty else None
         logits = out.logits[:, -1, :]
         new = choose_tokens(logits, u, gc, history).tolist()
-        if lookup is not None:
+        if lookup is not None:  # a lookup the word does not allow: choose again among the allowed tags
             for slot, r in enumerate(rows):
                 allowed = None if r["forced"] else lookup.allowed(r["key"][0], r["tokens"], new[slot])
                 if allowed:
-                    row = torch.full_like(logits[slot:slot + 1], float("-inf"))
-                    row[0, allowed] = logits[slot, allowed]
-                    new[slot] = int(choose_tokens(row, u[slot:slot + 1], gc, history and history[slot:slot + 1])[0])
+                    masked = torch.full_like(logits[slot:slot + 1], float("-inf"))
+                    masked[0, allowed] = logits[slot, allowed]
+                    new[slot] = int(choose_tokens(masked, u[slot:slot + 1], gc,
+                                                  history[slot:slot + 1] if history else None)[0])
         ended = []
         for slot, (r, tok) in enumerate(zip(rows, new)):
-            if r["forced"]:
+            if r["forced"]:  # a looked-up premise's sentence, written as the prompt has it
                 tok = r["forced"].popleft()
             r["tokens"].append(tok)
             r["pos"] += 1
