@@ -16,6 +16,7 @@ from oakdpo.tasks.prontoqa.generator import generate_problems
 from oakdpo.tasks.prontoqa.gold import gold_trace
 from oakdpo.tasks.prontoqa.prompt import build_lookup_prompt, lookups
 from oakdpo.tiny import build_corpus, train_tokenizer
+from oakdpo.trace import Problem
 
 LOOKUP = FormatConfig(style="lookup", chat_template="never", lookup_decoding=True)
 
@@ -119,6 +120,20 @@ def test_a_dead_end_and_a_tag_after_an_unknown_word_are_the_models(tok, problems
     for new in (_one(tok, "?"), _one(tok, "[3]")):
         assert lookup.allowed(0, [u], new) is None
     assert lookup.after(0, [u, _one(tok, "[3]")]) == []
+
+
+def test_a_task_without_lookups_generates_as_without_the_option(tok):
+    """configs/tiny.yaml on ProofWriter, FOLIO or a plugin task: nothing to look up, the same traces."""
+    p = Problem(id="pw", premises=["Bob is big.", "If someone is big then they are red."], query="Bob is red.",
+                label="TRUE", task="proofwriter")
+    ids = tok(" big[0] red?", add_special_tokens=False)["input_ids"]  # a tag after a word, a "?" after a word
+    last = Framing(tok, LOOKUP).encode(Framing(tok, LOOKUP).prompt(p).text)[-1]
+    assert len({last, *ids}) == len(ids) + 1  # each token has one successor
+    model = _bigram_model(tok, {a: b for a, b in zip([last] + ids, ids)})
+    texts = [generate_traces(model, tok, [p], 1, GenerationConfig(batch_size=2, max_new_tokens=20),
+                             fmt=FormatConfig(style="lookup", chat_template="never", lookup_decoding=on),
+                             do_sample=False, progress=False)[0]["text"] for on in (True, False)]
+    assert texts[0] == texts[1] == tok.decode(ids)
 
 
 def test_settings_without_lookups_are_one_line_errors(tok, problems, monkeypatch):
