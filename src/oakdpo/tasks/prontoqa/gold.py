@@ -8,7 +8,7 @@ from typing import Any
 from ...trace import ANSWER_CODES, QUERY_TAG, Problem, query_statement, render_trace
 from .logic import (Assume, Contradicts, Fact, Rule, apply_option, describe, make_fact, negate_fact, parse_sentence,
                     render)
-from .prompt import inner_tag, lookup_key as _key, repeated_keys
+from .prompt import inner_tag, lookup_key as _key, repeated_keys, sentence as _sentence
 
 # Options tried, in order, to derive a proof sentence in one step (ModusPonens first: most common).
 _GOLD_OPTIONS = ("MODUS_PONENS", "AND_INTRO", "AND_ELIM", "OR_INTRO", "CASE_SPLIT", "CONTRADICTION", "MODUS_TOLLENS")
@@ -390,10 +390,3 @@ def _denial_option(claim, formulas: list, args: list[int]) -> str | None:
         if lic is not None and lic.ok(claim):
             return option
     return None
-
-
-def _sentence(s: str) -> str:
-    s = " ".join(s.split())
-    return s if s.endswith((".", "!", "?")) else s + "."
-
-

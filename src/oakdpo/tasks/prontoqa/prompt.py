@@ -92,11 +92,16 @@ def lookups(problem: Problem) -> dict[str, list[tuple[str, str]]]:
     format.lookup_decoding has the decoder choose the tag among these and write the sentence."""
     out: dict[str, list[tuple[str, str]]] = {}
     for i, (p, repeat) in enumerate(zip(problem.premises, repeated_keys(problem.premises))):
-        text = " ".join(p.split())
-        if text.split():
-            text += "" if text.endswith((".", "!", "?")) else "."
+        if p.split():
+            text = sentence(p)
             out.setdefault(lookup_key(text), []).append((inner_tag(i, repeat), text))
     return out
+
+
+def sentence(s: str) -> str:
+    """A premise as a trace cites it: whitespace normalised, a final period when it has no end mark."""
+    s = " ".join(s.split())
+    return s if s.endswith((".", "!", "?")) else s + "."
 
 
 def inner_tag(i: int, repeat: bool) -> str:
