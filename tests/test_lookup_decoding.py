@@ -122,25 +122,30 @@ def test_a_dead_end_and_a_tag_after_an_unknown_word_are_the_models(tok, problems
     assert lookup.after(0, [u, _one(tok, "[3]")]) == []
 
 
-def test_a_task_without_lookups_generates_as_without_the_option(tok):
-    """configs/tiny.yaml on ProofWriter, FOLIO or a plugin task: nothing to look up, the same traces."""
-    p = Problem(id="pw", premises=["Bob is big.", "If someone is big then they are red."], query="Bob is red.",
-                label="TRUE", task="proofwriter")
-    ids = tok(" big[0] red?", add_special_tokens=False)["input_ids"]  # a tag after a word, a "?" after a word
-    last = Framing(tok, LOOKUP).encode(Framing(tok, LOOKUP).prompt(p).text)[-1]
+@pytest.mark.parametrize("case", ["proofwriter, lookup style", "prontoqa, natural style"])
+def test_a_task_or_style_without_lookups_generates_as_without_the_option(tok, problems, case):
+    """configs/tiny.yaml on ProofWriter, FOLIO or a plugin task, or with `--set format.style=natural`: nothing to
+    look up, the same traces."""
+    if case.startswith("proofwriter"):
+        p = Problem(id="pw", premises=["Bob is big.", "If someone is big then they are red."], query="Bob is red.",
+                    label="TRUE", task="proofwriter")
+        style, word = "lookup", "big"
+    else:
+        p = problems[0]
+        style, word = "natural", next(iter(lookups(p)))  # a word that premises end in
+    ids = tok(f" {word}[0] red?", add_special_tokens=False)["input_ids"]  # a tag after a word, a "?" after a word
+    fmt = FormatConfig(style=style, chat_template="never")
+    last = Framing(tok, fmt).encode(Framing(tok, fmt).prompt(p).text)[-1]
     assert len({last, *ids}) == len(ids) + 1  # each token has one successor
     model = _bigram_model(tok, {a: b for a, b in zip([last] + ids, ids)})
     texts = [generate_traces(model, tok, [p], 1, GenerationConfig(batch_size=2, max_new_tokens=20),
-                             fmt=FormatConfig(style="lookup", chat_template="never", lookup_decoding=on),
+                             fmt=FormatConfig(style=style, chat_template="never", lookup_decoding=on),
                              do_sample=False, progress=False)[0]["text"] for on in (True, False)]
     assert texts[0] == texts[1] == tok.decode(ids)
 
 
 def test_settings_without_lookups_are_one_line_errors(tok, problems, monkeypatch):
     model = _bigram_model(tok, {})
-    natural = FormatConfig(style="natural", chat_template="never", lookup_decoding=True)
-    with pytest.raises(UserError, match=r"^format.lookup_decoding: needs format.style lookup"):
-        generate_traces(model, tok, problems[:1], 1, GenerationConfig(), fmt=natural, progress=False)
     with pytest.raises(UserError, match=r"^format.lookup_decoding: only generation.backend hf"):
         generate_traces(model, tok, problems[:1], 1, GenerationConfig(backend="vllm"), fmt=LOOKUP, progress=False)
     monkeypatch.setattr(G, "_slots_supported", lambda *a: False)

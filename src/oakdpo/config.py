@@ -121,7 +121,8 @@ class FormatConfig:
                                "trace asks for. A tag (or the dead end's '?') written right after a word "
                                "(\"wumpus[28]\") is chosen, by the model's scores, among the tags of the premises "
                                "that end in that word, and the premise's sentence follows as written instead of "
-                               "being sampled (the HF backend's slot decoder).")
+                               "being sampled (the HF backend's slot decoder). Other styles, and tasks without "
+                               "lookups, generate as without it.")
 
 
 @dataclass

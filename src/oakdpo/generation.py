@@ -291,9 +291,7 @@ def generate_traces(model, tokenizer, problems: list[Problem], samples: int, gen
     if samples < 1:
         raise UserError(f"samples must be at least 1, got {samples}")
     validate_generation(gen_cfg, do_sample=do_sample, temperature=temperature)
-    lookup = fmt is not None and fmt.lookup_decoding
-    if lookup and fmt.style != "lookup":
-        raise UserError(f"format.lookup_decoding: needs format.style lookup, got {fmt.style!r}")
+    lookup = fmt is not None and fmt.lookup_decoding and fmt.style == "lookup"  # other styles have no lookups
     if lookup and gen_cfg.backend != "hf":
         raise UserError(f"format.lookup_decoding: only generation.backend hf does the lookups, got "
                         f"{gen_cfg.backend!r}")
