@@ -201,6 +201,9 @@ class StopCheck:
         return "\n" in after or after.lstrip(" \t").startswith(LABELS)
 
 
+_TAG_TEXT = re.compile(r"^[\[{]\d+[\]}]$")
+
+
 class LookupDecoding:
     """format.lookup_decoding: the decoder does the premise lookups a lookup-style trace asks for. A tag written
     right after a word ("wumpus[28]"), or the dead end's "?", is a lookup by that word: when premises end in the
@@ -263,9 +266,6 @@ class LookupDecoding:
             return []
         entries = self._entries(i, tokens[-2])
         return (entries or {}).get(tokens[-1], [])
-
-
-_TAG_TEXT = re.compile(r"^[\[{]\d+[\]}]$")
 
 
 def _finish(tokenizer, tokens: list[int], stopped: bool, stop_ids) -> tuple[str, int, bool]:
@@ -546,10 +546,10 @@ def _decode_slots(model, tokenizer, todo, prompt_ids, uniforms, gc, batch_size, 
         new = choose_tokens(logits, u, gc, history).tolist()
         if lookup is not None:  # a lookup the word does not allow: choose again among the allowed tags
             for slot, r in enumerate(rows):
-                allowed = None if r["forced"] else lookup.allowed(r["key"][0], r["tokens"], new[slot])
-                if allowed:
+                tags = None if r["forced"] else lookup.allowed(r["key"][0], r["tokens"], new[slot])
+                if tags:
                     masked = torch.full_like(logits[slot:slot + 1], float("-inf"))
-                    masked[0, allowed] = logits[slot, allowed]
+                    masked[0, tags] = logits[slot, tags]
                     new[slot] = int(choose_tokens(masked, u[slot:slot + 1], gc,
                                                   history[slot:slot + 1] if history else None)[0])
         ended = []
