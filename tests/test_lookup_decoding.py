@@ -151,3 +151,19 @@ def test_settings_without_lookups_are_one_line_errors(tok, problems, monkeypatch
     monkeypatch.setattr(G, "_slots_supported", lambda *a: False)
     with pytest.raises(UserError, match=r"^format.lookup_decoding: needs the slot decoder"):
         generate_traces(model, tok, problems[:1], 1, GenerationConfig(max_new_tokens=4), fmt=LOOKUP, progress=False)
+
+
+def test_a_task_without_lookups_needs_no_slot_decoder_or_hf_backend(tok, monkeypatch):
+    """The refusals above are for problems that have lookups: a ProofWriter batch in the lookup style has none, so
+    the padded decoder generates it as without the option, where it would otherwise refuse."""
+    p = Problem(id="pw", premises=["Bob is big.", "If someone is big then they are red."], query="Bob is red.",
+                label="TRUE", task="proofwriter")
+    assert not LookupDecoding(tok, [p], "lookup").has_lookups()
+    ids = tok(" big[0] red", add_special_tokens=False)["input_ids"]
+    last = Framing(tok, LOOKUP).encode(Framing(tok, LOOKUP).prompt(p).text)[-1]
+    model = _bigram_model(tok, {a: b for a, b in zip([last] + ids, ids)})
+    monkeypatch.setattr(G, "_slots_supported", lambda *a: False)
+    texts = [generate_traces(model, tok, [p], 1, GenerationConfig(batch_size=2, max_new_tokens=len(ids)),
+                             fmt=FormatConfig(style="lookup", chat_template="never", lookup_decoding=on),
+                             do_sample=False, progress=False)[0]["text"] for on in (True, False)]
+    assert texts[0] == texts[1] == tok.decode(ids)

@@ -212,7 +212,8 @@ class LookupDecoding:
     every derived formula, its number and every option."""
 
     def __init__(self, tokenizer, problems: list[Problem], style: str):
-        self.tokenizer, self.problems, self.style = tokenizer, problems, style
+        self.tokenizer = tokenizer
+        self._lookups = [get_task(p.task).lookups(p, style) or {} for p in problems]
         self._tables: dict[int, dict[str, dict[int, list[int]]]] = {}
         self._words: dict[int, str] = {}
         self._tags: dict[int, bool] = {}
@@ -222,9 +223,8 @@ class LookupDecoding:
         """Problem i's lookups as {word: {tag token id: sentence token ids}} (tags that are one token)."""
         table = self._tables.get(i)
         if table is None:
-            problem = self.problems[i]
             table = {}
-            for word, entries in (get_task(problem.task).lookups(problem, self.style) or {}).items():
+            for word, entries in self._lookups[i].items():
                 for tag, text in entries:
                     t = self._single.get(tag, -1)
                     if t == -1:
@@ -235,6 +235,10 @@ class LookupDecoding:
                         table.setdefault(word, {})[t] = ids
             self._tables[i] = table
         return table
+
+    def has_lookups(self) -> bool:
+        """Whether any problem has lookups in this style (other styles and tasks generate as without them)."""
+        return any(self._lookups)
 
     def _text(self, t: int) -> str:
         text = self._words.get(t)
@@ -291,8 +295,10 @@ def generate_traces(model, tokenizer, problems: list[Problem], samples: int, gen
     if samples < 1:
         raise UserError(f"samples must be at least 1, got {samples}")
     validate_generation(gen_cfg, do_sample=do_sample, temperature=temperature)
-    lookup = fmt is not None and fmt.lookup_decoding and fmt.style == "lookup"  # other styles have no lookups
-    if lookup and gen_cfg.backend != "hf":
+    lookup = LookupDecoding(tokenizer, problems, fmt.style) if fmt is not None and fmt.lookup_decoding else None
+    if lookup is not None and not lookup.has_lookups():
+        lookup = None
+    if lookup is not None and gen_cfg.backend != "hf":
         raise UserError(f"format.lookup_decoding: only generation.backend hf does the lookups, got "
                         f"{gen_cfg.backend!r}")
     seed = gen_cfg.seed if seed is None else seed
@@ -361,12 +367,12 @@ def generate_traces(model, tokenizer, problems: list[Problem], samples: int, gen
         try:
             with torch.inference_mode():
                 decoder = _decode_slots if _slots_supported(model, prompt_ids, gc) else _decode_padded
-                if lookup:
+                if lookup is not None:
                     if decoder is not _decode_slots:
                         raise UserError(f"format.lookup_decoding: needs the slot decoder, which model type "
                                         f"{getattr(model.config, 'model_type', None)!r} with its attention "
                                         f"settings cannot use")
-                    decoder = functools.partial(_decode_slots, lookup=LookupDecoding(tokenizer, problems, fmt.style))
+                    decoder = functools.partial(_decode_slots, lookup=lookup)
                 decoder(model, tokenizer, todo, prompt_ids, uniforms, gc, gen_cfg.batch_size, finished)
         finally:
             bar.close()
