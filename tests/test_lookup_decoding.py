@@ -1,7 +1,8 @@
 """format.lookup_decoding (configs/tiny.yaml): a tag (or "?") the trace writes after a word is chosen among the
-premises that end in that word, and the premise's sentence follows as written. Shown on the gold traces (the
-decoder changes no gold token), on a model whose next token is a fixed function of its last one (what the decoder
-writes), and by the settings it refuses."""
+premises that end in that word, and the premise's sentence follows as written. format.citation_decoding: an
+Action's argument is one its Thought cited. Shown on the gold traces (the decoder changes no gold token), on a
+model whose next token is a fixed function of its last one (what the decoder writes), and by the settings it
+refuses."""
 
 import pytest
 import torch
@@ -48,17 +49,19 @@ def test_lookups_are_the_prompts_premises_by_their_last_word():
 
 
 def test_the_gold_traces_are_what_lookup_decoding_writes(tok, problems):
-    lookup = LookupDecoding(tok, problems, "lookup")
-    cites = 0
+    lookup = LookupDecoding(tok, problems, "lookup", citations=True)
+    cites = numbers = 0
     for i, p in enumerate(problems):
         ids = tok(gold_trace(p, "lookup"), add_special_tokens=False)["input_ids"]
         for j in range(1, len(ids)):
-            assert lookup.allowed(i, ids[:j], ids[j]) is None  # no gold tag is replaced
+            assert lookup.allowed(i, ids[:j], ids[j]) is None  # no gold tag or argument is replaced
+            numbers += lookup._number(ids[j]) is not None
             forced = lookup.after(i, ids[:j + 1])
             if forced:
                 cites += 1
                 assert ids[j + 1:j + 1 + len(forced)] == forced
     assert cites > 300  # every premise a backward proof cites, 100 problems
+    assert numbers > 300  # the Actions' arguments, each one its Thought cited
 
 
 def _bigram_model(tok, edges: dict[int, int]):
@@ -122,6 +125,51 @@ def test_a_dead_end_and_a_tag_after_an_unknown_word_are_the_models(tok, problems
     assert lookup.after(0, [u, _one(tok, "[3]")]) == []
 
 
+def _action(tok, lookup, thought: str, option: str, args: str):
+    """What the decoder allows and writes at the end of `args`, in an Action under `thought`: (allowed(new) for
+    each number 0-40 written after `args`, as {number: allowed texts}; after() for each first token of a number)."""
+    prefix = tok(f"Thought: {thought}\nAction: <Option type=\"{option}\" args=\"[{args}",
+                 add_special_tokens=False)["input_ids"]
+    space = " " if args else ""
+    replaced, finished = {}, {}
+    for n in range(41):
+        first = tok(space + str(n), add_special_tokens=False)["input_ids"][0]
+        allowed = lookup.allowed(0, prefix, first)
+        if allowed is not None:
+            replaced[n] = sorted(tok.decode([t]) for t in allowed)
+        rest = lookup.after(0, prefix + [first])
+        if rest:
+            finished[tok.decode([first])] = tok.decode(rest)
+    return replaced, finished
+
+
+def test_an_action_argument_is_one_its_thought_cited(tok, problems):
+    """A reasoning step's Action passes formulas its Thought cited, each once: an argument the Thought did not
+    cite is chosen again, by the model's scores, among the cited ones not yet passed; CONCLUDE's argument (the
+    answer's code) and a Thought's new formula (after "So") are not citations."""
+    lookup = LookupDecoding(tok, problems, "lookup", lookups=False, citations=True)
+    thought = "kind[2] Sterpuses are not kind. [2] sterpus? kind{28} Wumpuses are not kind. {28} wumpus[29] Sam is " \
+              "a wumpus. So [30] Sam is not kind."
+    replaced, _ = _action(tok, lookup, thought, "MODUS_PONENS", "")
+    assert set(replaced) == set(range(41)) - {2, 28, 29}  # 30 is the new formula, not a citation
+    assert replaced[10] == replaced[30] == ["2", "28", "29"]
+    replaced, _ = _action(tok, lookup, thought, "MODUS_PONENS", "29,")
+    assert set(replaced) == set(range(41)) - {2, 28} and replaced[29] == [" 2", " 28"]
+    assert _action(tok, lookup, thought, "CONCLUDE", "") == ({}, {})
+    assert _action(tok, lookup, thought, "MODUS_PONENS", "2") == ({}, {})  # inside a number
+    # a number of several tokens ("31" is "3" "1" at the start of the args) is finished as the Thought cited it
+    thought = "[31] wumpus[12] Lempuses are wumpuses. So [33] Every lempus is cold."
+    replaced, finished = _action(tok, lookup, thought, "HYPOTHETICAL_SYLLOGISM", "")
+    assert len(tok("31", add_special_tokens=False)["input_ids"]) == 2
+    assert finished == {"3": "1"} and replaced[5] == ["12", "3"]
+    # each option alone: format.lookup_decoding leaves arguments be, format.citation_decoding leaves lookups be
+    assert _action(tok, LookupDecoding(tok, problems, "lookup"), thought, "HYPOTHETICAL_SYLLOGISM", "") == ({}, {})
+    word, entries = next((w, e) for w, e in lookups(problems[0]).items() if len(e) == 1)
+    w, right, wrong = _one(tok, " " + word), _one(tok, entries[0][0]), _one(tok, "?")
+    assert lookup.allowed(0, [w], wrong) is None and lookup.after(0, [w, right]) == []
+    assert LookupDecoding(tok, problems, "lookup").allowed(0, [w], wrong) == [right]
+
+
 @pytest.mark.parametrize("case", ["proofwriter, lookup style", "prontoqa, natural style"])
 def test_a_task_or_style_without_lookups_generates_as_without_the_option(tok, problems, case):
     """configs/tiny.yaml on ProofWriter, FOLIO or a plugin task, or with `--set format.style=natural`: nothing to
@@ -139,18 +187,21 @@ def test_a_task_or_style_without_lookups_generates_as_without_the_option(tok, pr
     assert len({last, *ids}) == len(ids) + 1  # each token has one successor
     model = _bigram_model(tok, {a: b for a, b in zip([last] + ids, ids)})
     texts = [generate_traces(model, tok, [p], 1, GenerationConfig(batch_size=2, max_new_tokens=20),
-                             fmt=FormatConfig(style=style, chat_template="never", lookup_decoding=on),
+                             fmt=FormatConfig(style=style, chat_template="never", lookup_decoding=on,
+                                              citation_decoding=on),
                              do_sample=False, progress=False)[0]["text"] for on in (True, False)]
     assert texts[0] == texts[1] == tok.decode(ids)
 
 
-def test_settings_without_lookups_are_one_line_errors(tok, problems, monkeypatch):
+@pytest.mark.parametrize("option", ["lookup_decoding", "citation_decoding"])
+def test_settings_without_lookups_are_one_line_errors(tok, problems, monkeypatch, option):
     model = _bigram_model(tok, {})
-    with pytest.raises(UserError, match=r"^format.lookup_decoding: only generation.backend hf"):
-        generate_traces(model, tok, problems[:1], 1, GenerationConfig(backend="vllm"), fmt=LOOKUP, progress=False)
+    fmt = FormatConfig(style="lookup", chat_template="never", **{option: True})
+    with pytest.raises(UserError, match=rf"^format.{option}: only generation.backend hf"):
+        generate_traces(model, tok, problems[:1], 1, GenerationConfig(backend="vllm"), fmt=fmt, progress=False)
     monkeypatch.setattr(G, "_slots_supported", lambda *a: False)
-    with pytest.raises(UserError, match=r"^format.lookup_decoding: needs the slot decoder"):
-        generate_traces(model, tok, problems[:1], 1, GenerationConfig(max_new_tokens=4), fmt=LOOKUP, progress=False)
+    with pytest.raises(UserError, match=rf"^format.{option}: needs the slot decoder"):
+        generate_traces(model, tok, problems[:1], 1, GenerationConfig(max_new_tokens=4), fmt=fmt, progress=False)
 
 
 def test_a_task_without_lookups_needs_no_slot_decoder_or_hf_backend(tok, monkeypatch):
@@ -164,6 +215,7 @@ def test_a_task_without_lookups_needs_no_slot_decoder_or_hf_backend(tok, monkeyp
     model = _bigram_model(tok, {a: b for a, b in zip([last] + ids, ids)})
     monkeypatch.setattr(G, "_slots_supported", lambda *a: False)
     texts = [generate_traces(model, tok, [p], 1, GenerationConfig(batch_size=2, max_new_tokens=len(ids)),
-                             fmt=FormatConfig(style="lookup", chat_template="never", lookup_decoding=on),
+                             fmt=FormatConfig(style="lookup", chat_template="never", lookup_decoding=on,
+                                              citation_decoding=on),
                              do_sample=False, progress=False)[0]["text"] for on in (True, False)]
     assert texts[0] == texts[1] == tok.decode(ids)

@@ -123,6 +123,12 @@ class FormatConfig:
                                "that end in that word, and the premise's sentence follows as written instead of "
                                "being sampled (the HF backend's slot decoder). Other styles, and tasks without "
                                "lookups, generate as without it.")
+    citation_decoding: bool = _f(False, "Lookup style (configs/tiny.yaml): a reasoning step's Action argument is "
+                                 "chosen, by the model's scores, among the formulas its Thought cited (the tags "
+                                 "before 'So') that the Action has not passed yet; the model still chooses which "
+                                 "and in what order. Evaluation and generation use it; the loop's own samples "
+                                 "follow oak.sample_citation_decoding. The HF backend's slot decoder; other "
+                                 "styles, and tasks without lookups, generate as without it.")
 
 
 @dataclass
@@ -272,6 +278,10 @@ class OakConfig:
     samples: int = _f(4, "Samples per problem per iteration.", low=1)
     train_problems_per_iter: int = _f(0, "Problems used per iteration (0: all training problems).")
     val_problems: int = _f(0, "Validation problems evaluated after each iteration (0: all).")
+    sample_citation_decoding: bool = _f(False, "Whether the iterations' samples, the source of their pairs, use "
+                                        "format.citation_decoding. Off: a sample keeps the citations the decoder "
+                                        "would mend, so an Action that passes what its Thought did not cite "
+                                        "becomes a rejected trace the loop trains on (docs/tiny-model.md).")
 
 
 @dataclass

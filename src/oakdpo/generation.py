@@ -21,9 +21,10 @@ HF backend, two decoders over the same sampler and stop check:
   waiting item at once, so no row waits for the longest of a batch and no padding is computed.
 - padded (any other model, e.g. flash-attention or sliding-window layers): transformers `generate` on
   left-padded batches, the sampler as a logits processor and the stop check as a stopping criterion.
-With format.lookup_decoding (the tiny model's lookup style), the slot decoder also does the premise lookups the
-trace asks for (LookupDecoding). The vLLM backend (generation.backend=vllm; vLLM installed and a GPU) sends one
-request per item with the item's seed.
+With format.lookup_decoding and format.citation_decoding (the tiny model's lookup style), the slot decoder also does
+the premise lookups the trace asks for and keeps an Action's arguments to what its Thought cited (LookupDecoding).
+The vLLM backend (generation.backend=vllm; vLLM installed and a GPU) sends one request per item with the item's
+seed.
 
 With `partial_path`, finished traces are appended to that JSONL file as they complete (flushed and fsynced), and
 a rerun keeps them and generates only the items not yet there; the result equals an uninterrupted run's.
@@ -202,22 +203,35 @@ class StopCheck:
 
 
 _TAG_TEXT = re.compile(r"^[\[{]\d+[\]}]$")
+# an Action line being written, its args list open, and the Thought line above it
+_OPEN_ARGS = re.compile(r'(?:^|\n)Thought:([^\n]*)\nAction:\s*<Option\s+type\s*=\s*"([^"]*)"\s+args\s*=\s*"\['
+                        r'([\d,\s]*)$')
+_CITED = re.compile(r"[\[{](\d+)[\]}]")
 
 
 class LookupDecoding:
-    """format.lookup_decoding: the decoder does the premise lookups a lookup-style trace asks for. A tag written
-    right after a word ("wumpus[28]"), or the dead end's "?", is a lookup by that word: when premises end in the
-    word, the tag is chosen, by the model's own scores, among theirs (the task's `lookups`), and the premise's
-    sentence then follows as written instead of being sampled. The model still chooses every word it looks up,
-    every derived formula, its number and every option."""
+    """What the decoder does for a lookup-style trace (problems whose task has `lookups`).
 
-    def __init__(self, tokenizer, problems: list[Problem], style: str):
+    format.lookup_decoding (`lookups`): a tag written right after a word ("wumpus[28]"), or the dead end's "?", is
+    a lookup by that word: when premises end in the word, the tag is chosen, by the model's own scores, among
+    theirs, and the premise's sentence then follows as written instead of being sampled.
+    format.citation_decoding (`citations`): a reasoning step's Action argument is chosen, by the model's scores,
+    among the formulas its Thought cited (the tags before "So") that the Action has not passed yet; a number of
+    several tokens is finished as cited.
+    The model still chooses every word it looks up, every derived formula, its number, every option and which
+    cited formulas it passes."""
+
+    def __init__(self, tokenizer, problems: list[Problem], style: str, *, lookups: bool = True,
+                 citations: bool = False):
         self.tokenizer = tokenizer
+        self.lookups, self.citations = lookups, citations
         self._lookups = [get_task(p.task).lookups(p, style) or {} for p in problems]
         self._tables: dict[int, dict[str, dict[int, list[int]]]] = {}
         self._words: dict[int, str] = {}
         self._tags: dict[int, bool] = {}
         self._single: dict[str, int | None] = {}
+        self._digits: dict[int, str | None] = {}  # token id -> the space before its number, None: not a number
+        self._numbers: dict[str, list[int]] = {}
 
     def _table(self, i: int) -> dict[str, dict[int, list[int]]]:
         """Problem i's lookups as {word: {tag token id: sentence token ids}} (tags that are one token)."""
@@ -256,17 +270,63 @@ class LookupDecoding:
         word = self._text(word_token)
         return self._table(i).get(word) if word else None
 
+    def _number(self, t: int) -> str | None:
+        """The whitespace before token t's number when t is one ("29", " 28"), else None."""
+        if t not in self._digits:
+            raw = self.tokenizer.decode([t])
+            self._digits[t] = raw[:len(raw) - len(raw.lstrip())] if raw.strip().isdigit() else None
+        return self._digits[t]
+
+    def _cited(self, i: int, tokens: list[int], space: str) -> list[list[int]]:
+        """The token ids (each number written after `space`) of the formulas the Thought above cited and the
+        Action has not passed yet, when `tokens` end where an argument of a reasoning step's Action starts; else
+        []."""
+        if not self._lookups[i]:
+            return []
+        m = _OPEN_ARGS.search(self.tokenizer.decode(tokens))
+        if m is None or m.group(2) == "CONCLUDE":  # CONCLUDE's argument is the answer's code, not a formula
+            return []
+        args = m.group(3)
+        if args.strip() and not args.rstrip().endswith(","):  # inside a number: its first token was checked
+            return []
+        passed = set(re.findall(r"\d+", args))
+        cited = []
+        for n in dict.fromkeys(_CITED.findall(m.group(1).rsplit(" So ", 1)[0])):
+            if n not in passed:
+                ids = self._numbers.get(space + n)
+                if ids is None:
+                    ids = self._numbers[space + n] = self.tokenizer(space + n, add_special_tokens=False)["input_ids"]
+                cited.append(ids)
+        return cited
+
     def allowed(self, i: int, tokens: list[int], new: int) -> list[int] | None:
-        """The tags a row of problem i with tokens `tokens` may write next, when it chose `new`, a tag or "?" that
-        the word it ends in does not look up; None: keep `new`."""
-        if not tokens or not (self._is_tag(new) or self._text(new) == "?"):
+        """The tokens a row of problem i with tokens `tokens` may write next, when it chose `new`: a tag or "?"
+        that the word it ends in does not look up, or an Action argument its Thought did not cite; None: keep
+        `new`."""
+        if not tokens:
+            return None
+        space = self._number(new) if self.citations else None
+        if space is not None:
+            firsts = list(dict.fromkeys(ids[0] for ids in self._cited(i, tokens, space)))
+            return firsts if firsts and new not in firsts else None
+        if not self.lookups or not (self._is_tag(new) or self._text(new) == "?"):
             return None
         entries = self._entries(i, tokens[-1])
         return list(entries) if entries and new not in entries else None
 
     def after(self, i: int, tokens: list[int]) -> list[int]:
-        """The sentence to write after row tokens `tokens` of problem i when they end in a lookup (else [])."""
-        if len(tokens) < 2 or not self._is_tag(tokens[-1]):
+        """What to write after row tokens `tokens` of problem i: the sentence when they end in a lookup, the rest
+        of a cited formula's number when they end in its first token (a number of several tokens); else []."""
+        if len(tokens) < 2:
+            return []
+        space = self._number(tokens[-1]) if self.citations else None
+        if space is not None:
+            cited = self._cited(i, tokens[:-1], space)
+            if [tokens[-1]] in cited:  # a whole number already
+                return []
+            rest = [ids[1:] for ids in cited if ids[0] == tokens[-1]]
+            return rest[0] if len(rest) == 1 else []
+        if not self.lookups or not self._is_tag(tokens[-1]):
             return []
         entries = self._entries(i, tokens[-2])
         return (entries or {}).get(tokens[-1], [])
@@ -295,12 +355,15 @@ def generate_traces(model, tokenizer, problems: list[Problem], samples: int, gen
     if samples < 1:
         raise UserError(f"samples must be at least 1, got {samples}")
     validate_generation(gen_cfg, do_sample=do_sample, temperature=temperature)
-    lookup = LookupDecoding(tokenizer, problems, fmt.style) if fmt is not None and fmt.lookup_decoding else None
-    if lookup is not None and not lookup.has_lookups():
-        lookup = None
+    lookup = option = None
+    if fmt is not None and (fmt.lookup_decoding or fmt.citation_decoding):
+        lookup = LookupDecoding(tokenizer, problems, fmt.style, lookups=fmt.lookup_decoding,
+                                citations=fmt.citation_decoding)
+        option = "format.lookup_decoding" if fmt.lookup_decoding else "format.citation_decoding"
+        if not lookup.has_lookups():
+            lookup = None
     if lookup is not None and gen_cfg.backend != "hf":
-        raise UserError(f"format.lookup_decoding: only generation.backend hf does the lookups, got "
-                        f"{gen_cfg.backend!r}")
+        raise UserError(f"{option}: only generation.backend hf does it, got {gen_cfg.backend!r}")
     seed = gen_cfg.seed if seed is None else seed
     framing = Framing(tokenizer, fmt)
     prompts = [framing.prompt(p).text for p in problems]
@@ -369,7 +432,7 @@ def generate_traces(model, tokenizer, problems: list[Problem], samples: int, gen
                 decoder = _decode_slots if _slots_supported(model, prompt_ids, gc) else _decode_padded
                 if lookup is not None:
                     if decoder is not _decode_slots:
-                        raise UserError(f"format.lookup_decoding: needs the slot decoder, which model type "
+                        raise UserError(f"{option}: needs the slot decoder, which model type "
                                         f"{getattr(model.config, 'model_type', None)!r} with its attention "
                                         f"settings cannot use")
                     decoder = functools.partial(_decode_slots, lookup=lookup)
@@ -660,7 +723,8 @@ def _fingerprint(model, gen_cfg, gc, seed, fmt) -> dict:
     return {"seed": seed, "do_sample": gc.do_sample, "temperature": gc.temperature, "top_p": gc.top_p,
             "top_k": gc.top_k, "min_p": gc.min_p, "repetition_penalty": gc.repetition_penalty,
             "max_new_tokens": gc.max_new_tokens, "backend": gen_cfg.backend,
-            "format": None if fmt is None else [fmt.style, fmt.chat_template, fmt.lookup_decoding],
+            "format": None if fmt is None else [fmt.style, fmt.chat_template, fmt.lookup_decoding,
+                                                fmt.citation_decoding],
             "model": getattr(model, "oakdpo_path", None)}
 
 

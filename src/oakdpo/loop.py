@@ -24,10 +24,11 @@ import os
 import random
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from . import dist
-from .config import Config, load_config, save_config
+from .config import Config, FormatConfig, load_config, save_config
 from .data import read_problem_file
 from .evaluation import evaluate
 from .io import UserError, is_done, read_done, read_json, read_jsonl, remove_stale_temps, write_json, write_jsonl
@@ -76,10 +77,12 @@ class Policy:
 
 
 def generate_distributed(model, tokenizer, problems: list[Problem], samples: int, cfg: Config, *, seed: int,
-                         do_sample: bool = True, partial_dir: Path | None = None) -> list[dict]:
+                         do_sample: bool = True, partial_dir: Path | None = None,
+                         fmt: FormatConfig | None = None) -> list[dict]:
     """Split problems across ranks, generate, gather every rank's traces to every rank. With `partial_dir`, each
     rank appends its finished traces to partial_dir/traces.partial.jsonl (traces.partial.rank{r}.jsonl under
-    torchrun), and a rerun, with any number of ranks, continues from every rank's file."""
+    torchrun), and a rerun, with any number of ranks, continues from every rank's file. `fmt`: cfg.format unless
+    given."""
     from .generation import generate_traces
 
     w = dist.world_size()
@@ -88,7 +91,7 @@ def generate_distributed(model, tokenizer, problems: list[Problem], samples: int
     traces = []
     if local:
         partial = partial_dir / "traces.partial.jsonl" if partial_dir else None
-        traces = generate_traces(model, tokenizer, local, samples, cfg.generation, fmt=cfg.format,
+        traces = generate_traces(model, tokenizer, local, samples, cfg.generation, fmt=fmt or cfg.format,
                                  do_sample=do_sample, seed=seed, progress=dist.is_main(), partial_path=partial)
     traces = dist.gather_lists(traces)
     dist.print0(f"Generated {len(traces)} total traces")
@@ -193,8 +196,9 @@ def run_oak(cfg: Config, *, sft_model: str | Path, train: list[Problem], eval_se
         else:
             t0 = st.start()
             model, tok = policy.get()
+            fmt = cfg.format if cfg.oak.sample_citation_decoding else replace(cfg.format, citation_decoding=False)
             traces = generate_distributed(model, tok, problems, samples, cfg, seed=cfg.generation.seed + 1000 * k,
-                                          partial_dir=it)
+                                          partial_dir=it, fmt=fmt)
             st.finish("generate", t0, lambda: write_jsonl(it / "traces.jsonl", traces), traces=len(traces),
                       truncated=sum(bool(t.get("truncated")) for t in traces), cleanup=it.glob("traces.partial.*"))
         # 2. verify (rank 0; everyone gets the same verdicts)
