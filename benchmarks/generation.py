@@ -10,9 +10,9 @@ the timed part is generate_traces alone (model loaded, prompts framed inside it 
   prompt length, left-padded batches of batch_size, `model.generate` with stop_strings on the Final Answer line,
   one torch seed per batch.
 - continuous: oakdpo.generation.generate_traces.
-- continuous + lookup decoding: the same with format.lookup_decoding and format.citation_decoding as the config
-  sets them (configs/tiny.yaml: on), which the padded path cannot do; the three rows above run without them, so
-  they compare the same work.
+- continuous + lookup decoding: the same with format.lookup_decoding, format.citation_decoding and
+  format.numbering_decoding as the config sets them (configs/tiny.yaml: on), which the padded path cannot do; the
+  three rows above run without them, so they compare the same work.
 
 A trained model gives realistic trace lengths: pass --model DIR (a tiny SFT model of configs/tiny.yaml's format).
 Without one, a fresh tiny model (random weights) is built and max_new_tokens is set to the gold traces' median
@@ -112,6 +112,7 @@ def worker(args) -> None:
     gen.batch_size = args.batch_size
     cfg.format.lookup_decoding = cfg.format.lookup_decoding and args.worker == "lookup"
     cfg.format.citation_decoding = cfg.format.citation_decoding and args.worker == "lookup"
+    cfg.format.numbering_decoding = cfg.format.numbering_decoding and args.worker == "lookup"
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0 = time.perf_counter()
     if args.worker in ("continuous", "lookup"):
@@ -201,7 +202,7 @@ def main() -> None:
         rows.append((f"padded batches (batch_size={args.batch_size})", padded))
         cont = run_worker("continuous", args, model, problem_file, args.batch_size, max_new)
         rows.append((f"continuous (batch_size={args.batch_size})", cont))
-        if cfg.format.lookup_decoding or cfg.format.citation_decoding:
+        if cfg.format.lookup_decoding or cfg.format.citation_decoding or cfg.format.numbering_decoding:
             rows.append(("continuous + lookup decoding", run_worker("lookup", args, model, problem_file,
                                                                     args.batch_size, max_new)))
         for b in [int(x) for x in args.sweep.split(",") if x.strip()]:

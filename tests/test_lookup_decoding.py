@@ -1,6 +1,7 @@
 """format.lookup_decoding (configs/tiny.yaml): a tag (or "?") the trace writes after a word is chosen among the
 premises that end in that word, and the premise's sentence follows as written. format.citation_decoding: an
-Action's argument is one its Thought cited. Shown on the gold traces (the decoder changes no gold token), on a
+Action's argument is one its Thought cited. format.numbering_decoding: a derived formula's number and a restated
+tag are the ones the trace's bookkeeping fixes. Shown on the gold traces (the decoder changes no gold token), on a
 model whose next token is a fixed function of its last one (what the decoder writes), and by the settings it
 refuses."""
 
@@ -49,19 +50,21 @@ def test_lookups_are_the_prompts_premises_by_their_last_word():
 
 
 def test_the_gold_traces_are_what_lookup_decoding_writes(tok, problems):
-    lookup = LookupDecoding(tok, problems, "lookup", citations=True)
-    cites = numbers = 0
+    lookup = LookupDecoding(tok, problems, "lookup", citations=True, numbering=True)
+    cites = numbers = kept = 0
     for i, p in enumerate(problems):
         ids = tok(gold_trace(p, "lookup"), add_special_tokens=False)["input_ids"]
         for j in range(1, len(ids)):
             assert lookup.allowed(i, ids[:j], ids[j]) is None  # no gold tag or argument is replaced
             numbers += lookup._number(ids[j]) is not None
+            kept += bool(lookup._bookkept(i, ids[:j]))
             forced = lookup.after(i, ids[:j + 1])
             if forced:
                 cites += 1
                 assert ids[j + 1:j + 1 + len(forced)] == forced
     assert cites > 300  # every premise a backward proof cites, 100 problems
     assert numbers > 300  # the Actions' arguments, each one its Thought cited
+    assert kept > 500  # derived numbers, [Q] and restated tags, each the one the bookkeeping fixes
 
 
 def _bigram_model(tok, edges: dict[int, int]):
@@ -170,6 +173,62 @@ def test_an_action_argument_is_one_its_thought_cited(tok, problems):
     assert LookupDecoding(tok, problems, "lookup").allowed(0, [w], wrong) == [right]
 
 
+def _tags_allowed(tok, lookup, text: str) -> dict[str, list[str] | None]:
+    """allowed() after `text` for every tag the tokenizer has whole ("[0]".."[40]", "{0}".."{40}", "[Q]")."""
+    prefix = tok(text, add_special_tokens=False)["input_ids"]
+    tags = [f"[{n}]" for n in range(41)] + [f"{{{n}}}" for n in range(41)] + ["[Q]"]
+    tags = [t for t in tags if len(tok(t, add_special_tokens=False)["input_ids"]) == 1]
+    out = {}
+    for t in tags:
+        allowed = lookup.allowed(0, prefix, _one(tok, t))
+        out[t] = None if allowed is None else sorted(tok.decode([a]) for a in allowed)
+    return out
+
+
+def test_a_tag_the_bookkeeping_fixes_is_that_one(tok, problems):
+    """format.numbering_decoding: a derived formula's number is the next one (the prompt's Next: number, then one
+    more each time) or [Q], by the model's scores; a restated tag is the premise's just looked up, or at the start
+    of a later Thought the formula derived last. Any other tag there is chosen again among those."""
+    lookup = LookupDecoding(tok, problems, "lookup", lookups=False, numbering=True)
+    n = len(problems[0].premises)  # Next: [n]
+    first = "Thought: kind[2] Sterpuses are not kind. [2] sterpus? kind{5} Wumpuses are not kind. {5} wumpus[7] Sam " \
+            "is a wumpus. So "
+
+    def fixed(text, *tags):
+        allowed = _tags_allowed(tok, lookup, text)
+        assert {t for t, a in allowed.items() if a is None} == set(tags)  # these stand, any other is replaced
+        assert {tuple(a) for a in allowed.values() if a is not None} == {tuple(sorted(tags))}
+
+    fixed(first, f"[{n}]", "[Q]")
+    fixed("Thought: kind[2] Sterpuses are not kind. ", "[2]")
+    fixed("Thought: kind[2] Sterpuses are not kind. [2] sterpus? kind{5} Wumpuses are not kind. ", "{5}")
+    step = f"{first}[{n}] Sam is not kind.\nAction: <Option type=\"MODUS_PONENS\" args=\"[7, 5]\" />\nThought: "
+    fixed(step, f"[{n}]")
+    fixed(step + f"[{n}] Sam is not kind. So ", f"[{n + 1}]", "[Q]")
+    # where the bookkeeping fixes nothing, the model's tag stands: the first Thought's start, a lookup's tag
+    for text in ("Thought: ", "Thought: kind", first + f"[{n}] Sam is not kind."):
+        assert set(_tags_allowed(tok, lookup, text).values()) == {None}
+    # the option alone: lookup and citation decoding leave these tags be
+    other = LookupDecoding(tok, problems, "lookup", citations=True)
+    assert set(_tags_allowed(tok, other, first).values()) == {None}
+
+
+def test_a_derived_number_of_several_tokens_is_finished():
+    """With a smaller vocabulary "[35]" is two tokens or more: the first is chosen among the fixed tags' first
+    tokens and the rest follows."""
+    small = train_tokenizer(build_corpus(generate_problems(100, (1, 5), seed=9)), 600)
+    p = generate_problems(1, hops=5, seed=4, premises=30)[0]
+    lookup = LookupDecoding(small, [p], "lookup", lookups=False, numbering=True)
+    text = "Thought: kind[2] Sterpuses are not kind. So [32] Every wumpus is kind.\nAction: <Option " \
+           "type=\"HYPOTHETICAL_SYLLOGISM\" args=\"[2, 5]\" />\nThought: [32] Sam is kind. So "
+    prefix = small(text, add_special_tokens=False)["input_ids"]
+    want = small("[33]", add_special_tokens=False)["input_ids"]
+    assert len(want) > 1
+    allowed = lookup.allowed(0, prefix, small("[1]", add_special_tokens=False)["input_ids"][0])
+    assert want[0] in allowed
+    assert lookup.after(0, prefix + [want[0]]) == want[1:]
+
+
 @pytest.mark.parametrize("case", ["proofwriter, lookup style", "prontoqa, natural style"])
 def test_a_task_or_style_without_lookups_generates_as_without_the_option(tok, problems, case):
     """configs/tiny.yaml on ProofWriter, FOLIO or a plugin task, or with `--set format.style=natural`: nothing to
@@ -181,19 +240,20 @@ def test_a_task_or_style_without_lookups_generates_as_without_the_option(tok, pr
     else:
         p = problems[0]
         style, word = "natural", next(iter(lookups(p)))  # a word that premises end in
-    ids = tok(f" {word}[0] red?", add_special_tokens=False)["input_ids"]  # a tag after a word, a "?" after a word
+    # a tag after a word, a "?" after a word, a derived formula's number
+    ids = tok(f" {word}[0] red? So [7]", add_special_tokens=False)["input_ids"]
     fmt = FormatConfig(style=style, chat_template="never")
     last = Framing(tok, fmt).encode(Framing(tok, fmt).prompt(p).text)[-1]
     assert len({last, *ids}) == len(ids) + 1  # each token has one successor
     model = _bigram_model(tok, {a: b for a, b in zip([last] + ids, ids)})
     texts = [generate_traces(model, tok, [p], 1, GenerationConfig(batch_size=2, max_new_tokens=20),
                              fmt=FormatConfig(style=style, chat_template="never", lookup_decoding=on,
-                                              citation_decoding=on),
+                                              citation_decoding=on, numbering_decoding=on),
                              do_sample=False, progress=False)[0]["text"] for on in (True, False)]
     assert texts[0] == texts[1] == tok.decode(ids)
 
 
-@pytest.mark.parametrize("option", ["lookup_decoding", "citation_decoding"])
+@pytest.mark.parametrize("option", ["lookup_decoding", "citation_decoding", "numbering_decoding"])
 def test_settings_without_lookups_are_one_line_errors(tok, problems, monkeypatch, option):
     model = _bigram_model(tok, {})
     fmt = FormatConfig(style="lookup", chat_template="never", **{option: True})
@@ -216,6 +276,6 @@ def test_a_task_without_lookups_needs_no_slot_decoder_or_hf_backend(tok, monkeyp
     monkeypatch.setattr(G, "_slots_supported", lambda *a: False)
     texts = [generate_traces(model, tok, [p], 1, GenerationConfig(batch_size=2, max_new_tokens=len(ids)),
                              fmt=FormatConfig(style="lookup", chat_template="never", lookup_decoding=on,
-                                              citation_decoding=on),
+                                              citation_decoding=on, numbering_decoding=on),
                              do_sample=False, progress=False)[0]["text"] for on in (True, False)]
     assert texts[0] == texts[1] == tok.decode(ids)

@@ -151,27 +151,31 @@ def test_an_iteration_without_pairs_says_why_on_one_line(tmp_path, tiny_model_di
     assert json.loads((out / "dpo" / "iter_0" / "trainer_state.json").read_text())["global_step"] == 0
 
 
+@pytest.mark.parametrize("option", ["citation", "numbering"])
 @pytest.mark.parametrize("in_samples", [False, True])
-def test_the_iterations_samples_use_citation_decoding_only_when_asked(tmp_path, tiny_model_dir, small_problems,
-                                                                     monkeypatch, in_samples):
-    """oak.sample_citation_decoding: the loop's samples (its pairs' source) keep the model's own citations unless
-    it is on; evaluation decodes with format.citation_decoding either way, and the config is left as it was."""
+def test_the_iterations_samples_mend_only_what_they_are_asked_to(tmp_path, tiny_model_dir, small_problems,
+                                                               monkeypatch, option, in_samples):
+    """oak.sample_citation_decoding / oak.sample_numbering_decoding: the loop's samples (its pairs' source) keep the
+    model's own citations / numbers unless the key is on; evaluation decodes with format.*_decoding either way, and
+    the config is left as it was."""
     from oakdpo import generation
     from oakdpo.loop import run_oak
 
     real, calls = generation.generate_traces, []
+    name = f"{option}_decoding"
 
     def spy(*args, fmt=None, do_sample=True, **kwargs):
-        calls.append((do_sample, fmt.citation_decoding))
+        calls.append((do_sample, getattr(fmt, name)))
         return real(*args, fmt=fmt, do_sample=do_sample, **kwargs)
 
     monkeypatch.setattr(generation, "generate_traces", spy)
     cfg = loop_config()
-    cfg.format.citation_decoding, cfg.oak.sample_citation_decoding = True, in_samples
+    setattr(cfg.format, name, True)
+    setattr(cfg.oak, f"sample_{name}", in_samples)
     run_oak(cfg, sft_model=tiny_model_dir, train=small_problems[:2], eval_sets={"val": small_problems[2:3]},
             output_dir=tmp_path / "run", iterations=1, samples=1)
     assert sorted(set(calls)) == sorted({(True, in_samples), (False, True)})
-    assert cfg.format.citation_decoding
+    assert getattr(cfg.format, name)
 
 
 # ------------------------------------------------------------------ quickstart's SFT in a child process

@@ -129,6 +129,13 @@ class FormatConfig:
                                  "and in what order. Evaluation and generation use it; the loop's own samples "
                                  "follow oak.sample_citation_decoding. The HF backend's slot decoder; other "
                                  "styles, and tasks without lookups, generate as without it.")
+    numbering_decoding: bool = _f(False, "Lookup style (configs/tiny.yaml): the tags the trace's bookkeeping fixes "
+                                  "are written as fixed: a derived formula's number ('So [12]') is the next one "
+                                  "(the prompt's Next: number, then one more each time) or the query's [Q], "
+                                  "chosen by the model's scores, and a restated tag is the one it restates (the "
+                                  "premise just looked up; at the start of a Thought, the formula derived last). "
+                                  "The HF backend's slot decoder; other styles, and tasks without lookups, "
+                                  "generate as without it.")
 
 
 @dataclass
@@ -282,6 +289,10 @@ class OakConfig:
                                         "format.citation_decoding. Off: a sample keeps the citations the decoder "
                                         "would mend, so an Action that passes what its Thought did not cite "
                                         "becomes a rejected trace the loop trains on (docs/tiny-model.md).")
+    sample_numbering_decoding: bool = _f(False, "Whether the iterations' samples use format.numbering_decoding. Off: a "
+                                         "sample keeps the numbers and restated tags the decoder would mend, and "
+                                         "one that misnumbers becomes a rejected trace the loop trains on "
+                                         "(docs/tiny-model.md).")
 
 
 @dataclass

@@ -21,8 +21,9 @@ HF backend, two decoders over the same sampler and stop check:
   waiting item at once, so no row waits for the longest of a batch and no padding is computed.
 - padded (any other model, e.g. flash-attention or sliding-window layers): transformers `generate` on
   left-padded batches, the sampler as a logits processor and the stop check as a stopping criterion.
-With format.lookup_decoding and format.citation_decoding (the tiny model's lookup style), the slot decoder also does
-the premise lookups the trace asks for and keeps an Action's arguments to what its Thought cited (LookupDecoding).
+With format.lookup_decoding, format.citation_decoding and format.numbering_decoding (the tiny model's lookup style),
+the slot decoder also does the premise lookups the trace asks for, keeps an Action's arguments to what its Thought
+cited and writes the tags its bookkeeping fixes (LookupDecoding).
 The vLLM backend (generation.backend=vllm; vLLM installed and a GPU) sends one request per item with the item's
 seed.
 
@@ -207,6 +208,8 @@ _TAG_TEXT = re.compile(r"^[\[{]\d+[\]}]$")
 _OPEN_ARGS = re.compile(r'(?:^|\n)Thought:([^\n]*)\nAction:\s*<Option\s+type\s*=\s*"([^"]*)"\s+args\s*=\s*"\['
                         r'([\d,\s]*)$')
 _CITED = re.compile(r"[\[{](\d+)[\]}]")
+# a tag's first token, whole or in part: "[8]", "{12}", "[Q]", "[3" (of "[35]"), "["
+_TAG_START = re.compile(r"^[\[{](?:\d+[\]}]?|Q\])?$")
 
 
 class LookupDecoding:
@@ -218,13 +221,17 @@ class LookupDecoding:
     format.citation_decoding (`citations`): a reasoning step's Action argument is chosen, by the model's scores,
     among the formulas its Thought cited (the tags before "So") that the Action has not passed yet; a number of
     several tokens is finished as cited.
-    The model still chooses every word it looks up, every derived formula, its number, every option and which
-    cited formulas it passes."""
+    format.numbering_decoding (`numbering`): a tag the trace's bookkeeping fixes is that one: a derived formula's
+    ("So [12]") is the next number (the prompt's `Next:` number, the premise count, then one more each time) or
+    the query's [Q], chosen by the model's scores; a restated tag is the one it restates, that of the premise
+    just looked up ("... rompus. [5] rompus") or, at the start of a Thought, of the formula derived last.
+    The model still chooses every word it looks up, every derived formula, when it answers the query, every option
+    and which cited formulas it passes."""
 
     def __init__(self, tokenizer, problems: list[Problem], style: str, *, lookups: bool = True,
-                 citations: bool = False):
+                 citations: bool = False, numbering: bool = False):
         self.tokenizer = tokenizer
-        self.lookups, self.citations = lookups, citations
+        self.lookups, self.citations, self.numbering = lookups, citations, numbering
         self._lookups = [get_task(p.task).lookups(p, style) or {} for p in problems]
         self._tables: dict[int, dict[str, dict[int, list[int]]]] = {}
         self._words: dict[int, str] = {}
@@ -299,12 +306,51 @@ class LookupDecoding:
                 cited.append(ids)
         return cited
 
+    def _tag_ids(self, tag: str) -> list[int]:
+        ids = self._numbers.get(tag)
+        if ids is None:
+            ids = self._numbers[tag] = self.tokenizer(tag, add_special_tokens=False)["input_ids"]
+        return ids
+
+    def _is_tag_start(self, t: int) -> bool:
+        return bool(_TAG_START.match(self._text(t)))
+
+    def _premise_count(self, i: int) -> int:
+        """Problem i's premise count, which the prompt's `Next:` line names: the premise tags are 0..count-1."""
+        return 1 + max((int(tag[1:-1]) for entries in self._lookups[i].values() for tag, _ in entries
+                        if tag[1:-1].isdigit()), default=-1)
+
+    def _bookkept(self, i: int, tokens: list[int]) -> list[list[int]]:
+        """The token ids of the tags the trace's bookkeeping allows right after `tokens` (which end in a space):
+        the next derived number or [Q] after "So", the tag just looked up after its premise's sentence, the formula
+        derived last at the start of a later Thought; [] where no tag is fixed."""
+        if not self._lookups[i] or not tokens or self._text(tokens[-1]) != "":
+            return []
+        text = self.tokenizer.decode(tokens)
+        line = text.rsplit("\n", 1)[-1]
+        if not line.startswith("Thought:"):
+            return []
+        derived = re.findall(r" So \[(\d+)\]", text)
+        if line.endswith(" So "):
+            n = int(derived[-1]) + 1 if derived else self._premise_count(i)
+            return [self._tag_ids(f"[{n}]"), self._tag_ids("[Q]")]
+        if line == "Thought: ":
+            return [self._tag_ids(f"[{derived[-1]}]")] if derived else []
+        if line.endswith(". ") and " So " not in line:
+            cited = re.findall(r"[\[{]\d+[\]}]", line)
+            return [self._tag_ids(cited[-1])] if cited else []
+        return []
+
     def allowed(self, i: int, tokens: list[int], new: int) -> list[int] | None:
         """The tokens a row of problem i with tokens `tokens` may write next, when it chose `new`: a tag or "?"
-        that the word it ends in does not look up, or an Action argument its Thought did not cite; None: keep
-        `new`."""
+        that the word it ends in does not look up, an Action argument its Thought did not cite, or a tag the
+        bookkeeping fixes otherwise; None: keep `new`."""
         if not tokens:
             return None
+        if self.numbering and self._is_tag_start(new):
+            firsts = list(dict.fromkeys(ids[0] for ids in self._bookkept(i, tokens)))
+            if firsts:
+                return firsts if new not in firsts else None
         space = self._number(new) if self.citations else None
         if space is not None:
             firsts = list(dict.fromkeys(ids[0] for ids in self._cited(i, tokens, space)))
@@ -319,6 +365,10 @@ class LookupDecoding:
         of a cited formula's number when they end in its first token (a number of several tokens); else []."""
         if len(tokens) < 2:
             return []
+        if self.numbering and self._is_tag_start(tokens[-1]):
+            rest = [ids[1:] for ids in self._bookkept(i, tokens[:-1]) if ids[0] == tokens[-1] and len(ids) > 1]
+            if rest:
+                return rest[0]
         space = self._number(tokens[-1]) if self.citations else None
         if space is not None:
             cited = self._cited(i, tokens[:-1], space)
@@ -356,10 +406,12 @@ def generate_traces(model, tokenizer, problems: list[Problem], samples: int, gen
         raise UserError(f"samples must be at least 1, got {samples}")
     validate_generation(gen_cfg, do_sample=do_sample, temperature=temperature)
     lookup = option = None
-    if fmt is not None and (fmt.lookup_decoding or fmt.citation_decoding):
+    options = [name for name in ("lookup_decoding", "citation_decoding", "numbering_decoding")
+               if fmt is not None and getattr(fmt, name)]
+    if options:
         lookup = LookupDecoding(tokenizer, problems, fmt.style, lookups=fmt.lookup_decoding,
-                                citations=fmt.citation_decoding)
-        option = "format.lookup_decoding" if fmt.lookup_decoding else "format.citation_decoding"
+                                citations=fmt.citation_decoding, numbering=fmt.numbering_decoding)
+        option = f"format.{options[0]}"
         if not lookup.has_lookups():
             lookup = None
     if lookup is not None and gen_cfg.backend != "hf":
@@ -724,7 +776,7 @@ def _fingerprint(model, gen_cfg, gc, seed, fmt) -> dict:
             "top_k": gc.top_k, "min_p": gc.min_p, "repetition_penalty": gc.repetition_penalty,
             "max_new_tokens": gc.max_new_tokens, "backend": gen_cfg.backend,
             "format": None if fmt is None else [fmt.style, fmt.chat_template, fmt.lookup_decoding,
-                                                fmt.citation_decoding],
+                                                fmt.citation_decoding, fmt.numbering_decoding],
             "model": getattr(model, "oakdpo_path", None)}
 
 

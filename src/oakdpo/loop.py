@@ -196,7 +196,9 @@ def run_oak(cfg: Config, *, sft_model: str | Path, train: list[Problem], eval_se
         else:
             t0 = st.start()
             model, tok = policy.get()
-            fmt = cfg.format if cfg.oak.sample_citation_decoding else replace(cfg.format, citation_decoding=False)
+            fmt = replace(cfg.format,  # the pairs' source: it mends only what oak.sample_* ask for
+                          citation_decoding=cfg.format.citation_decoding and cfg.oak.sample_citation_decoding,
+                          numbering_decoding=cfg.format.numbering_decoding and cfg.oak.sample_numbering_decoding)
             traces = generate_distributed(model, tok, problems, samples, cfg, seed=cfg.generation.seed + 1000 * k,
                                           partial_dir=it, fmt=fmt)
             st.finish("generate", t0, lambda: write_jsonl(it / "traces.jsonl", traces), traces=len(traces),
