@@ -134,8 +134,9 @@ class FormatConfig:
                                   "(the prompt's Next: number, then one more each time) or the query's [Q], "
                                   "chosen by the model's scores, and a restated tag is the one it restates (the "
                                   "premise just looked up; at the start of a Thought, the formula derived last). "
-                                  "The HF backend's slot decoder; other styles, and tasks without lookups, "
-                                  "generate as without it.")
+                                  "Evaluation and generation use it; the loop's own samples follow "
+                                  "oak.sample_numbering_decoding. The HF backend's slot decoder; other styles, and "
+                                  "tasks without lookups, generate as without it.")
 
 
 @dataclass
