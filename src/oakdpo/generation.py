@@ -208,6 +208,7 @@ _TAG_TEXT = re.compile(r"^[\[{]\d+[\]}]$")
 _OPEN_ARGS = re.compile(r'(?:^|\n)Thought:([^\n]*)\nAction:\s*<Option\s+type\s*=\s*"([^"]*)"\s+args\s*=\s*"\['
                         r'([\d,\s]*)$')
 _CITED = re.compile(r"[\[{](\d+)[\]}]")
+_DERIVED = re.compile(r" So \[(\d+)\]")  # a derived formula's tag
 # a tag's first token, whole or in part: "[8]", "{12}", "[Q]", "[3" (of "[35]"), "["
 _TAG_START = re.compile(r"^[\[{](?:\d+[\]}]?|Q\])?$")
 
@@ -238,7 +239,7 @@ class LookupDecoding:
         self._tags: dict[int, bool] = {}
         self._single: dict[str, int | None] = {}
         self._digits: dict[int, str | None] = {}  # token id -> the space before its number, None: not a number
-        self._numbers: dict[str, list[int]] = {}
+        self._ids: dict[str, list[int]] = {}  # text ("[35]", " 28") -> its token ids
 
     def _table(self, i: int) -> dict[str, dict[int, list[int]]]:
         """Problem i's lookups as {word: {tag token id: sentence token ids}} (tags that are one token)."""
@@ -300,16 +301,13 @@ class LookupDecoding:
         cited = []
         for n in dict.fromkeys(_CITED.findall(m.group(1).rsplit(" So ", 1)[0])):
             if n not in passed:
-                ids = self._numbers.get(space + n)
-                if ids is None:
-                    ids = self._numbers[space + n] = self.tokenizer(space + n, add_special_tokens=False)["input_ids"]
-                cited.append(ids)
+                cited.append(self._token_ids(space + n))
         return cited
 
-    def _tag_ids(self, tag: str) -> list[int]:
-        ids = self._numbers.get(tag)
+    def _token_ids(self, text: str) -> list[int]:
+        ids = self._ids.get(text)
         if ids is None:
-            ids = self._numbers[tag] = self.tokenizer(tag, add_special_tokens=False)["input_ids"]
+            ids = self._ids[text] = self.tokenizer(text, add_special_tokens=False)["input_ids"]
         return ids
 
     def _is_tag_start(self, t: int) -> bool:
@@ -330,15 +328,15 @@ class LookupDecoding:
         line = text.rsplit("\n", 1)[-1]
         if not line.startswith("Thought:"):
             return []
-        derived = re.findall(r" So \[(\d+)\]", text)
+        derived = _DERIVED.findall(text)
         if line.endswith(" So "):
             n = int(derived[-1]) + 1 if derived else self._premise_count(i)
-            return [self._tag_ids(f"[{n}]"), self._tag_ids("[Q]")]
+            return [self._token_ids(f"[{n}]"), self._token_ids("[Q]")]
         if line == "Thought: ":
-            return [self._tag_ids(f"[{derived[-1]}]")] if derived else []
+            return [self._token_ids(f"[{derived[-1]}]")] if derived else []
         if line.endswith(". ") and " So " not in line:
-            cited = re.findall(r"[\[{]\d+[\]}]", line)
-            return [self._tag_ids(cited[-1])] if cited else []
+            cited = [m.group(0) for m in _CITED.finditer(line)]
+            return [self._token_ids(cited[-1])] if cited else []
         return []
 
     def allowed(self, i: int, tokens: list[int], new: int) -> list[int] | None:
