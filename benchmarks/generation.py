@@ -10,9 +10,9 @@ the timed part is generate_traces alone (model loaded, prompts framed inside it 
   prompt length, left-padded batches of batch_size, `model.generate` with stop_strings on the Final Answer line,
   one torch seed per batch.
 - continuous: oakdpo.generation.generate_traces.
-- continuous + lookup decoding: the same with format.lookup_decoding, format.citation_decoding and
-  format.numbering_decoding as the config sets them (configs/tiny.yaml: on), which the padded path cannot do; the
-  three rows above run without them, so they compare the same work.
+- continuous + lookup decoding: the same with the lookup style's decoding options (format.lookup_decoding,
+  citation_decoding, numbering_decoding, dead_end_decoding) as the config sets them (configs/tiny.yaml: on), which
+  the padded path cannot do; the three rows above run without them, so they compare the same work.
 
 A trained model gives realistic trace lengths: pass --model DIR (a tiny SFT model of configs/tiny.yaml's format).
 Without one, a fresh tiny model (random weights) is built and max_new_tokens is set to the gold traces' median
@@ -101,7 +101,7 @@ def worker(args) -> None:
     torch.set_num_threads(args.threads)
     from oakdpo.config import load_config
     from oakdpo.data import read_problem_file
-    from oakdpo.generation import generate_traces
+    from oakdpo.generation import DECODING_OPTIONS, generate_traces
     from oakdpo.model import load_policy
 
     cfg = load_config(args.config)
@@ -110,9 +110,8 @@ def worker(args) -> None:
     gen = cfg.generation
     gen.max_new_tokens, gen.temperature, gen.top_p, gen.seed = args.max_new_tokens, args.temperature, 1.0, 0
     gen.batch_size = args.batch_size
-    cfg.format.lookup_decoding = cfg.format.lookup_decoding and args.worker == "lookup"
-    cfg.format.citation_decoding = cfg.format.citation_decoding and args.worker == "lookup"
-    cfg.format.numbering_decoding = cfg.format.numbering_decoding and args.worker == "lookup"
+    for name in DECODING_OPTIONS:
+        setattr(cfg.format, name, getattr(cfg.format, name) and args.worker == "lookup")
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0 = time.perf_counter()
     if args.worker in ("continuous", "lookup"):
@@ -166,6 +165,7 @@ def main() -> None:
 
     from oakdpo.config import load_config
     from oakdpo.data import write_problems
+    from oakdpo.generation import DECODING_OPTIONS
     from oakdpo.model import load_policy
     from oakdpo.tasks import get_task
 
@@ -202,7 +202,7 @@ def main() -> None:
         rows.append((f"padded batches (batch_size={args.batch_size})", padded))
         cont = run_worker("continuous", args, model, problem_file, args.batch_size, max_new)
         rows.append((f"continuous (batch_size={args.batch_size})", cont))
-        if cfg.format.lookup_decoding or cfg.format.citation_decoding or cfg.format.numbering_decoding:
+        if any(getattr(cfg.format, name) for name in DECODING_OPTIONS):
             rows.append(("continuous + lookup decoding", run_worker("lookup", args, model, problem_file,
                                                                     args.batch_size, max_new)))
         for b in [int(x) for x in args.sweep.split(",") if x.strip()]:

@@ -1,7 +1,8 @@
 """format.lookup_decoding (configs/tiny.yaml): a tag (or "?") the trace writes after a word is chosen among the
 premises that end in that word, and the premise's sentence follows as written. format.citation_decoding: an
 Action's argument is one its Thought cited. format.numbering_decoding: a derived formula's number and a restated
-tag are the ones the trace's bookkeeping fixes. Shown on the gold traces (the decoder changes no gold token), on a
+tag are the ones the trace's bookkeeping fixes. format.dead_end_decoding: a lookup by a word no premise ends in is
+the dead end's "?", and a retry does not look up the premise it tried. Shown on the gold traces (the decoder changes no gold token), on a
 model whose next token is a fixed function of its last one (what the decoder writes), and by the settings it
 refuses."""
 
@@ -16,7 +17,7 @@ from oakdpo.io import UserError
 from oakdpo.prompting import Framing
 from oakdpo.tasks.prontoqa.generator import generate_problems
 from oakdpo.tasks.prontoqa.gold import gold_trace
-from oakdpo.tasks.prontoqa.prompt import build_lookup_prompt, lookups
+from oakdpo.tasks.prontoqa.prompt import build_lookup_prompt, lookup_key, lookups
 from oakdpo.tiny import build_corpus, train_tokenizer
 from oakdpo.trace import Problem
 
@@ -50,14 +51,17 @@ def test_lookups_are_the_prompts_premises_by_their_last_word():
 
 
 def test_the_gold_traces_are_what_lookup_decoding_writes(tok, problems):
-    lookup = LookupDecoding(tok, problems, "lookup", citations=True, numbering=True)
-    cites = numbers = kept = 0
+    lookup = LookupDecoding(tok, problems, "lookup", citations=True, numbering=True, dead_ends=True)
+    cites = numbers = kept = dead_ends = retries = 0
     for i, p in enumerate(problems):
         ids = tok(gold_trace(p, "lookup"), add_special_tokens=False)["input_ids"]
         for j in range(1, len(ids)):
             assert lookup.allowed(i, ids[:j], ids[j]) is None  # no gold tag or argument is replaced
             numbers += lookup._number(ids[j]) is not None
             kept += bool(lookup._bookkept(i, ids[:j]))
+            dead_ends += lookup._dead_end(i, ids[j - 1]) is not None and tok.decode([ids[j]]) == "?"
+            entries = lookup._entries(i, ids[j - 1])
+            retries += bool(entries) and ids[j] in entries and len(lookup._untried(i, ids[:j], entries)) < len(entries)
             forced = lookup.after(i, ids[:j + 1])
             if forced:
                 cites += 1
@@ -65,6 +69,7 @@ def test_the_gold_traces_are_what_lookup_decoding_writes(tok, problems):
     assert cites > 300  # every premise a backward proof cites, 100 problems
     assert numbers > 300  # the Actions' arguments, each one its Thought cited
     assert kept > 500  # derived numbers, [Q] and restated tags, each the one the bookkeeping fixes
+    assert dead_ends > 30 and retries > 30  # every dead end's "?" and the retry after it, by the other premise
 
 
 def _bigram_model(tok, edges: dict[int, int]):
@@ -117,8 +122,8 @@ def test_a_wrong_lookup_after_a_word_is_replaced_and_the_premise_follows(tok, pr
 
 
 def test_a_dead_end_and_a_tag_after_an_unknown_word_are_the_models(tok, problems):
-    """A word no premise ends in ("numpus?" in the gold dead end) has no lookup to do: its "?" and any tag after
-    it are kept as the model wrote them."""
+    """Lookup decoding alone: a word no premise ends in ("numpus?" in the gold dead end) has no lookup to do, so
+    its "?" and any tag after it are kept as the model wrote them (format.dead_end_decoding mends the tag)."""
     lookup = LookupDecoding(tok, problems, "lookup")
     table = lookups(problems[0])
     unknown = next(w for w in ("numpus", "wumpus", "yumpus", "rompus", "impus", "tumpus") if w not in table)
@@ -126,6 +131,33 @@ def test_a_dead_end_and_a_tag_after_an_unknown_word_are_the_models(tok, problems
     for new in (_one(tok, "?"), _one(tok, "[3]")):
         assert lookup.allowed(0, [u], new) is None
     assert lookup.after(0, [u, _one(tok, "[3]")]) == []
+
+
+def test_a_lookup_that_finds_nothing_is_a_dead_end_and_a_retry_tries_another_premise(tok, problems):
+    """format.dead_end_decoding: a tag after a whole word no premise ends in is the dead end's "?"; after a dead end
+    the retry by the same word is chosen among the premises this Thought has not looked up yet."""
+    lookup = LookupDecoding(tok, problems, "lookup", dead_ends=True)
+    p, table = problems[0], lookups(problems[0])
+    unknown = next(w for w in ("numpus", "wumpus", "yumpus", "rompus", "impus", "tumpus") if w not in table)
+    u, q = _one(tok, " " + unknown), _one(tok, "?")
+    for tag in ("[3]", "{5}", "[0]"):
+        assert lookup.allowed(0, [u], _one(tok, tag)) == [q]  # "numpus[3]" -> "numpus?"
+    assert lookup.allowed(0, [u], q) is None
+    part = tok(" impuses", add_special_tokens=False)["input_ids"]  # a word's last piece is no whole word
+    assert len(part) == 2 and lookup.allowed(0, part, _one(tok, "[3]")) is None
+    # a retry: the word two premises end in, its first premise looked up, a dead end, the same word again
+    word, entries = next((w, e) for w, e in table.items() if len(e) == 2)
+    (first, text), (second, _) = entries
+    tried = f"Thought: {word}{first} {text} {first} {lookup_key(text.split()[0])}? {word}"
+    prefix = tok(tried, add_special_tokens=False)["input_ids"]
+    assert lookup.allowed(0, prefix, _one(tok, first)) == [_one(tok, second)]
+    assert lookup.allowed(0, prefix, _one(tok, second)) is None
+    # a new Thought line has tried nothing: either premise stands
+    fresh = tok(tried.rsplit(" ", 1)[0] + f"\nAction: x\nThought: {word}", add_special_tokens=False)["input_ids"]
+    assert lookup.allowed(0, fresh, _one(tok, first)) is None and lookup.allowed(0, fresh, _one(tok, second)) is None
+    # lookup decoding alone leaves both be (the model's own retry and dead end: tests above)
+    alone = LookupDecoding(tok, problems, "lookup")
+    assert alone.allowed(0, prefix, _one(tok, first)) is None and alone.allowed(0, [u], _one(tok, "[3]")) is None
 
 
 def _action(tok, lookup, thought: str, option: str, args: str):
@@ -248,12 +280,13 @@ def test_a_task_or_style_without_lookups_generates_as_without_the_option(tok, pr
     model = _bigram_model(tok, {a: b for a, b in zip([last] + ids, ids)})
     texts = [generate_traces(model, tok, [p], 1, GenerationConfig(batch_size=2, max_new_tokens=20),
                              fmt=FormatConfig(style=style, chat_template="never", lookup_decoding=on,
-                                              citation_decoding=on, numbering_decoding=on),
+                                              citation_decoding=on, numbering_decoding=on, dead_end_decoding=on),
                              do_sample=False, progress=False)[0]["text"] for on in (True, False)]
     assert texts[0] == texts[1] == tok.decode(ids)
 
 
-@pytest.mark.parametrize("option", ["lookup_decoding", "citation_decoding", "numbering_decoding"])
+@pytest.mark.parametrize("option", ["lookup_decoding", "citation_decoding", "numbering_decoding",
+                                    "dead_end_decoding"])
 def test_settings_without_lookups_are_one_line_errors(tok, problems, monkeypatch, option):
     model = _bigram_model(tok, {})
     fmt = FormatConfig(style="lookup", chat_template="never", **{option: True})
@@ -276,6 +309,6 @@ def test_a_task_without_lookups_needs_no_slot_decoder_or_hf_backend(tok, monkeyp
     monkeypatch.setattr(G, "_slots_supported", lambda *a: False)
     texts = [generate_traces(model, tok, [p], 1, GenerationConfig(batch_size=2, max_new_tokens=len(ids)),
                              fmt=FormatConfig(style="lookup", chat_template="never", lookup_decoding=on,
-                                              citation_decoding=on, numbering_decoding=on),
+                                              citation_decoding=on, numbering_decoding=on, dead_end_decoding=on),
                              do_sample=False, progress=False)[0]["text"] for on in (True, False)]
     assert texts[0] == texts[1] == tok.decode(ids)

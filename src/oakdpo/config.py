@@ -137,6 +137,12 @@ class FormatConfig:
                                   "Evaluation and generation use it; the loop's own samples follow "
                                   "oak.sample_numbering_decoding. The HF backend's slot decoder; other styles, and "
                                   "tasks without lookups, generate as without it.")
+    dead_end_decoding: bool = _f(False, "Lookup style (configs/tiny.yaml): a lookup by a word no premise ends in is "
+                                 "the dead end's '?' (it finds nothing), and a Thought's retry by a word it already "
+                                 "looked up is chosen, by the model's scores, among the premises it has not tried. "
+                                 "Evaluation and generation use it; the loop's own samples follow "
+                                 "oak.sample_dead_end_decoding. The HF backend's slot decoder; other styles, and "
+                                 "tasks without lookups, generate as without it.")
 
 
 @dataclass
@@ -294,6 +300,10 @@ class OakConfig:
                                          "sample keeps the numbers and restated tags the decoder would mend, and "
                                          "one that misnumbers becomes a rejected trace the loop trains on "
                                          "(docs/tiny-model.md).")
+    sample_dead_end_decoding: bool = _f(False, "Whether the iterations' samples use format.dead_end_decoding. Off: "
+                                        "a sample keeps the lookups the decoder would mend, and one that invents a "
+                                        "premise or retries the one it tried becomes a rejected trace the loop "
+                                        "trains on (docs/tiny-model.md).")
 
 
 @dataclass

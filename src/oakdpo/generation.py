@@ -21,9 +21,10 @@ HF backend, two decoders over the same sampler and stop check:
   waiting item at once, so no row waits for the longest of a batch and no padding is computed.
 - padded (any other model, e.g. flash-attention or sliding-window layers): transformers `generate` on
   left-padded batches, the sampler as a logits processor and the stop check as a stopping criterion.
-With format.lookup_decoding, format.citation_decoding and format.numbering_decoding (the tiny model's lookup style),
-the slot decoder also does the premise lookups the trace asks for, keeps an Action's arguments to what its Thought
-cited and writes the tags its bookkeeping fixes (LookupDecoding).
+With the lookup style's decoding options (DECODING_OPTIONS: format.lookup_decoding, citation_decoding,
+numbering_decoding, dead_end_decoding; the tiny model's configs/tiny.yaml), the slot decoder also does the premise
+lookups the trace asks for, keeps an Action's arguments to what its Thought cited, writes the tags its bookkeeping
+fixes and ends a lookup that finds nothing (LookupDecoding).
 The vLLM backend (generation.backend=vllm; vLLM installed and a GPU) sends one request per item with the item's
 seed.
 
@@ -203,6 +204,8 @@ class StopCheck:
         return "\n" in after or after.lstrip(" \t").startswith(LABELS)
 
 
+# the lookup style's decoding options (FormatConfig fields), which LookupDecoding does
+DECODING_OPTIONS = ("lookup_decoding", "citation_decoding", "numbering_decoding", "dead_end_decoding")
 _TAG_TEXT = re.compile(r"^[\[{]\d+[\]}]$")
 # an Action line being written, its args list open, and the Thought line above it
 _OPEN_ARGS = re.compile(r'(?:^|\n)Thought:([^\n]*)\nAction:\s*<Option\s+type\s*=\s*"([^"]*)"\s+args\s*=\s*"\['
@@ -226,13 +229,16 @@ class LookupDecoding:
     ("So [12]") is the next number (the prompt's `Next:` number, the premise count, then one more each time) or
     the query's [Q], chosen by the model's scores; a restated tag is the one it restates, that of the premise
     just looked up ("... rompus. [5] rompus") or, at the start of a Thought, of the formula derived last.
+    format.dead_end_decoding (`dead_ends`): a lookup by a whole word no premise ends in finds nothing, so its tag
+    is the dead end's "?"; a lookup by a word this Thought already looked up (the retry after a dead end) is
+    chosen among the premises it has not tried yet.
     The model still chooses every word it looks up, every derived formula, when it answers the query, every option
     and which cited formulas it passes."""
 
     def __init__(self, tokenizer, problems: list[Problem], style: str, *, lookups: bool = True,
-                 citations: bool = False, numbering: bool = False):
+                 citations: bool = False, numbering: bool = False, dead_ends: bool = False):
         self.tokenizer = tokenizer
-        self.lookups, self.citations, self.numbering = lookups, citations, numbering
+        self.lookups, self.citations, self.numbering, self.dead_ends = lookups, citations, numbering, dead_ends
         self._lookups = [get_task(p.task).lookups(p, style) or {} for p in problems]
         self._tables: dict[int, dict[str, dict[int, list[int]]]] = {}
         self._words: dict[int, str] = {}
@@ -339,6 +345,24 @@ class LookupDecoding:
             return [self._token_ids(cited[-1])] if cited else []
         return []
 
+    def _untried(self, i: int, tokens: list[int], entries: dict[int, list[int]]) -> list[int]:
+        """The tags of `entries` (the lookups by the word `tokens` end in) that the Thought line being written has
+        not looked up by that word yet; all of them when it has tried every one."""
+        line = self.tokenizer.decode(tokens).rsplit("\n", 1)[-1]
+        word = self._text(tokens[-1])
+        tried = set(re.findall(rf"(?<!\w){re.escape(word)}([\[{{]\d+[\]}}])", line))
+        return [t for t in entries if self._text(t) not in tried] or list(entries)
+
+    def _dead_end(self, i: int, word_token: int) -> int | None:
+        """The "?" token when `word_token` is a whole word no premise of problem i ends in (a lookup that finds
+        nothing), else None."""
+        raw = self.tokenizer.decode([word_token])
+        word = raw.strip()
+        if not raw.startswith(" ") or not word.isalpha() or word in self._lookups[i]:
+            return None
+        ids = self._token_ids("?")
+        return ids[0] if len(ids) == 1 else None
+
     def allowed(self, i: int, tokens: list[int], new: int) -> list[int] | None:
         """The tokens a row of problem i with tokens `tokens` may write next, when it chose `new`: a tag or "?"
         that the word it ends in does not look up, an Action argument its Thought did not cite, or a tag the
@@ -353,10 +377,17 @@ class LookupDecoding:
         if space is not None:
             firsts = list(dict.fromkeys(ids[0] for ids in self._cited(i, tokens, space)))
             return firsts if firsts and new not in firsts else None
-        if not self.lookups or not (self._is_tag(new) or self._text(new) == "?"):
+        if not (self.lookups or self.dead_ends) or not (self._is_tag(new) or self._text(new) == "?"):
             return None
-        entries = self._entries(i, tokens[-1])
-        return list(entries) if entries and new not in entries else None
+        if self.dead_ends and self._lookups[i]:
+            dead = self._dead_end(i, tokens[-1])
+            if dead is not None:
+                return [dead] if new != dead else None
+        entries = self._entries(i, tokens[-1]) if self.lookups else None
+        if not entries:
+            return None
+        choices = self._untried(i, tokens, entries) if self.dead_ends else list(entries)
+        return choices if new not in choices else None
 
     def after(self, i: int, tokens: list[int]) -> list[int]:
         """What to write after row tokens `tokens` of problem i: the sentence when they end in a lookup, the rest
@@ -404,11 +435,11 @@ def generate_traces(model, tokenizer, problems: list[Problem], samples: int, gen
         raise UserError(f"samples must be at least 1, got {samples}")
     validate_generation(gen_cfg, do_sample=do_sample, temperature=temperature)
     lookup = option = None
-    options = [name for name in ("lookup_decoding", "citation_decoding", "numbering_decoding")
-               if fmt is not None and getattr(fmt, name)]
+    options = [name for name in DECODING_OPTIONS if fmt is not None and getattr(fmt, name)]
     if options:
         lookup = LookupDecoding(tokenizer, problems, fmt.style, lookups=fmt.lookup_decoding,
-                                citations=fmt.citation_decoding, numbering=fmt.numbering_decoding)
+                                citations=fmt.citation_decoding, numbering=fmt.numbering_decoding,
+                                dead_ends=fmt.dead_end_decoding)
         option = f"format.{options[0]}"
         if not lookup.has_lookups():
             lookup = None
@@ -773,8 +804,8 @@ def _fingerprint(model, gen_cfg, gc, seed, fmt) -> dict:
     return {"seed": seed, "do_sample": gc.do_sample, "temperature": gc.temperature, "top_p": gc.top_p,
             "top_k": gc.top_k, "min_p": gc.min_p, "repetition_penalty": gc.repetition_penalty,
             "max_new_tokens": gc.max_new_tokens, "backend": gen_cfg.backend,
-            "format": None if fmt is None else [fmt.style, fmt.chat_template, fmt.lookup_decoding,
-                                                fmt.citation_decoding, fmt.numbering_decoding],
+            "format": None if fmt is None else [fmt.style, fmt.chat_template,
+                                                *(getattr(fmt, name) for name in DECODING_OPTIONS)],
             "model": getattr(model, "oakdpo_path", None)}
 
 

@@ -198,7 +198,8 @@ def run_oak(cfg: Config, *, sft_model: str | Path, train: list[Problem], eval_se
             model, tok = policy.get()
             fmt = replace(cfg.format,  # the pairs' source: it mends only what oak.sample_* ask for
                           citation_decoding=cfg.format.citation_decoding and cfg.oak.sample_citation_decoding,
-                          numbering_decoding=cfg.format.numbering_decoding and cfg.oak.sample_numbering_decoding)
+                          numbering_decoding=cfg.format.numbering_decoding and cfg.oak.sample_numbering_decoding,
+                          dead_end_decoding=cfg.format.dead_end_decoding and cfg.oak.sample_dead_end_decoding)
             traces = generate_distributed(model, tok, problems, samples, cfg, seed=cfg.generation.seed + 1000 * k,
                                           partial_dir=it, fmt=fmt)
             st.finish("generate", t0, lambda: write_jsonl(it / "traces.jsonl", traces), traces=len(traces),
