@@ -2,9 +2,9 @@
 premises that end in that word, and the premise's sentence follows as written. format.citation_decoding: an
 Action's argument is one its Thought cited. format.numbering_decoding: a derived formula's number and a restated
 tag are the ones the trace's bookkeeping fixes. format.dead_end_decoding: a lookup by a word no premise ends in is
-the dead end's "?", and a retry does not look up the premise it tried. Shown on the gold traces (the decoder changes no gold token), on a
-model whose next token is a fixed function of its last one (what the decoder writes), and by the settings it
-refuses."""
+the dead end's "?", and a retry does not look up the premise it tried. Shown on the gold traces (the decoder
+changes no gold token), on a model whose next token is a fixed function of its last one (what the decoder
+writes), and by the settings it refuses."""
 
 import pytest
 import torch
@@ -61,7 +61,7 @@ def test_the_gold_traces_are_what_lookup_decoding_writes(tok, problems):
             kept += bool(lookup._bookkept(i, ids[:j]))
             dead_ends += lookup._dead_end(i, ids[j - 1]) is not None and tok.decode([ids[j]]) == "?"
             entries = lookup._entries(i, ids[j - 1])
-            retries += bool(entries) and ids[j] in entries and len(lookup._untried(i, ids[:j], entries)) < len(entries)
+            retries += bool(entries) and len(lookup._untried(i, ids[:j], entries)) < len(entries)
             forced = lookup.after(i, ids[:j + 1])
             if forced:
                 cites += 1
@@ -137,7 +137,7 @@ def test_a_lookup_that_finds_nothing_is_a_dead_end_and_a_retry_tries_another_pre
     """format.dead_end_decoding: a tag after a whole word no premise ends in is the dead end's "?"; after a dead end
     the retry by the same word is chosen among the premises this Thought has not looked up yet."""
     lookup = LookupDecoding(tok, problems, "lookup", dead_ends=True)
-    p, table = problems[0], lookups(problems[0])
+    table = lookups(problems[0])
     unknown = next(w for w in ("numpus", "wumpus", "yumpus", "rompus", "impus", "tumpus") if w not in table)
     u, q = _one(tok, " " + unknown), _one(tok, "?")
     for tag in ("[3]", "{5}", "[0]"):

@@ -156,8 +156,8 @@ def test_an_iteration_without_pairs_says_why_on_one_line(tmp_path, tiny_model_di
 def test_the_iterations_samples_mend_only_what_they_are_asked_to(tmp_path, tiny_model_dir, small_problems,
                                                                monkeypatch, option, in_samples):
     """oak.sample_citation_decoding / _numbering_ / _dead_end_: the loop's samples (its pairs' source) keep the
-    model's own citations / numbers / lookups unless the key is on; evaluation decodes with format.*_decoding either way, and
-    the config is left as it was."""
+    model's own citations / numbers / lookups unless the key is on; evaluation decodes with format.*_decoding either
+    way, and the config is left as it was."""
     from oakdpo import generation
     from oakdpo.loop import run_oak
 
