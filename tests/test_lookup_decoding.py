@@ -61,7 +61,7 @@ def test_the_gold_traces_are_what_lookup_decoding_writes(tok, problems):
             kept += bool(lookup._bookkept(i, ids[:j]))
             dead_ends += lookup._dead_end(i, ids[j - 1]) is not None and tok.decode([ids[j]]) == "?"
             entries = lookup._entries(i, ids[j - 1])
-            retries += bool(entries) and len(lookup._untried(i, ids[:j], entries)) < len(entries)
+            retries += bool(entries) and len(lookup._untried(ids[:j], entries)) < len(entries)
             forced = lookup.after(i, ids[:j + 1])
             if forced:
                 cites += 1

@@ -345,7 +345,7 @@ class LookupDecoding:
             return [self._token_ids(cited[-1])] if cited else []
         return []
 
-    def _untried(self, i: int, tokens: list[int], entries: dict[int, list[int]]) -> list[int]:
+    def _untried(self, tokens: list[int], entries: dict[int, list[int]]) -> list[int]:
         """The tags of `entries` (the lookups by the word `tokens` end in) that the Thought line being written has
         not looked up by that word yet; all of them when it has tried every one."""
         line = self.tokenizer.decode(tokens).rsplit("\n", 1)[-1]
@@ -386,7 +386,7 @@ class LookupDecoding:
         entries = self._entries(i, tokens[-1]) if self.lookups else None
         if not entries:
             return None
-        choices = self._untried(i, tokens, entries) if self.dead_ends else list(entries)
+        choices = self._untried(tokens, entries) if self.dead_ends else list(entries)
         return choices if new not in choices else None
 
     def after(self, i: int, tokens: list[int]) -> list[int]:
