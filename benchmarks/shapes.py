@@ -168,9 +168,11 @@ def compare(paths: list[str]) -> None:
         print(f"{name:>38s} " + " ".join(f"{_pct(r['shared'][name]['trace_validity']):>10s}" for r in runs))
     for name, r in zip(names[1:], runs[1:]):
         pair = paired(runs[0], r)
-        if pair:
+        if pair is None:
+            print(f"{name} against {names[0]}: not paired (another grid, or a file without grid_invalid)")
+        else:
             print(f"{name} against {names[0]}, grid problems: {pair[0]} mended, {pair[1]} broken "
-                  f"(sign test p = {pair[2]:.2f})")
+                  f"(sign test p = {pair[2]:.2g})")
 
 
 def main() -> None:

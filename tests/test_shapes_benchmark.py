@@ -61,5 +61,12 @@ def test_run_records_the_grids_invalid_ids_and_compare_prints_the_pairing(shapes
     a, b = tmp_path / "sft.json", tmp_path / "loop.json"
     a.write_text(json.dumps(r))
     b.write_text(json.dumps({**r, "grid_invalid": r["grid_invalid"][2:] + ["gen-s701-000001"]}))
-    shapes.compare([str(a), str(b)])
-    assert "loop against sft, grid problems: 2 mended, 1 broken (sign test p = 1.00)" in capsys.readouterr().out
+    c = tmp_path / "other_grid.json"
+    c.write_text(json.dumps({**r, "seed": 8, "grid_invalid": []}))
+    d = tmp_path / "all_valid.json"
+    d.write_text(json.dumps({**r, "grid_invalid": []}))
+    shapes.compare([str(a), str(b), str(c), str(d)])
+    out = capsys.readouterr().out
+    assert "loop against sft, grid problems: 2 mended, 1 broken (sign test p = 1)" in out
+    assert "other_grid against sft: not paired" in out
+    assert "all_valid against sft, grid problems: 16 mended, 0 broken (sign test p = 3.1e-05)" in out
