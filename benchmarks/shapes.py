@@ -152,11 +152,23 @@ def paired(base: dict, other: dict) -> tuple[int, int, float] | None:
     return len(a - b), len(b - a), sign_test(len(a - b), len(b - a))
 
 
+def _load_result(path: str) -> dict:
+    """A result file of this script; a missing or foreign file is a one-line error naming it and the field."""
+    try:
+        r = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise UserError(f"{path}: not a readable JSON result file ({e})") from None
+    for key in ("cells", "grid", "shared", "seed", "per_cell"):
+        if not isinstance(r, dict) or key not in r:
+            raise UserError(f"{path}: field {key!r} missing: not a benchmarks/shapes.py result file")
+    return r
+
+
 def compare(paths: list[str]) -> None:
     """Per-cell and per-file strict trace validity of several result files side by side, then each file against the
     first problem by problem: on 960 problems a difference of a few traces is within what two runs of one setting
     differ by, and the sign test says so."""
-    runs = [json.loads(Path(p).read_text()) for p in paths]
+    runs = [_load_result(p) for p in paths]
     names = [Path(p).stem for p in paths]
     print(f"{'premises':>8s} {'order':>6s} {'hops':>4s} {'phrasing':>16s} " + " ".join(f"{n:>10.10s}" for n in names))
     for i, c in enumerate(runs[0]["cells"]):
@@ -186,10 +198,15 @@ def main() -> None:
     ap.add_argument("--per-cell", type=int, default=20, help="Problems per cell.")
     ap.add_argument("--shared", default=str(SHARED), help="Folder of original PrOntoQA files ('' to skip).")
     ap.add_argument("--work", default=None, help="Folder for the evaluation's traces and verdicts (default: temp).")
-    ap.add_argument("--compare", nargs="+", metavar="JSON", help="Print result files side by side and exit.")
+    ap.add_argument("--compare", nargs="+", metavar="JSON", help="Print result files side by side, pair each with "
+                    "the first problem by problem (mended, broken, sign test p) and exit.")
     args = ap.parse_args()
     if args.compare:
-        compare(args.compare)
+        try:
+            compare(args.compare)
+        except UserError as e:
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(2)
         return
     if not args.model:
         ap.error("--model is required (or --compare)")

@@ -70,3 +70,14 @@ def test_run_records_the_grids_invalid_ids_and_compare_prints_the_pairing(shapes
     assert "loop against sft, grid problems: 2 mended, 1 broken (sign test p = 1)" in out
     assert "other_grid against sft: not paired" in out
     assert "all_valid against sft, grid problems: 16 mended, 0 broken (sign test p = 3.1e-05)" in out
+
+
+@pytest.mark.parametrize("text, message", [(None, "not a readable JSON result file"),
+                                           ("{bad", "not a readable JSON result file"),
+                                           ('{"cells": []}', "field 'grid' missing")])
+def test_compare_names_a_bad_result_file(shapes, tmp_path, text, message):
+    path = tmp_path / "r.json"
+    if text is not None:
+        path.write_text(text)
+    with pytest.raises(shapes.UserError, match=f"{path}: {message}"):
+        shapes.compare([str(path)])
