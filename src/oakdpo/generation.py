@@ -245,6 +245,7 @@ class LookupDecoding:
         self._tags: dict[int, bool] = {}
         self._single: dict[str, int | None] = {}
         self._digits: dict[int, str | None] = {}  # token id -> the space before its number, None: not a number
+        self._whole: dict[int, str | None] = {}  # token id -> its word when it is a whole word, else None
         self._ids: dict[str, list[int]] = {}  # text ("[35]", " 28") -> its token ids
 
     def _table(self, i: int) -> dict[str, dict[int, list[int]]]:
@@ -353,12 +354,19 @@ class LookupDecoding:
         tried = set(re.findall(rf"(?<!\w){re.escape(word)}([\[{{]\d+[\]}}])", line))
         return [t for t in entries if self._text(t) not in tried] or list(entries)
 
+    def _whole_word(self, t: int) -> str | None:
+        """Token t's word when t is a whole word (a space, then letters only: not the piece of a longer word),
+        else None."""
+        if t not in self._whole:
+            raw = self.tokenizer.decode([t])
+            self._whole[t] = raw.strip() if raw.startswith(" ") and raw.strip().isalpha() else None
+        return self._whole[t]
+
     def _dead_end(self, i: int, word_token: int) -> int | None:
         """The "?" token when `word_token` is a whole word no premise of problem i ends in (a lookup that finds
         nothing), else None."""
-        raw = self.tokenizer.decode([word_token])
-        word = raw.strip()
-        if not raw.startswith(" ") or not word.isalpha() or word in self._lookups[i]:
+        word = self._whole_word(word_token)
+        if word is None or word in self._lookups[i]:
             return None
         ids = self._token_ids("?")
         return ids[0] if len(ids) == 1 else None
