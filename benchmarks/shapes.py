@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import math
 import re
 import sys
 import tempfile
@@ -39,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from oakdpo.io import UserError, read_jsonl, write_json  # noqa: E402
+from oakdpo.report import sign_test  # noqa: E402
 
 PREMISE_BINS = ("8-12", "13-19", "20-25", "26-30")
 ORDERS = ("random", "proof")
@@ -133,13 +133,6 @@ def print_report(r: dict) -> None:
             print(f"{name:>24s} {s['n']:>4d} " + " ".join(f"{_pct(s[k]):>7s}" for k in FIGURES))
     if r["failures"]:
         print("first failures of invalid traces: " + "; ".join(f"{n} x {k}" for k, n in r["failures"].items()))
-
-
-def sign_test(mended: int, broken: int) -> float:
-    """Two-sided exact sign test: the chance of a split at least this uneven if mending and breaking were equally
-    likely (ties, problems both models get right or both wrong, carry no information)."""
-    n, k = mended + broken, min(mended, broken)
-    return min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n) if n else 1.0
 
 
 def paired(base: dict, other: dict) -> tuple[int, int, float] | None:

@@ -53,6 +53,7 @@ def test_evaluate_gold_traces_scores_perfectly(problems, tmp_path, monkeypatch):
         assert m["by_hops"][h]["reasoning_steps"] == n * int(h)
         assert m["by_hops"][h]["trace_validity"] == 1.0
     assert m["reasoning_steps"] == sum(p.hops for p in problems)
+    assert m["invalid_ids"] == []
 
 
 def test_evaluate_writes_the_four_files(problems, tiny_dir, tmp_path):
@@ -64,6 +65,7 @@ def test_evaluate_writes_the_four_files(problems, tiny_dir, tmp_path):
     assert saved == json.loads(json.dumps(m))
     assert KEYS <= set(saved) and saved["traces"] == len(problems) == saved["problems"]
     assert saved["trace_validity"] == 0.0  # an untrained model writes nothing valid
+    assert saved["invalid_ids"] == sorted(p.id for p in problems)
     assert set(saved["by_hops"]) == {str(p.hops) for p in problems}
     assert all(KEYS <= set(v) for v in saved["by_hops"].values())
     traces = [json.loads(x) for x in (out / "traces.jsonl").read_text().splitlines()]

@@ -53,6 +53,16 @@ def test_quickstart_writes_the_run_layout_and_resumes(tmp_path):
     assert {t["problem_id"] for t in traces} == set(loop_ids[:4])
     report = (out / "report.md").read_text()
     assert "| iter_1 |" in report and "| sft |" in report
+
+    def invalid(d):
+        return {v["problem_id"] for v in map(json.loads, open(d / "verdicts.jsonl")) if not v["trace_valid"]}
+
+    sft_invalid = invalid(out / "eval_sft" / "val")
+    for r in rows[1:]:  # each iteration paired with SFT, problem by problem, from the verdicts it wrote
+        it_invalid = invalid(out / r["stage"] / "eval_val")
+        assert (r["against"], r["mended"], r["broken"]) == ("sft", len(sft_invalid - it_invalid),
+                                                              len(it_invalid - sft_invalid))
+        assert f"| {r['stage']} | val |" in report and f"{r['mended']} / {r['broken']} (p " in report
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*.jsonl")}
     assert [r["stage"] for r in quickstart(out, cfg)] == ["sft", "iter_0", "iter_1"]  # resumes: nothing redone
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.jsonl")} == before

@@ -18,6 +18,7 @@ from oakdpo.config import Config, save_config
 from oakdpo.data import write_problems
 from oakdpo.html_report import external_refs, reason_category, write_html_report
 from oakdpo.io import write_json, write_jsonl
+from oakdpo.report import report_rows, sign_test, write_report
 from oakdpo.tasks import get_task
 from oakdpo.trace import parse_trace
 from oakdpo.verify import summarize, verify_traces
@@ -71,8 +72,9 @@ def _make_run(root: Path, n_problems: int = 6, copies: int = 1) -> dict:
     ev = summarize(ev_verdicts)
     write_jsonl(it / "eval_val" / "traces.jsonl", ev_traces)
     write_jsonl(it / "eval_val" / "verdicts.jsonl", ev_verdicts)
+    ev = {**ev, "problems": len(val), "invalid_ids": []}
     write_json(it / "eval_val" / "metrics.json", ev)
-    write_json(root / "eval_sft" / "val" / "metrics.json", {**ev, "trace_validity": 0.5})
+    write_json(root / "eval_sft" / "val" / "metrics.json", {**ev, "trace_validity": 0.5, "invalid_ids": [val[0].id]})
     stages = {"generate": {"wall_s": 3.0, "traces": len(traces)}, "verify": {"wall_s": 0.5, **summarize(verdicts)},
               "pairs": {"wall_s": 0.1, "pairs": len(pairs), "by_kind": {"valid_vs_invalid": len(pairs)}},
               "knowledge": {"wall_s": 1.0, "ece": 0.05, "auroc": 0.8},
@@ -117,7 +119,9 @@ def test_metrics_and_stage_tables(run):
     cells = [re.findall(r"<td>(.*?)</td>", r) for r in rows[1:]]
     assert [c[:2] for c in cells] == [["sft", "val"], ["iter_0", "val"]]
     assert cells[0][4] == "50.0%" and cells[1][4] == "100.0%"  # trace validity after SFT / after iteration 0
-    assert cells[1][5] == "6"  # pairs
+    assert cells[0][5] == "-" and cells[1][5] == "1 / 0 (p 1)"  # against SFT: one problem mended, none broken
+    assert cells[1][6] == "6"  # pairs
+    assert "eval set&#x27;s first stage and valid at this one, and the reverse (val: sft)" in page
     assert "0.69 loss" not in page and "2 steps, loss 0.69, reward accuracy 50.0%" in page
 
 
@@ -250,3 +254,42 @@ def test_running_iteration_reads_its_stage_files(run, tmp_path):
     assert "<td>iter_0 (running)</td><td>13 traces</td>" in page
     assert "<td>iter_0</td><td>val</td>" not in page  # no eval yet
     assert "Preference pairs: 6 shown of 6" in page
+
+
+@pytest.mark.parametrize("mended, broken, p", [(0, 0, 1.0), (1, 2, 1.0), (1, 1, 1.0), (5, 0, 0.0625),
+                                               (0, 6, 0.03125), (10, 0, 2 / 1024), (2, 9, 0.0654296875)])
+def test_sign_test(mended, broken, p):
+    assert sign_test(mended, broken) == pytest.approx(p)
+
+
+def _eval(invalid, n=20):
+    return {"accuracy": 1.0, "step_validity": 1.0, "trace_validity": 1 - len(invalid) / n, "problems": n,
+            "invalid_ids": sorted(invalid)}
+
+
+def test_report_pairs_each_stage_with_its_sets_first(tmp_path):
+    sft = {"val": _eval({"a", "b", "c"}), "heldout": _eval({"x"}, n=300)}
+    iters = [{"iteration": 0, "stages": {"pairs": {"pairs": 7}},
+              "eval": {"val": _eval({"b", "d"}), "heldout": _eval(set(), n=300)}},
+             {"iteration": 1, "stages": {}, "eval": {"val": _eval(set()), "heldout": {"trace_validity": 1.0}}}]
+    rows = report_rows(sft, 10.0, iters)
+    got = {(r["stage"], r["set"]): (r.get("against"), r.get("mended"), r.get("broken")) for r in rows}
+    assert got == {("sft", "val"): (None, None, None), ("sft", "heldout"): (None, None, None),
+                   ("iter_0", "val"): ("sft", 2, 1), ("iter_0", "heldout"): ("sft", 1, 0),
+                   ("iter_1", "val"): ("sft", 3, 0),
+                   ("iter_1", "heldout"): (None, None, None)}  # written before invalid_ids: not paired
+    assert [r["sign_p"] for r in rows if r["stage"] == "iter_1" and r["set"] == "val"] == [0.25]
+    # an `oak` run has no SFT evaluation: iteration 0 is the first stage of each set
+    rows = report_rows(None, None, iters[:1] + [{"iteration": 1, "eval": {"val": _eval({"a", "c"})}}])
+    assert [(r["stage"], r.get("against"), r.get("mended"), r.get("broken")) for r in rows if r["set"] == "val"] == \
+        [("iter_0", None, None, None), ("iter_1", "iter_0", 2, 2)]
+    # other problems (another count) are not paired
+    assert "mended" not in report_rows({"val": _eval({"a"})}, None, [{"iteration": 0, "eval": {"val": _eval(
+        set(), n=21)}}])[1]
+
+    write_report(report_rows(sft, 10.0, iters), tmp_path)
+    md = (tmp_path / "report.md").read_text()
+    assert "| iter_0 | val | 100.0% | 100.0% | 90.0% | 2 / 1 (p 1) | 7 |" in md
+    assert "| iter_1 | val | 100.0% | 100.0% | 100.0% | 3 / 0 (p 0.25) | - |" in md
+    assert "| sft | val | 100.0% | 100.0% | 85.0% | - | - | 10 |" in md
+    assert "(heldout: sft, val: sft)" in " ".join(md.split())

@@ -20,12 +20,6 @@ def shapes():
     return mod
 
 
-@pytest.mark.parametrize("mended, broken, p", [(0, 0, 1.0), (1, 2, 1.0), (1, 1, 1.0), (5, 0, 0.0625),
-                                               (0, 6, 0.03125), (10, 0, 2 / 1024), (2, 9, 0.0654296875)])
-def test_sign_test(shapes, mended, broken, p):
-    assert shapes.sign_test(mended, broken) == pytest.approx(p)
-
-
 def _result(invalid, seed=1000, per_cell=20):
     return {"seed": seed, "per_cell": per_cell, "grid_invalid": sorted(invalid)}
 

@@ -2,7 +2,7 @@
 
 `evaluate` writes, when given an output folder (each file atomically):
     metrics.json     {accuracy, step_validity, trace_validity, conclude_support, traces, reasoning_steps,
-                      problems, by_hops: {"1": {...same keys...}, ...}, generation: {...}}
+                      problems, invalid_ids, by_hops: {"1": {...same keys...}, ...}, generation: {...}}
     traces.jsonl     {problem_id, sample, text, num_tokens}
     verdicts.jsonl   one strict verdict per trace (verify.verify_traces)
     summary.md       the same figures as a table
@@ -105,6 +105,8 @@ def evaluate_traces(problems: list[Problem], traces: list[dict], wall: float, do
     metrics = {
         **summarize(verdicts),
         "problems": len(problems),
+        # which problems failed, so that two evaluations of the same problems pair up (report.report_rows)
+        "invalid_ids": sorted({v["problem_id"] for v in verdicts if not v["trace_valid"]}),
         "by_hops": metrics_by_hops(problems, verdicts),
         "generation": {"traces": len(traces), "tokens": tokens, "wall_s": round(wall, 3),
                        "traces_per_s": len(traces) / wall if wall else 0.0,

@@ -26,6 +26,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from .io import UserError, read_json, read_jsonl, write_text
+from .report import paired_cell, paired_note
 from .trace import Problem, parse_trace
 
 MAX_PAIRS = 6  # pairs shown per iteration
@@ -504,14 +505,14 @@ def _fmt(v, pct=True) -> str:
 
 
 def metrics_table(rows: list[dict]) -> str:
-    head = ("stage", "eval set", "accuracy", "step validity", "trace validity", "pairs", "wall time (s)", "q-hat ECE",
-            "q-hat AUROC")
+    head = ("stage", "eval set", "accuracy", "step validity", "trace validity", "mended / broken", "pairs",
+            "wall time (s)", "q-hat ECE", "q-hat AUROC")
     body = []
     for r in rows:
         wall = f"{r['wall_s']:.0f}" if isinstance(r.get("wall_s"), (int, float)) else "-"
         body.append("<tr>" + "".join(f"<td>{c}</td>" for c in (
             esc(r["stage"]), esc(r["set"]), _fmt(r["accuracy"]), _fmt(r["step_validity"]), _fmt(r["trace_validity"]),
-            _fmt(r["pairs"]), wall, _fmt(r.get("qhat_ece"), pct=False), _fmt(r.get("qhat_auroc"), pct=False))) + "</tr>")
+            esc(paired_cell(r)), _fmt(r["pairs"]), wall, _fmt(r.get("qhat_ece"), pct=False), _fmt(r.get("qhat_auroc"), pct=False))) + "</tr>")
     if not body:
         body.append(f'<tr><td colspan="{len(head)}" class="muted">no stage evaluated yet</td></tr>')
     return (f'<table class="metrics"><thead><tr>{"".join(f"<th>{h}</th>" for h in head)}</tr></thead>'
@@ -668,7 +669,8 @@ def build_html(data: dict, title: str | None = None, max_pairs: int = MAX_PAIRS,
                   + [f'<a href="#iter-{it["iteration"]}">iteration {it["iteration"]}</a>' for it in data["iterations"]]
                   + (['<a href="#sft-traces">SFT traces</a>'] if sft_parts else []))
     sections.append(f'<h2 id="metrics">Metrics</h2><p class="muted">Strict verification of greedy traces on held-out '
-                    f'problems, after SFT and after each OaK iteration (as report.md).</p>{metrics_table(data["rows"])}')
+                    f'problems, after SFT and after each OaK iteration (as report.md).</p>{metrics_table(data["rows"])}'
+                    + (f'<p class="muted">{esc(paired_note(data["rows"]))}</p>' if paired_note(data["rows"]) else ''))
     st = stages_table(data)
     if st:
         sections.append(f'<h3>Stages of each iteration</h3>{st}')

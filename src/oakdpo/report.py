@@ -3,6 +3,7 @@ and `oakdpo inspect pairs`."""
 
 from __future__ import annotations
 
+import math
 import textwrap
 from pathlib import Path
 
@@ -19,36 +20,77 @@ def _fmt(v, pct=True) -> str:
     return str(v)
 
 
+def sign_test(mended: int, broken: int) -> float:
+    """Two-sided exact sign test: the chance of a split at least this uneven if mending and breaking were equally
+    likely (problems both stages get right, or both wrong, carry no information)."""
+    n, k = mended + broken, min(mended, broken)
+    return min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n) if n else 1.0
+
+
+def paired_counts(base: dict, other: dict) -> dict:
+    """Two evaluations of the same problems, problem by problem: mended (invalid in base, valid in other), broken
+    (the reverse) and the sign test's p; {} when either lacks invalid_ids or they saw different problem counts."""
+    if "invalid_ids" not in base or "invalid_ids" not in other or base.get("problems") != other.get("problems"):
+        return {}
+    a, b = set(base["invalid_ids"]), set(other["invalid_ids"])
+    return {"mended": len(a - b), "broken": len(b - a), "sign_p": sign_test(len(a - b), len(b - a))}
+
+
 def report_rows(sft_eval: dict | None, sft_wall_s: float | None, iterations: list[dict]) -> list[dict]:
-    """Flatten SFT + per-iteration metrics into one row per (stage, eval set)."""
+    """Flatten SFT + per-iteration metrics into one row per (stage, eval set); every row after an eval set's first
+    is paired with that first one (paired_counts, with `against` naming its stage)."""
     rows = []
-    if sft_eval:
-        for name, m in sft_eval.items():
-            rows.append({"stage": "sft", "set": name, **{k: m.get(k) for k in METRICS},
-                         "pairs": None, "wall_s": sft_wall_s})
+    first: dict[str, tuple[str, dict]] = {}
+
+    def add(stage: str, name: str, m: dict, **extra) -> None:
+        base = first.setdefault(name, (stage, m))
+        pair = paired_counts(base[1], m) if base[1] is not m else {}
+        rows.append({"stage": stage, "set": name, **{k: m.get(k) for k in METRICS}, **extra,
+                     **({"against": base[0], **pair} if pair else {})})
+
+    for name, m in (sft_eval or {}).items():
+        add("sft", name, m, pairs=None, wall_s=sft_wall_s)
     for it in iterations:
         stages = it.get("stages", {})
         wall = sum(s.get("wall_s", 0.0) for s in stages.values())
         pairs = stages.get("pairs", {}).get("pairs")
         q = stages.get("knowledge", {})
         for name, m in it.get("eval", {}).items():
-            rows.append({"stage": f"iter_{it['iteration']}", "set": name, **{k: m.get(k) for k in METRICS},
-                         "pairs": pairs, "wall_s": wall, "qhat_ece": q.get("ece"), "qhat_auroc": q.get("auroc")})
+            add(f"iter_{it['iteration']}", name, m, pairs=pairs, wall_s=wall, qhat_ece=q.get("ece"),
+                qhat_auroc=q.get("auroc"))
     return rows
+
+
+def paired_cell(r: dict) -> str:
+    """'mended / broken (p X)' of a report row, '-' when it is its set's first or could not be paired."""
+    return f"{r['mended']} / {r['broken']} (p {r['sign_p']:.2g})" if "mended" in r else "-"
+
+
+def paired_note(rows: list[dict]) -> str:
+    """What the mended / broken column pairs, naming the stage each eval set is paired against."""
+    against = sorted({(r["set"], r["against"]) for r in rows if "against" in r})
+    if not against:
+        return ""
+    bases = ", ".join(f"{name}: {stage}" for name, stage in against)
+    return ("Mended / broken: problems whose trace is invalid at the eval set's first stage and valid at this one, "
+            f"and the reverse ({bases}); p is the exact two-sided sign test, the chance of a split at least this "
+            "uneven if the stage mended and broke problems equally often.")
 
 
 def write_report(rows: list[dict], out_dir: str | Path, title: str = "OaK-DPO run") -> None:
     """OUT/report.md (a row per stage and eval set) and OUT/report.png (the same as a plot)."""
     out = Path(out_dir)
     lines = [f"# {title}", "", "Strict verification of greedy traces on held-out problems.", "",
-             "| stage | eval set | accuracy | step validity | trace validity | pairs | wall time (s) | q-hat ECE | q-hat AUROC |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| stage | eval set | accuracy | step validity | trace validity | mended / broken | pairs | wall time (s) | "
+             "q-hat ECE | q-hat AUROC |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         wall = f"{r['wall_s']:.0f}" if isinstance(r.get("wall_s"), (int, float)) else "-"
         lines.append(f"| {r['stage']} | {r['set']} | {_fmt(r['accuracy'])} | {_fmt(r['step_validity'])} | "
-                     f"{_fmt(r['trace_validity'])} | {_fmt(r['pairs'])} | {wall} | "
+                     f"{_fmt(r['trace_validity'])} | {paired_cell(r)} | {_fmt(r['pairs'])} | {wall} | "
                      f"{_fmt(r.get('qhat_ece'), pct=False)} | {_fmt(r.get('qhat_auroc'), pct=False)} |")
-    lines += ["", "![metrics per stage](report.png)", ""]
+    note = paired_note(rows)
+    lines += ([""] + textwrap.wrap(note, 120) if note else []) + ["", "![metrics per stage](report.png)", ""]
     write_text(out / "report.md", "\n".join(lines))
     _plot(rows, out / "report.png")
 
