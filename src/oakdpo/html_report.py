@@ -512,7 +512,8 @@ def metrics_table(rows: list[dict]) -> str:
         wall = f"{r['wall_s']:.0f}" if isinstance(r.get("wall_s"), (int, float)) else "-"
         body.append("<tr>" + "".join(f"<td>{c}</td>" for c in (
             esc(r["stage"]), esc(r["set"]), _fmt(r["accuracy"]), _fmt(r["step_validity"]), _fmt(r["trace_validity"]),
-            esc(paired_cell(r)), _fmt(r["pairs"]), wall, _fmt(r.get("qhat_ece"), pct=False), _fmt(r.get("qhat_auroc"), pct=False))) + "</tr>")
+            esc(paired_cell(r)), _fmt(r["pairs"]), wall, _fmt(r.get("qhat_ece"), pct=False),
+            _fmt(r.get("qhat_auroc"), pct=False))) + "</tr>")
     if not body:
         body.append(f'<tr><td colspan="{len(head)}" class="muted">no stage evaluated yet</td></tr>')
     return (f'<table class="metrics"><thead><tr>{"".join(f"<th>{h}</th>" for h in head)}</tr></thead>'

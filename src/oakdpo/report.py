@@ -81,8 +81,8 @@ def write_report(rows: list[dict], out_dir: str | Path, title: str = "OaK-DPO ru
     """OUT/report.md (a row per stage and eval set) and OUT/report.png (the same as a plot)."""
     out = Path(out_dir)
     lines = [f"# {title}", "", "Strict verification of greedy traces on held-out problems.", "",
-             "| stage | eval set | accuracy | step validity | trace validity | mended / broken | pairs | wall time (s) | "
-             "q-hat ECE | q-hat AUROC |",
+             "| stage | eval set | accuracy | step validity | trace validity | mended / broken | pairs "
+             "| wall time (s) | q-hat ECE | q-hat AUROC |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         wall = f"{r['wall_s']:.0f}" if isinstance(r.get("wall_s"), (int, float)) else "-"
