@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from oakdpo.io import UserError, read_jsonl, write_json  # noqa: E402
-from oakdpo.report import sign_test  # noqa: E402
+from oakdpo.report import mended_broken  # noqa: E402
 
 PREMISE_BINS = ("8-12", "13-19", "20-25", "26-30")
 ORDERS = ("random", "proof")
@@ -141,8 +141,7 @@ def paired(base: dict, other: dict) -> tuple[int, int, float] | None:
     if "grid_invalid" not in base or "grid_invalid" not in other or \
             (base["seed"], base["per_cell"]) != (other["seed"], other["per_cell"]):
         return None
-    a, b = set(base["grid_invalid"]), set(other["grid_invalid"])
-    return len(a - b), len(b - a), sign_test(len(a - b), len(b - a))
+    return mended_broken(base["grid_invalid"], other["grid_invalid"])
 
 
 def _load_result(path: str) -> dict:

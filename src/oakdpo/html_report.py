@@ -669,9 +669,10 @@ def build_html(data: dict, title: str | None = None, max_pairs: int = MAX_PAIRS,
     nav = "".join(['<a href="#metrics">metrics</a><a href="#plots">plots</a>']
                   + [f'<a href="#iter-{it["iteration"]}">iteration {it["iteration"]}</a>' for it in data["iterations"]]
                   + (['<a href="#sft-traces">SFT traces</a>'] if sft_parts else []))
+    note = paired_note(data["rows"])
     sections.append(f'<h2 id="metrics">Metrics</h2><p class="muted">Strict verification of greedy traces on held-out '
                     f'problems, after SFT and after each OaK iteration (as report.md).</p>{metrics_table(data["rows"])}'
-                    + (f'<p class="muted">{esc(paired_note(data["rows"]))}</p>' if paired_note(data["rows"]) else ''))
+                    + (f'<p class="muted">{esc(note)}</p>' if note else ''))
     st = stages_table(data)
     if st:
         sections.append(f'<h3>Stages of each iteration</h3>{st}')

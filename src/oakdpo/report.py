@@ -27,13 +27,19 @@ def sign_test(mended: int, broken: int) -> float:
     return min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n) if n else 1.0
 
 
+def mended_broken(base_invalid, other_invalid) -> tuple[int, int, float]:
+    """Two models' invalid problem ids over the same problems: mended (invalid in base, valid in other), broken (the
+    reverse) and the sign test's p."""
+    a, b = set(base_invalid), set(other_invalid)
+    return len(a - b), len(b - a), sign_test(len(a - b), len(b - a))
+
+
 def paired_counts(base: dict, other: dict) -> dict:
-    """Two evaluations of the same problems, problem by problem: mended (invalid in base, valid in other), broken
-    (the reverse) and the sign test's p; {} when either lacks invalid_ids or they saw different problem counts."""
+    """Two evaluations' metrics paired problem by problem (mended_broken); {} when either lacks invalid_ids or they
+    saw different problem counts."""
     if "invalid_ids" not in base or "invalid_ids" not in other or base.get("problems") != other.get("problems"):
         return {}
-    a, b = set(base["invalid_ids"]), set(other["invalid_ids"])
-    return {"mended": len(a - b), "broken": len(b - a), "sign_p": sign_test(len(a - b), len(b - a))}
+    return dict(zip(("mended", "broken", "sign_p"), mended_broken(base["invalid_ids"], other["invalid_ids"])))
 
 
 def report_rows(sft_eval: dict | None, sft_wall_s: float | None, iterations: list[dict]) -> list[dict]:
