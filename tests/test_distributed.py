@@ -142,8 +142,8 @@ def test_generate_and_eval_under_torchrun_match_one_process(tmp_path, tiny_model
 
 
 def test_torchrun_sft_restart_stops_and_restarts_every_rank(tmp_path, tiny_model_dir, small_problems):
-    # a loss check that fails on the first log: both ranks stop, rank 0 clears the folder, both train again with
-    # sft.seed + 100 to the end
+    # a loss check that fails on the first log: both ranks stop, rank 0 sets the checkpoint aside and clears the
+    # folder, both train again with sft.seed + 100
     from oakdpo.data import write_problems
 
     write_problems(tmp_path / "train.jsonl", small_problems[:8])
@@ -160,6 +160,11 @@ def test_torchrun_sft_restart_stops_and_restarts_every_rank(tmp_path, tiny_model
     log = proc.stdout + proc.stderr
     assert log.count("starting again with sft.seed 103 (restart 1 of 1)") == 1
     metrics = json.loads((tmp_path / "sft" / "sft_metrics.json").read_text())
-    assert metrics["restarts"] == 1 and [c["step"] for c in metrics["restart_checks"]] == [1]
+    # the last run's loss is above run 0's at the check too: both ranks go on from run 0's checkpoint at step 1
+    first, last = metrics["restart_checks"]
+    assert (first["step"], last["step"]) == (1, 1) and last["loss"] > first["loss"]
+    assert log.count("going on from the lowest, run 0 (sft.seed 3)") == 1
+    assert (metrics["restarts"], metrics["continued_run"], metrics["resumed_from_step"]) == (1, 0, 1)
     assert metrics["steps"] == 4  # 8 problems / (2 per rank x 2 ranks) x 2 epochs
-    assert yaml.safe_load((tmp_path / "sft" / "config.yaml").read_text())["sft"]["seed"] == 103
+    assert yaml.safe_load((tmp_path / "sft" / "config.yaml").read_text())["sft"]["seed"] == 3
+    assert sorted(p.name for p in (tmp_path / "sft").iterdir() if p.name.startswith(("attempt_", "check"))) == []

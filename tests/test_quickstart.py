@@ -70,13 +70,18 @@ def test_quickstart_writes_the_run_layout_and_resumes(tmp_path):
 
 @pytest.mark.slow
 def test_quickstart_sft_restarts_with_a_new_tiny_model_from_restart_init_from(tmp_path, capfd):
-    # every check fails: restart 1 keeps OUT/init, restart 2 starts from a new OUT/init_2 and trains to the end
+    # every check fails: restart 1 keeps OUT/init, restart 2 starts from a new OUT/init_2, and its loss is above
+    # the lowest earlier run's, so SFT goes on from that run's checkpoint
     cfg = load_config(ROOT / "configs" / "tiny.yaml", SMALL + [
         "oak.iterations=1", "sft.restarts=2", "sft.restart_step=1", "sft.restart_loss=0", "model.restart_init_from=2"])
     out = tmp_path / "demo"
     quickstart(out, cfg)
     metrics = json.loads((out / "sft" / "sft_metrics.json").read_text())
-    assert metrics["restarts"] == 2 and [c["step"] for c in metrics["restart_checks"]] == [1, 1]
+    checks = metrics["restart_checks"]
+    assert metrics["restarts"] == 2 and [c["step"] for c in checks] == [1, 1, 1]
+    best = min(range(3), key=lambda k: checks[k]["loss"])
+    assert best < 2 and metrics["continued_run"] == best and metrics["resumed_from_step"] == 1
     assert (out / "init_2" / "model.safetensors").is_file() and not (out / "init_1").exists()
-    assert load_config(out / "sft" / "config.yaml").sft.seed == cfg.sft.seed + 200
-    assert "(restart 2 of 2)" in capfd.readouterr().out  # printed by the SFT child process
+    assert load_config(out / "sft" / "config.yaml").sft.seed == cfg.sft.seed + 100 * best
+    printed = capfd.readouterr().out  # by the SFT child process
+    assert "(restart 2 of 2)" in printed and f"going on from the lowest, run {best} (sft.seed" in printed

@@ -1,5 +1,6 @@
 """SFT on gold traces: prompt tokens masked, parameters change, the saved folder reloads and generates."""
 
+import dataclasses
 import json
 
 import pytest
@@ -9,6 +10,7 @@ from transformers import AutoModelForCausalLM
 
 from oakdpo import cli
 from oakdpo.config import Config, FormatConfig, ModelConfig, load_config
+from oakdpo.io import UserError
 from oakdpo.prompting import Framing
 from oakdpo.tasks.prontoqa.generator import generate_problems
 from oakdpo.data import write_problems
@@ -155,12 +157,28 @@ def _restart_cfg(**sft) -> Config:
     return _cfg(**{"epochs": 3.0, "seed": 5, **sft})  # 16 problems, batch 8: 6 steps, each logged
 
 
-def test_sft_restarts_from_the_initial_model_with_another_seed_when_the_loss_is_high(tiny_dir, problems, tmp_path):
+def _learns_nothing(monkeypatch, run: int) -> None:
+    """Have SFT's run `run` (0: the first, k: restart k) train at learning rate 0, so its loss at the check is the
+    highest."""
+    from oakdpo import training
+
+    real = training.restart_config
+
+    def restart_config(cfg, restart):
+        cfg = real(cfg, restart)
+        return dataclasses.replace(cfg, sft=dataclasses.replace(cfg.sft, learning_rate=0.0)) if restart == run else cfg
+
+    monkeypatch.setattr(training, "restart_config", restart_config)
+
+
+def test_sft_restarts_from_the_initial_model_with_another_seed_when_the_loss_is_high(tiny_dir, problems, tmp_path,
+                                                                                     monkeypatch):
     plain = run_sft(_restart_cfg(seed=105), problems, tiny_dir, tmp_path / "plain")  # what restart 1 trains
+    _learns_nothing(monkeypatch, 0)
     metrics = run_sft(_restart_cfg(restarts=1, restart_step=2, restart_loss=0.0), problems, tiny_dir,
                       tmp_path / "sft")
-    assert metrics["restarts"] == 1 and metrics["steps"] == 6
-    [check] = metrics["restart_checks"]
+    assert (metrics["restarts"], metrics["continued_run"], metrics["steps"]) == (1, None, 6)
+    [check] = metrics["restart_checks"]  # the last restart's loss at its check is under run 0's: it goes on
     assert check["step"] == 2 and check["loss"] > 0
     assert load_config(tmp_path / "sft" / "config.yaml").sft.seed == 105
     assert not (tmp_path / "sft" / "restart.json").exists()
@@ -181,13 +199,39 @@ def test_sft_loss_check_below_its_bound_changes_nothing(tiny_dir, problems, tmp_
     assert load_config(tmp_path / "sft" / "config.yaml").sft.seed == 5
 
 
+def test_sft_last_restart_above_an_earlier_run_goes_on_from_that_runs_checkpoint(tiny_dir, problems, tmp_path,
+                                                                                 monkeypatch):
+    plain = run_sft(_restart_cfg(), problems, tiny_dir, tmp_path / "plain")  # run 0, never stopped
+    _learns_nothing(monkeypatch, 1)
+    out = tmp_path / "sft"
+    metrics = run_sft(_restart_cfg(restarts=1, restart_step=2, restart_loss=0.0), problems, tiny_dir, out)
+    first, last = metrics["restart_checks"]
+    assert (first["step"], last["step"]) == (2, 2) and last["loss"] > first["loss"] > 0
+    assert (metrics["restarts"], metrics["continued_run"], metrics["resumed_from_step"], metrics["steps"]) == \
+        (1, 0, 2, 6)
+    assert load_config(out / "config.yaml").sft.seed == 5
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(("attempt_", "checkpoint-", "restart"))) == []
+    assert metrics["final_loss"] == plain["final_loss"]  # run 0 resumed at its check trains what run 0 trains
+    a, b = load_file(tmp_path / "plain" / "model.safetensors"), load_file(out / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_sft_rerun_resumes_the_restart_in_progress(tiny_dir, problems, tmp_path):
     out = tmp_path / "sft"
     out.mkdir()
-    (out / "restart.json").write_text(json.dumps({"restart": 1, "checks": [{"step": 2, "loss": 0.5}]}))
+    (out / "restart.json").write_text(json.dumps({"restart": 1, "checks": [{"step": 2, "loss": 50.0}]}))
     metrics = run_sft(_restart_cfg(restarts=1, restart_step=2, restart_loss=0.0), problems, tiny_dir, out)
-    assert (metrics["restarts"], metrics["restart_checks"]) == (1, [{"step": 2, "loss": 0.5}])
+    assert (metrics["restarts"], metrics["restart_checks"]) == (1, [{"step": 2, "loss": 50.0}])
     assert load_config(out / "config.yaml").sft.seed == 105
+
+
+def test_sft_rerun_going_on_from_a_run_whose_checkpoint_is_gone_is_a_one_line_error(tiny_dir, problems, tmp_path):
+    out = tmp_path / "sft"
+    (out / "attempt_0").mkdir(parents=True)
+    (out / "restart.json").write_text(json.dumps({"restart": 0, "checks": [{"step": 2, "loss": 0.5}] * 2,
+                                                  "continued": 0}))
+    with pytest.raises(UserError, match=r"restart.json: run 0's checkpoint is gone from .*attempt_0; remove"):
+        run_sft(_restart_cfg(restarts=1, restart_step=2, restart_loss=0.0), problems, tiny_dir, out)
 
 
 def test_run_sft_with_lora_writes_an_adapter(tiny_dir, problems, tmp_path):

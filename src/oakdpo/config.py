@@ -207,7 +207,8 @@ class SFTConfig:
     restarts: int = _f(0, "How many times SFT may start again from the initial model (quickstart: or a new one, "
                        "model.restart_init_from), with another data order (sft.seed + 100 per restart), when its "
                        "training loss at `restart_step` is above "
-                       "`restart_loss`; the last restart trains to the end whatever its loss. For a model whose "
+                       "`restart_loss`. The last restart goes on when its loss there is at most the lowest of the "
+                       "earlier runs', and SFT goes on from the lowest one's checkpoint otherwise. For a model whose "
                        "training can stall on a plateau that some data orders never leave (the tiny model's "
                        "premise lookup, docs/tiny-model.md). 0: never.", low=0)
     restart_step: int = _f(0, "Restarts: the optimizer step at which the training loss is checked (its first log "

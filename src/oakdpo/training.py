@@ -171,10 +171,13 @@ def run_sft(cfg: Config, problems: list[Problem], model_path: str | os.PathLike,
     are skipped.
 
     With sft.restarts, a training loss above sft.restart_loss at sft.restart_step (loss_check) stops the run, and
-    SFT starts again from `model_path` with another data order (restart_config), at most sft.restarts times; the
-    last one trains to the end whatever its loss. `restart_model(k)`, when given, names the initial model of
-    restart k instead (quickstart draws a new tiny model: loop.restart_init). out_dir/restart.json records the
-    restart in progress, so a rerun resumes it, and sft_metrics.json the failed checks.
+    SFT starts again from `model_path` with another data order (restart_config), at most sft.restarts times. The
+    last restart is checked against the earlier runs instead: when its loss there is above the lowest of theirs,
+    SFT goes on from that run's checkpoint at its check, which every failed run leaves in out_dir/attempt_{k}/. So
+    a strict bound costs time only, never a model worse than the best run's. `restart_model(k)`, when given,
+    names the initial model of restart k instead (quickstart draws a new tiny model: loop.restart_init).
+    out_dir/restart.json records the restart in progress, so a rerun resumes it, and sft_metrics.json the failed
+    checks.
     """
     t0 = time.time()
     out_dir = Path(out_dir)
@@ -182,30 +185,45 @@ def run_sft(cfg: Config, problems: list[Problem], model_path: str | os.PathLike,
     dist.barrier()  # every rank has read the record before rank 0 clears a folder left without a checkpoint
     if dist.is_main() and out_dir.exists() and not (out_dir / DONE).exists() and \
             trainers.latest_checkpoint(out_dir) is None:
-        shutil.rmtree(out_dir)  # a folder left by a run killed before its first checkpoint
+        _clear(out_dir)  # what a run killed before its first checkpoint left; earlier runs' checkpoints stay
         _write_restart(out_dir, record)
     dist.barrier()
     trainers.set_log_dir(Path(log_dir) if log_dir else out_dir.parent / "logs" / out_dir.name)
     while True:
-        restart = record.get("restart", 0)
-        check = loss_check(cfg.sft, restart)
+        restart, checks = record.get("restart", 0), record.get("checks", [])
+        if "continued" in record:
+            if dist.is_main():
+                _restore_attempt(out_dir, restart)
+            dist.barrier()
+        check = None if "continued" in record else loss_check(cfg.sft, restart, checks)
         start = model_path if restart == 0 or restart_model is None else restart_model(restart)
         run_cfg = restart_config(cfg, restart)
         trainer, tokenizer, metrics = _train_sft(run_cfg, problems, start, out_dir, check)
         if check is None or check.failed is None:
             break
-        record = {"restart": restart + 1, "checks": record.get("checks", []) + [check.failed]}
-        dist.print0(f"sft: training loss {check.failed['loss']:.4f} at step {check.failed['step']} (mean of the last "
-                    f"{LOSS_CHECK_LOGS} logs) is above sft.restart_loss {cfg.sft.restart_loss:g}; starting again "
-                    f"with sft.seed {restart_config(cfg, restart + 1).sft.seed} (restart {restart + 1} of "
-                    f"{cfg.sft.restarts})")
+        failed, checks = check.failed, checks + [check.failed]
+        if restart < cfg.sft.restarts:
+            record = {"restart": restart + 1, "checks": checks}
+            dist.print0(f"sft: training loss {failed['loss']:.4f} at step {failed['step']} (mean of the last "
+                        f"{LOSS_CHECK_LOGS} logs) is above sft.restart_loss {cfg.sft.restart_loss:g}; starting "
+                        f"again with sft.seed {restart_config(cfg, restart + 1).sft.seed} (restart {restart + 1} "
+                        f"of {cfg.sft.restarts})")
+        else:
+            kept = [k for k in range(restart) if any((out_dir / f"attempt_{k}").glob("checkpoint-*"))]
+            best = min(kept + [restart], key=lambda k: checks[k]["loss"])  # restart: its own checkpoint, just saved
+            record = {"restart": best, "checks": checks, "continued": best}
+            losses = ", ".join(f"{c['loss']:.4f}" for c in checks)
+            dist.print0(f"sft: every run's training loss at step {failed['step']} is above sft.restart_loss "
+                        f"({losses}); going on from the lowest, run {best} (sft.seed "
+                        f"{restart_config(cfg, best).sft.seed}), at its checkpoint")
         trainer = tokenizer = None  # let this run's model go before the next one loads
         gc.collect()
         if dist.is_main():
-            shutil.rmtree(out_dir, ignore_errors=True)
+            _set_attempt_aside(out_dir, restart, failed["step"])
             _write_restart(out_dir, record)
         dist.barrier()
-    metrics.update(restarts=record.get("restart", 0), restart_checks=record.get("checks", []),
+    metrics.update(restarts=min(len(record.get("checks", [])), cfg.sft.restarts),
+                   restart_checks=record.get("checks", []), continued_run=record.get("continued"),
                    wall_s=round(time.time() - t0, 2))
     import yaml
 
@@ -232,12 +250,14 @@ def restart_config(cfg: Config, restart: int) -> Config:
     return dataclasses.replace(cfg, sft=dataclasses.replace(cfg.sft, seed=cfg.sft.seed + RESTART_SEED_STEP * restart))
 
 
-def loss_check(sft, restart: int):
+def loss_check(sft, restart: int, checks: list[dict] = ()):
     """A TrainerCallback that, at the first log at or after step sft.restart_step, stops training when the mean of
-    the last LOSS_CHECK_LOGS logged losses is above sft.restart_loss, and records {"step", "loss"} in its `failed`.
-    None when no check applies (sft.restarts is 0, or restart `restart` is the last one allowed)."""
-    if sft.restarts <= restart or sft.restart_step <= 0:
+    the last LOSS_CHECK_LOGS logged losses is above its bound, records {"step", "loss"} in its `failed` and has the
+    trainer save a checkpoint there. The bound is sft.restart_loss, and for the last restart allowed the lowest
+    loss of the earlier runs' `checks`. None when no check applies (sft.restarts is 0, or no earlier check)."""
+    if sft.restart_step <= 0 or restart > sft.restarts or (restart == sft.restarts and not checks):
         return None
+    bound = sft.restart_loss if restart < sft.restarts else min(c["loss"] for c in checks)
     from transformers import TrainerCallback
 
     class _LossCheck(TrainerCallback):
@@ -251,11 +271,40 @@ def loss_check(sft, restart: int):
                 return
             losses = [h["loss"] for h in state.log_history if "loss" in h][-LOSS_CHECK_LOGS:]
             mean = sum(losses) / len(losses)
-            if mean > sft.restart_loss:
+            if mean > bound:
                 self.failed = {"step": step, "loss": round(mean, 5)}
                 control.should_training_stop = True
+                control.should_save = True  # the trainer saves after on_log: SFT may go on from here later
 
     return _LossCheck()
+
+
+def _clear(out_dir: Path) -> None:
+    """Remove out_dir's contents except the failed runs' checkpoints (attempt_k/) and restart.json."""
+    for p in out_dir.iterdir() if out_dir.is_dir() else []:
+        if not (p.name.startswith("attempt_") or p.name == "restart.json"):
+            shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+
+
+def _set_attempt_aside(out_dir: Path, restart: int, step: int) -> None:
+    """Move run `restart`'s checkpoint at its failed check into out_dir/attempt_{restart}/ and clear the rest."""
+    checkpoint = out_dir / f"checkpoint-{step}"
+    if checkpoint.is_dir():
+        aside = out_dir / f"attempt_{restart}"
+        shutil.rmtree(aside, ignore_errors=True)
+        aside.mkdir()
+        checkpoint.rename(aside / checkpoint.name)
+    _clear(out_dir)
+
+
+def _restore_attempt(out_dir: Path, restart: int) -> None:
+    """Put run `restart`'s set-aside checkpoint back in out_dir, where the trainer resumes from it (idempotent)."""
+    aside = out_dir / f"attempt_{restart}"
+    for checkpoint in aside.glob("checkpoint-*") if aside.is_dir() else []:
+        checkpoint.rename(out_dir / checkpoint.name)
+    if trainers.latest_checkpoint(out_dir) is None:
+        raise UserError(f"{out_dir / 'restart.json'}: run {restart}'s checkpoint is gone from {aside}; remove "
+                        f"restart.json to start SFT anew")
 
 
 def _read_restart(out_dir: Path) -> dict:
