@@ -216,6 +216,23 @@ def test_sft_last_restart_above_an_earlier_run_goes_on_from_that_runs_checkpoint
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_sft_rerun_after_a_stop_keeps_the_set_aside_checkpoint_and_goes_on_from_it(tiny_dir, problems, tmp_path,
+                                                                                  monkeypatch):
+    plain = run_sft(_restart_cfg(), problems, tiny_dir, tmp_path / "plain")  # run 0, never stopped
+    _learns_nothing(monkeypatch, 1)
+    out, cfg = tmp_path / "sft", _restart_cfg(restarts=1, restart_step=2, restart_loss=0.0)
+    monkeypatch.setenv("OAKDPO_FAULT", "sft/restart@0")
+    with pytest.raises(RuntimeError, match="injected fault at sft/restart"):
+        run_sft(cfg, problems, tiny_dir, out)  # stops once run 0 is set aside, before restart 1 starts
+    assert sorted(p.name for p in out.iterdir()) == ["attempt_0", "restart.json"]
+    assert [p.name for p in (out / "attempt_0").iterdir()] == ["checkpoint-2"]
+    monkeypatch.delenv("OAKDPO_FAULT")
+    metrics = run_sft(cfg, problems, tiny_dir, out)  # restart 1 fails its check: on from run 0's checkpoint
+    assert (metrics["restarts"], metrics["continued_run"], metrics["resumed_from_step"]) == (1, 0, 2)
+    a, b = load_file(tmp_path / "plain" / "model.safetensors"), load_file(out / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_sft_rerun_resumes_the_restart_in_progress(tiny_dir, problems, tmp_path):
     out = tmp_path / "sft"
     out.mkdir()

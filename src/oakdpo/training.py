@@ -222,6 +222,7 @@ def run_sft(cfg: Config, problems: list[Problem], model_path: str | os.PathLike,
             _set_attempt_aside(out_dir, restart, failed["step"])
             _write_restart(out_dir, record)
         dist.barrier()
+        dist.fault_point("sft/restart")  # the rerun tests: a failed run set aside, the next not started
     metrics.update(restarts=min(len(record.get("checks", [])), cfg.sft.restarts),
                    restart_checks=record.get("checks", []), continued_run=record.get("continued"),
                    wall_s=round(time.time() - t0, 2))
