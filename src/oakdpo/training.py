@@ -190,12 +190,12 @@ def run_sft(cfg: Config, problems: list[Problem], model_path: str | os.PathLike,
     dist.barrier()
     trainers.set_log_dir(Path(log_dir) if log_dir else out_dir.parent / "logs" / out_dir.name)
     while True:
-        restart, checks = record.get("restart", 0), record.get("checks", [])
-        if "continued" in record:
+        restart, checks, continued = record.get("restart", 0), record.get("checks", []), "continued" in record
+        if continued:
             if dist.is_main():
                 _restore_attempt(out_dir, restart)
             dist.barrier()
-        check = None if "continued" in record else loss_check(cfg.sft, restart, checks)
+        check = None if continued else loss_check(cfg.sft, restart, checks)
         start = model_path if restart == 0 or restart_model is None else restart_model(restart)
         run_cfg = restart_config(cfg, restart)
         trainer, tokenizer, metrics = _train_sft(run_cfg, problems, start, out_dir, check)
@@ -209,7 +209,7 @@ def run_sft(cfg: Config, problems: list[Problem], model_path: str | os.PathLike,
                         f"again with sft.seed {restart_config(cfg, restart + 1).sft.seed} (restart {restart + 1} "
                         f"of {cfg.sft.restarts})")
         else:
-            kept = [k for k in range(restart) if any((out_dir / f"attempt_{k}").glob("checkpoint-*"))]
+            kept = [k for k in range(restart) if trainers.latest_checkpoint(out_dir / f"attempt_{k}") is not None]
             best = min(kept + [restart], key=lambda k: checks[k]["loss"])  # restart: its own checkpoint, just saved
             record = {"restart": best, "checks": checks, "continued": best}
             losses = ", ".join(f"{c['loss']:.4f}" for c in checks)
@@ -251,7 +251,7 @@ def restart_config(cfg: Config, restart: int) -> Config:
     return dataclasses.replace(cfg, sft=dataclasses.replace(cfg.sft, seed=cfg.sft.seed + RESTART_SEED_STEP * restart))
 
 
-def loss_check(sft, restart: int, checks: list[dict] = ()):
+def loss_check(sft, restart: int, checks: list[dict] | tuple = ()):
     """A TrainerCallback that, at the first log at or after step sft.restart_step, stops training when the mean of
     the last LOSS_CHECK_LOGS logged losses is above its bound, records {"step", "loss"} in its `failed` and has the
     trainer save a checkpoint there. The bound is sft.restart_loss, and for the last restart allowed the lowest
@@ -301,7 +301,8 @@ def _set_attempt_aside(out_dir: Path, restart: int, step: int) -> None:
 def _restore_attempt(out_dir: Path, restart: int) -> None:
     """Put run `restart`'s set-aside checkpoint back in out_dir, where the trainer resumes from it (idempotent)."""
     aside = out_dir / f"attempt_{restart}"
-    for checkpoint in aside.glob("checkpoint-*") if aside.is_dir() else []:
+    checkpoint = trainers.latest_checkpoint(aside)
+    if checkpoint is not None:
         checkpoint.rename(out_dir / checkpoint.name)
     if trainers.latest_checkpoint(out_dir) is None:
         raise UserError(f"{out_dir / 'restart.json'}: run {restart}'s checkpoint is gone from {aside}; remove "
