@@ -18,6 +18,7 @@ from oakdpo.tasks.prontoqa.prompt import build_lookup_prompt as build_prompt
 from oakdpo.tasks.prontoqa.gold import gold_trace
 from oakdpo.generation import generate_traces
 from oakdpo.tiny import build_corpus, init_tiny_model
+from oakdpo import training
 from oakdpo.model import load_policy
 from oakdpo.training import distinct_dataset, in_training_order, run_sft, sft_args, sft_dataset, training_rows
 
@@ -203,9 +204,12 @@ def test_sft_last_restart_above_an_earlier_run_goes_on_from_that_runs_checkpoint
                                                                                  monkeypatch):
     plain = run_sft(_restart_cfg(), problems, tiny_dir, tmp_path / "plain")  # run 0, never stopped
     _learns_nothing(monkeypatch, 1)
-    out = tmp_path / "sft"
+    out, records = tmp_path / "sft", []
+    write_restart = training._write_restart
+    monkeypatch.setattr(training, "_write_restart", lambda d, r: (records.append(dict(r)), write_restart(d, r)))
     metrics = run_sft(_restart_cfg(restarts=1, restart_step=2, restart_loss=0.0), problems, tiny_dir, out)
     first, last = metrics["restart_checks"]
+    assert records == [{"restart": 1, "checks": [first]}, {"restart": 0, "checks": [first, last], "continued": True}]
     assert (first["step"], last["step"]) == (2, 2) and last["loss"] > first["loss"] > 0
     assert (metrics["restarts"], metrics["continued_run"], metrics["resumed_from_step"], metrics["steps"]) == \
         (1, 0, 2, 6)
@@ -246,7 +250,7 @@ def test_sft_rerun_going_on_from_a_run_whose_checkpoint_is_gone_is_a_one_line_er
     out = tmp_path / "sft"
     (out / "attempt_0").mkdir(parents=True)
     (out / "restart.json").write_text(json.dumps({"restart": 0, "checks": [{"step": 2, "loss": 0.5}] * 2,
-                                                  "continued": 0}))
+                                                  "continued": True}))
     with pytest.raises(UserError, match=r"restart.json: run 0's checkpoint is gone from .*attempt_0; remove"):
         run_sft(_restart_cfg(restarts=1, restart_step=2, restart_loss=0.0), problems, tiny_dir, out)
 

@@ -211,7 +211,7 @@ def run_sft(cfg: Config, problems: list[Problem], model_path: str | os.PathLike,
         else:
             kept = [k for k in range(restart) if trainers.latest_checkpoint(out_dir / f"attempt_{k}") is not None]
             best = min(kept + [restart], key=lambda k: checks[k]["loss"])  # restart: its own checkpoint, just saved
-            record = {"restart": best, "checks": checks, "continued": best}
+            record = {"restart": best, "checks": checks, "continued": True}
             losses = ", ".join(f"{c['loss']:.4f}" for c in checks)
             dist.print0(f"sft: every run's training loss at step {failed['step']} is above sft.restart_loss "
                         f"({losses}); going on from the lowest, run {best} (sft.seed "
@@ -224,7 +224,8 @@ def run_sft(cfg: Config, problems: list[Problem], model_path: str | os.PathLike,
         dist.barrier()
         dist.fault_point("sft/restart")  # the rerun tests: a failed run set aside, the next not started
     metrics.update(restarts=min(len(record.get("checks", [])), cfg.sft.restarts),
-                   restart_checks=record.get("checks", []), continued_run=record.get("continued"),
+                   restart_checks=record.get("checks", []),
+                   continued_run=record["restart"] if "continued" in record else None,
                    wall_s=round(time.time() - t0, 2))
     import yaml
 
