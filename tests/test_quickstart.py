@@ -53,6 +53,7 @@ def test_quickstart_writes_the_run_layout_and_resumes(tmp_path):
     assert {t["problem_id"] for t in traces} == set(loop_ids[:4])
     report = (out / "report.md").read_text()
     assert "| iter_1 |" in report and "| sft |" in report
+    assert json.loads((out / "metrics.json").read_text())["rows"] == json.loads(json.dumps(rows))
 
     def invalid(d):
         return {v["problem_id"] for v in map(json.loads, open(d / "verdicts.jsonl")) if not v["trace_valid"]}

@@ -289,6 +289,9 @@ def test_report_pairs_each_stage_with_its_sets_first(tmp_path):
 
     write_report(report_rows(sft, 10.0, iters), tmp_path)
     md = (tmp_path / "report.md").read_text()
+    summary = {(r["stage"], r["set"]): r for r in json.loads((tmp_path / "metrics.json").read_text())["rows"]}
+    assert (summary["iter_0", "val"]["trace_validity"], summary["iter_0", "val"]["mended"],
+            summary["iter_1", "val"]["sign_p"], summary["sft", "val"]["wall_s"]) == (0.9, 2, 0.25, 10.0)
     assert "| iter_0 | val | 100.0% | 100.0% | 90.0% | 2 / 1 (p 1) | 7 |" in md
     assert "| iter_1 | val | 100.0% | 100.0% | 100.0% | 3 / 0 (p 0.25) | - |" in md
     assert "| sft | val | 100.0% | 100.0% | 85.0% | - | - | 10 |" in md

@@ -710,7 +710,8 @@ def write_html_report(run_dir: str | Path, out_path: str | Path | None = None, p
 
 
 def run_report(args) -> int:
-    """`oakdpo report RUN_DIR [--html]`: report.md + report.png from the run's files; with --html report.html."""
+    """`oakdpo report RUN_DIR [--html]`: metrics.json, report.md and report.png from the run's files; with --html
+    report.html."""
     from .report import write_report
 
     from .io import UserError
@@ -732,14 +733,14 @@ def run_report(args) -> int:
     else:
         data = load_run(args.run_dir, problems)
         write_report(data["rows"], args.run_dir)
-        print(f"wrote {Path(args.run_dir) / 'report.md'} and report.png ({len(data['rows'])} rows)")
+        print(f"wrote {Path(args.run_dir) / 'report.md'}, report.png and metrics.json ({len(data['rows'])} rows)")
     return 0
 
 
 def add_cli(sub) -> None:
     """`oakdpo report RUN_DIR [--html]`."""
-    r = sub.add_parser("report", help="Write a run's report from its files: report.md + report.png, or with "
-                                      "--html one self-contained report.html to browse.")
+    r = sub.add_parser("report", help="Write a run's report from its files: metrics.json, report.md and report.png, or "
+                                      "with --html one self-contained report.html to browse.")
     r.add_argument("run_dir", help="Run directory (OUT of oakdpo quickstart / oakdpo oak).")
     r.add_argument("--html", action="store_true", help="Write RUN_DIR/report.html: metrics, plots of every stage, "
                    "and per iteration a sample of pairs and traces with every step's verdict.")

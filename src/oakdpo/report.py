@@ -1,4 +1,5 @@
-"""Run report (OUT/report.md + OUT/report.png, and OUT/report.html through oakdpo.html_report), `oakdpo report`
+"""Run report (OUT/metrics.json, OUT/report.md + OUT/report.png, and OUT/report.html through oakdpo.html_report),
+`oakdpo report`
 and `oakdpo inspect pairs`."""
 
 from __future__ import annotations
@@ -7,7 +8,7 @@ import math
 import textwrap
 from pathlib import Path
 
-from .io import atomic_path, read_jsonl, write_text
+from .io import atomic_path, read_jsonl, write_json, write_text
 
 METRICS = ("accuracy", "step_validity", "trace_validity")
 
@@ -84,8 +85,10 @@ def paired_note(rows: list[dict]) -> str:
 
 
 def write_report(rows: list[dict], out_dir: str | Path, title: str = "OaK-DPO run") -> None:
-    """OUT/report.md (a row per stage and eval set) and OUT/report.png (the same as a plot)."""
+    """OUT/metrics.json ({"rows": rows}: a row per stage and eval set), OUT/report.md (the same as a table) and
+    OUT/report.png (the same as a plot)."""
     out = Path(out_dir)
+    write_json(out / "metrics.json", {"rows": rows})
     lines = [f"# {title}", "", "Strict verification of greedy traces on held-out problems.", "",
              "| stage | eval set | accuracy | step validity | trace validity | mended / broken | pairs "
              "| wall time (s) | q-hat ECE | q-hat AUROC |",
