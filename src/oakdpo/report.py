@@ -1,6 +1,5 @@
 """Run report (OUT/metrics.json, OUT/report.md + OUT/report.png, and OUT/report.html through oakdpo.html_report),
-`oakdpo report`
-and `oakdpo inspect pairs`."""
+`oakdpo report` and `oakdpo inspect pairs`."""
 
 from __future__ import annotations
 
@@ -59,7 +58,7 @@ def report_rows(sft_eval: dict | None, sft_wall_s: float | None, iterations: lis
         add("sft", name, m, pairs=None, wall_s=sft_wall_s)
     for it in iterations:
         stages = it.get("stages", {})
-        wall = sum(s.get("wall_s", 0.0) for s in stages.values())
+        wall = round(sum(s.get("wall_s", 0.0) for s in stages.values()), 2)
         pairs = stages.get("pairs", {}).get("pairs")
         q = stages.get("knowledge", {})
         for name, m in it.get("eval", {}).items():
