@@ -9,7 +9,7 @@ import random
 
 import pytest
 
-from oakdpo.trace import Problem, extract_claim, parse_action, parse_trace, query_statement, render_trace
+from oakdpo.trace import Problem, citation_error, extract_claim, parse_action, parse_trace, query_statement, render_trace
 from oakdpo.tasks.prontoqa.prompt import build_lookup_prompt as build_prompt, repeated_keys
 from oakdpo.tasks.prontoqa.gold import gold_trace
 from oakdpo.io import UserError
@@ -47,6 +47,17 @@ Final Answer: FALSE"""
 
 
 # ------------------------------------------------------------------------------------------ trace format
+
+def test_citation_error_rules_in_order():
+    # step deriving formula 12 of 15 (12 premises and formulas before it), formula 10 from an invalid step
+    assert citation_error(3, 12, 15, {10}) is None
+    assert citation_error(11, 12, 15, {10}) is None
+    assert citation_error(-1, 12, 15, {10}) == "cited index -1 does not exist"
+    assert citation_error(15, 12, 15, {10}) == "cited index 15 does not exist"
+    assert citation_error(12, 12, 15, {12}) == "cites its own formula 12"  # before the invalid check
+    assert citation_error(14, 12, 15, {14}) == "cites formula 14 from a later step"
+    assert citation_error(10, 12, 15, {10}) == "cites formula 10 from an invalid step"
+
 
 def test_gold_trace_exact():
     assert gold_trace(PROBLEM, "natural") == GOLD_NATURAL

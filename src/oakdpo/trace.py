@@ -312,6 +312,21 @@ def _read_segment(lines: list[str]) -> tuple[str, str | None, bool]:
     return " ".join(t for t in thought if t), fol, seen
 
 
+def citation_error(a: int, n: int, n_formulas: int, invalid: set[int]) -> str | None:
+    """Why the step deriving formula n may not cite formula a, or None: a cited index must exist (premises, then
+    derived formulas, n_formulas in all), come before n, and not be the formula of an invalid step. Every task's
+    verifier applies these alike, one cited index at a time."""
+    if a < 0 or a >= n_formulas:
+        return f"cited index {a} does not exist"
+    if a == n:
+        return f"cites its own formula {a}"
+    if a > n:
+        return f"cites formula {a} from a later step"
+    if a in invalid:
+        return f"cites formula {a} from an invalid step"
+    return None
+
+
 def first_failure(steps: list, step_verdicts: list[dict], answer: str | None, label: str,
                   needs_reasoning: bool) -> str:
     """'ok' when a trace is valid, else its first failure, in the order both verifiers use: an invalid reasoning

@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 
 import z3
 
-from ...trace import LABELS, OPTION_TYPES, Budget, ParsedStep, Problem, first_failure, make_verdict, parse_trace
+from ...trace import (LABELS, OPTION_TYPES, Budget, ParsedStep, Problem, citation_error, first_failure, make_verdict,
+                      parse_trace)
 from .fol import Formula, Z3Builder, atoms, to_text
 from .rules import COMPOUND, RULES, compound_shape_error, first_rule, instance_of, licenses, negate
 from .solver import DEFAULT_TIMEOUT_MS, STEP_TIMEOUT_MS, _check, _parse, solve_cached
@@ -171,14 +172,9 @@ def _check_folio_step(s: ParsedStep, n: int, n_formulas: int, ctx: _Context, kno
     if s.option not in OPTION_TYPES:
         return False, f"unknown option {s.option!r}", None, set()
     for a in s.args:
-        if a < 0 or a >= n_formulas:
-            return False, f"cited index {a} does not exist", None, set()
-        if a == n:
-            return False, f"cites its own formula {a}", None, set()
-        if a > n:
-            return False, f"cites formula {a} from a later step", None, set()
-        if a in invalid:
-            return False, f"cites formula {a} from an invalid step", None, set()
+        error = citation_error(a, n, n_formulas, invalid)
+        if error:
+            return False, error, None, set()
         if known.get(a) is None:
             return False, f"cited premise {a} has no usable FOL", None, set()
     if not s.fol:

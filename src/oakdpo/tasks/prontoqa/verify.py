@@ -22,8 +22,8 @@ from __future__ import annotations
 import re
 
 from ...io import UserError
-from ...trace import (LABELS, Budget, OPTION_TYPES, ParsedStep, ParsedTrace, Problem, extract_claim, first_failure,
-                      make_verdict, parse_trace, query_statement)
+from ...trace import (LABELS, Budget, OPTION_TYPES, ParsedStep, ParsedTrace, Problem, citation_error, extract_claim,
+                      first_failure, make_verdict, parse_trace, query_statement)
 from .logic import Fact, apply_option, negate_fact, parse_sentence, render
 
 
@@ -95,14 +95,9 @@ def _check_step(s: ParsedStep, n: int, n_formulas: int, P: int, known: dict, inv
     if s.option not in OPTION_TYPES:  # parse_trace already reports this; kept for hand-built ParsedSteps
         return False, f"unknown option {s.option!r}", None
     for a in s.args:
-        if a < 0 or a >= n_formulas:
-            return False, f"cited index {a} does not exist", None
-        if a == n:
-            return False, f"cites its own formula {a}", None
-        if a > n:
-            return False, f"cites formula {a} from a later step", None
-        if a in invalid:
-            return False, f"cites formula {a} from an invalid step", None
+        error = citation_error(a, n, n_formulas, invalid)
+        if error:
+            return False, error, None
     lic, reason = apply_option(s.option, [known[a] for a in s.args], s.args)
     if lic is None:
         return False, reason, None

@@ -29,7 +29,7 @@ is valid iff every step is valid, the CONCLUDE is supported and the answer equal
 
 from __future__ import annotations
 
-from ...trace import (LABELS, OPTION_TYPES, Budget, ParsedStep, ParsedTrace, Problem, first_failure,
+from ...trace import (LABELS, OPTION_TYPES, Budget, ParsedStep, ParsedTrace, Problem, citation_error, first_failure,
                       make_verdict)
 from .logic import Conj, Lit, Rule, clause_text, entities, literals, parse_sentence, render
 from .solver import goal_of, needed_patterns, open_instances, read_theory
@@ -141,14 +141,9 @@ def _check_step(s: ParsedStep, n: int, n_formulas: int, known: dict, invalid: se
     if not s.args:
         return False, f"{s.option} cites no formula", None
     for a in s.args:
-        if a < 0 or a >= n_formulas:
-            return False, f"cited index {a} does not exist", None
-        if a == n:
-            return False, f"cites its own formula {a}", None
-        if a > n:
-            return False, f"cites formula {a} from a later step", None
-        if a in invalid:
-            return False, f"cites formula {a} from an invalid step", None
+        error = citation_error(a, n, n_formulas, invalid)
+        if error:
+            return False, error, None
         if known.get(a) is None:
             return False, f"cited premise {a} is not a fact or rule the verifier reads", None
     if len(set(s.args)) != len(s.args):
