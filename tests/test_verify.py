@@ -9,7 +9,8 @@ import random
 
 import pytest
 
-from oakdpo.trace import Problem, citation_error, extract_claim, parse_action, parse_trace, query_statement, render_trace
+from oakdpo.trace import (Problem, citation_error, extract_claim, parse_action, parse_trace, query_statement,
+                          render_trace)
 from oakdpo.tasks.prontoqa.prompt import build_lookup_prompt as build_prompt, repeated_keys
 from oakdpo.tasks.prontoqa.gold import gold_trace
 from oakdpo.io import UserError

@@ -329,8 +329,8 @@ def citation_error(a: int, n: int, n_formulas: int, invalid: set[int]) -> str | 
 
 def first_failure(steps: list, step_verdicts: list[dict], answer: str | None, label: str,
                   needs_reasoning: bool) -> str:
-    """'ok' when a trace is valid, else its first failure, in the order both verifiers use: an invalid reasoning
-    step, no / several CONCLUDE steps, an invalid CONCLUDE, no reasoning step where the answer needs one
+    """'ok' when a trace is valid, else its first failure, in the order every task's verifier uses: an invalid
+    reasoning step, no / several CONCLUDE steps, an invalid CONCLUDE, no reasoning step where the answer needs one
     (`needs_reasoning`: the caller's verdict on a CONCLUDE-only trace), a missing Final Answer, a wrong answer."""
     for s, v in zip(steps, step_verdicts):
         if not s.is_conclude and not v["valid"]:

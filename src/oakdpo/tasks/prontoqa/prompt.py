@@ -2,7 +2,7 @@
 
 `natural` (the default, what a real checkpoint sees): an instruction (the task, the option types, the trace
 grammar) as the system part, and the premises exactly as written, each numbered once, and the query as written.
-`lookup` (configs/tiny.yaml, the built-in tiny model): today's lookup-shaped prompt (build_lookup_prompt).
+`lookup` (configs/tiny.yaml, the built-in tiny model): the lookup-shaped prompt (build_lookup_prompt).
 """
 
 from __future__ import annotations
