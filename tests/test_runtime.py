@@ -103,6 +103,23 @@ def _natural_pairs(problems, framing):
     return build_pairs(problems, traces, verdicts, Config().pairs, framing)
 
 
+@pytest.mark.parametrize("on", [True, False])
+def test_activation_checkpointing_reaches_both_trainers(on, tmp_path):
+    """sft/dpo.activation_checkpointing under the name the installed transformers takes (5.22: gradient_...)."""
+    from transformers import TrainingArguments
+
+    from oakdpo.dpo import base_dpo_args
+    from oakdpo.training import sft_args
+
+    name = "activation_checkpointing" if "activation_checkpointing" in TrainingArguments.__dataclass_fields__ \
+        else "gradient_checkpointing"
+    cfg = load_config(ROOT / "configs" / "training.yaml", [f"sft.activation_checkpointing={str(on).lower()}",
+                                                            f"dpo.activation_checkpointing={str(on).lower()}",
+                                                            "sft.report_to=none", "dpo.report_to=none"])
+    assert getattr(sft_args(cfg, tmp_path / "sft"), name) is on
+    assert getattr(base_dpo_args(cfg, tmp_path), name) is on
+
+
 def test_small_dpo_run_with_training_yaml_updates_and_warns(qwen2_standin, tmp_path, capsys):
     from safetensors.torch import load_file
 

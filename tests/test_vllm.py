@@ -234,3 +234,65 @@ def test_loop_evaluates_the_trained_policy_through_vllm(tmp_path, tiny_model_dir
     assert seen[0] == (str(tiny_model_dir), cfg.generation.temperature)  # sampling from the SFT policy
     assert seen[-1] == (str(out / "dpo" / "iter_0"), 0.0)  # greedy evaluation of the trained policy
     assert len(seen) == 2
+
+
+@pytest.fixture
+def real_vllm():
+    """The installed vLLM's classes, imported before fake_vllm replaces the module; skips where none is (CI)."""
+    vllm = pytest.importorskip("vllm")
+    from vllm.engine.arg_utils import EngineArgs
+    from vllm.lora.request import LoRARequest
+
+    return types.SimpleNamespace(LLM=vllm.LLM, SamplingParams=vllm.SamplingParams, EngineArgs=EngineArgs,
+                                 LoRARequest=LoRARequest)
+
+
+def test_the_calls_fit_the_installed_vllm(real_vllm, fake_vllm, adapters, tiny_model_dir, tmp_path, monkeypatch):
+    """Where vLLM is installed (the vllm extra), every argument the backend passes is one vLLM's own classes take:
+    the engine's keywords are LLM's or EngineArgs' fields, the sampling settings of both the greedy and the sampled
+    path build a real SamplingParams, and the LoRA request a real LoRARequest."""
+    import dataclasses
+    import inspect
+
+    from oakdpo.generation import generate_traces
+    from oakdpo.model import load_policy
+    from oakdpo.tasks.prontoqa.generator import generate_problems
+
+    import shutil
+
+    made = []
+    monkeypatch.setattr(sys.modules["vllm"], "SamplingParams", lambda **kw: made.append(kw) or FakeParams(**kw))
+    with_defaults = tmp_path / "with_defaults"  # a checkpoint whose generation_config sets top_k and a penalty
+    shutil.copytree(tiny_model_dir, with_defaults)
+    (with_defaults / "generation_config.json").write_text(json.dumps(
+        {"do_sample": True, "top_k": 5, "top_p": 0.9, "repetition_penalty": 1.1}))
+    faked, torch.cuda.is_available = torch.cuda.is_available, REAL_CUDA
+    try:
+        policies = [load_policy(tiny_model_dir), load_policy(with_defaults)]
+    finally:
+        torch.cuda.is_available = faked
+    problems = generate_problems(2, 2, seed=4)
+    for (model, tok), cfg in zip(policies, (GenerationConfig(backend="vllm"),
+                                            GenerationConfig(backend="vllm", use_model_defaults=True))):
+        generate_traces(model, tok, problems, 1, cfg, do_sample=True, progress=False)
+        generate_traces(model, tok, problems, 1, cfg, do_sample=False, progress=False)
+    vllm_backend.generate(_policy(adapters[0]), [([1, 5], 1)], SAMPLING, GenerationConfig())
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    vllm_backend.shutdown()
+    vllm_backend.generate(_policy(tiny_model_dir), [([1, 5], 1)], SAMPLING, GenerationConfig())
+
+    llm_params = set(inspect.signature(real_vllm.LLM.__init__).parameters)
+    engine_fields = {f.name for f in dataclasses.fields(real_vllm.EngineArgs)}
+    inits = [e[1] for e in EVENTS if e[0] == "init"]
+    assert any("enable_lora" in k for k in inits) and any("distributed_executor_backend" in k for k in inits)
+    for kwargs in inits:
+        assert set(kwargs) <= llm_params | engine_fields, set(kwargs) - llm_params - engine_fields
+    assert {kw["temperature"] for kw in made} == {0.0, 1.0}
+    assert any(kw.get("top_k") == 5 and kw["repetition_penalty"] == 1.1 for kw in made)
+    for kw in made:
+        real_vllm.SamplingParams(**kw)  # vLLM validates its fields here
+    lora = next(e for e in EVENTS if e[0] == "generate" and e[2])
+    real_vllm.LoRARequest("policy-1", lora[2], str(adapters[0]))
+    inspect.signature(real_vllm.LLM.generate).bind(None, [], [], lora_request=None, use_tqdm=False)
+    inspect.signature(real_vllm.LLM.sleep).bind(None, level=1)
+    inspect.signature(real_vllm.LLM.wake_up).bind(None)

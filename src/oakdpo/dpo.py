@@ -50,7 +50,7 @@ def base_dpo_args(cfg: Config, output_dir: str | Path):
         max_length=d.max_length,
         warmup_steps=d.warmup_ratio,  # a float < 1 is a ratio of total steps
         lr_scheduler_type=d.lr_scheduler,
-        activation_checkpointing=d.activation_checkpointing,
+        **trainers.recompute_args(d.activation_checkpointing),
         logging_steps=d.logging_steps,
         report_to=trainers.report_to(d.report_to, "dpo.report_to"),
         seed=d.seed,

@@ -630,17 +630,26 @@ def _mask(allowed: torch.Tensor, model) -> torch.Tensor:
                                                                                       torch.finfo(dtype).min)
 
 
-def _forward_kwargs(model) -> dict:
-    """logits_to_keep=1 where the model takes it: the prefill then projects only each row's last position onto the
-    vocabulary (128k columns on Llama 3). A PEFT model's forward passes it on to its base model's."""
+def _forward_kwargs(model, cache) -> dict:
+    """The slot cache under the name the model's forward takes (`cache` from transformers 5.24 on,
+    `past_key_values` before), and logits_to_keep=1 where it takes that: the prefill then projects only each row's
+    last position onto the vocabulary (128k columns on Llama 3). A PEFT model's forward passes both on to its base
+    model's."""
     import inspect
 
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    try:
-        params = inspect.signature(base.forward).parameters
-    except (TypeError, ValueError):
-        return {}
-    return {"logits_to_keep": 1} if "logits_to_keep" in params else {}
+    params = {}
+    for cls in type(base).__mro__:  # past a subclass's forward(*args, **kwargs) to the one that names them
+        try:
+            params = inspect.signature(cls.__dict__["forward"]).parameters
+        except (KeyError, TypeError, ValueError):
+            continue
+        if "cache" in params or "past_key_values" in params:
+            break
+    extra = {"past_key_values" if "past_key_values" in params else "cache": cache}
+    if "logits_to_keep" in params:
+        extra["logits_to_keep"] = 1
+    return extra
 
 
 def _decode_slots(model, tokenizer, todo, prompt_ids, uniforms, gc, batch_size, finished, lookup=None):
@@ -650,7 +659,7 @@ def _decode_slots(model, tokenizer, todo, prompt_ids, uniforms, gc, batch_size, 
     longest = max(len(prompt_ids[i]) for i, _ in todo)
     cache = _SlotCache(min(batch_size, len(todo)), longest + gc.max_new_tokens)
     stop = StopCheck(tokenizer, gc.eos_token_id)
-    extra = _forward_kwargs(model)
+    extra = _forward_kwargs(model, cache)
     penalty = gc.repetition_penalty != 1.0
     waiting = deque(todo)  # problem by problem: a problem's samples share one prefill
     rows: list[dict] = []  # active rows; row r lives in slot r
@@ -662,7 +671,7 @@ def _decode_slots(model, tokenizer, todo, prompt_ids, uniforms, gc, batch_size, 
         allowed = torch.ones(n, n, dtype=torch.bool, device=device).tril_().unsqueeze(0)
         cache.start_prefill()
         out = model(input_ids=ids, position_ids=torch.arange(n, device=device).unsqueeze(0),
-                    attention_mask=_mask(allowed, model), cache=cache, use_cache=True, **extra)
+                    attention_mask=_mask(allowed, model), use_cache=True, **extra)
         kv = cache.end_prefill()
         if len(kv) != len(cache.keys) or not kv:
             raise RuntimeError("the model did not use the slot KV cache")
@@ -697,7 +706,7 @@ def _decode_slots(model, tokenizer, todo, prompt_ids, uniforms, gc, batch_size, 
         allowed = (torch.arange(cache.width, device=device).unsqueeze(0) <= pos.unsqueeze(1)).unsqueeze(1)
         ids = torch.tensor([[r["tokens"][-1]] for r in rows], device=device)
         out = model(input_ids=ids, position_ids=pos.unsqueeze(1), attention_mask=_mask(allowed, model),
-                    cache=cache, use_cache=True, **extra)
+                    use_cache=True, **extra)
         u = torch.tensor([r["u"][len(r["tokens"])] for r in rows])
         history = [prompt_ids[r["key"][0]] + r["tokens"] for r in rows] if penalty else None
         logits = out.logits[:, -1, :]

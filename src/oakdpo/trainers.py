@@ -109,6 +109,15 @@ def safe_warmup(name: str, n_examples: int, batch_size: int, grad_accum: int, ep
     return warmup
 
 
+def recompute_args(enabled: bool) -> dict:
+    """TrainingArguments' activation recomputation: `activation_checkpointing` from transformers 5.23 on,
+    `gradient_checkpointing` before (the vllm extra's 5.20.2)."""
+    from transformers import TrainingArguments
+
+    fields = TrainingArguments.__dataclass_fields__
+    return {"activation_checkpointing" if "activation_checkpointing" in fields else "gradient_checkpointing": enabled}
+
+
 def checkpoint_args(save_steps: int) -> dict:
     """TrainingArguments for resumable stages: a checkpoint every `save_steps` optimizer steps, the last one kept."""
     if save_steps <= 0:

@@ -144,7 +144,7 @@ def sft_args(cfg: Config, out_dir: str | os.PathLike, n_rows: int | None = None)
         warmup_steps=warmup,  # a float in [0, 1) is a ratio of the total steps
         weight_decay=s.weight_decay,
         lr_scheduler_type=s.lr_scheduler,
-        activation_checkpointing=s.activation_checkpointing,
+        **trainers.recompute_args(s.activation_checkpointing),
         logging_steps=s.logging_steps,
         report_to=trainers.report_to(s.report_to, "sft.report_to"),
         seed=s.seed,

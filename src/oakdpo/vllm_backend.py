@@ -1,5 +1,5 @@
-"""The vLLM generation backend (generation.backend: vllm; a CUDA GPU and a vLLM release that runs with the pinned
-transformers: vllm 0.33.0, the newest, requires transformers<5.21, so none does yet; see README).
+"""The vLLM generation backend (generation.backend: vllm; a CUDA GPU and the `vllm` extra, vllm 0.33.0, whose LLM,
+SamplingParams and LoRARequest take the arguments below, as 0.34.0's do).
 
 Lifecycle, so that one GPU holds one copy of the weights at a time:
 - The engine loads the checkpoint folder the policy came from (load_policy records it); a LoRA policy's adapter
@@ -42,8 +42,8 @@ def _import_vllm():
         import vllm
         from vllm.lora.request import LoRARequest
     except ImportError:
-        raise UserError("generation.backend=vllm: vllm is not installed (it needs a release that supports "
-                        "transformers 5.24, on a GPU machine); set generation.backend=hf") from None
+        raise UserError("generation.backend=vllm: vllm is not installed (pip install -e '.[vllm]' on a CUDA "
+                        "machine); set generation.backend=hf") from None
     return vllm, LoRARequest
 
 
