@@ -469,7 +469,7 @@ def test_verify_command_imports_no_model_library(tmp_path, problems):
 
 def test_generate_command_imports_only_what_it_uses(tmp_path, tiny_dir, problems):
     write_problems(tmp_path / "p.jsonl", problems)
-    # transformers before 5.21 imports sklearn with its own generation module; that one is not ours to avoid
+    # transformers 5.20 (the vllm extra's) imports sklearn with its own generation module: not ours to avoid
     own = subprocess.run([sys.executable, "-c", "import sys, transformers.generation.utils; "
                           "print('sklearn' in sys.modules)"], capture_output=True, text=True)
     unused = {"z3", "trl", "peft", "datasets"} | ({"sklearn"} if own.stdout.strip() == "False" else set())

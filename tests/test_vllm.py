@@ -253,15 +253,16 @@ def test_the_calls_fit_the_installed_vllm(real_vllm, fake_vllm, adapters, tiny_m
     path build a real SamplingParams, and the LoRA request a real LoRARequest."""
     import dataclasses
     import inspect
+    import shutil
 
     from oakdpo.generation import generate_traces
     from oakdpo.model import load_policy
     from oakdpo.tasks.prontoqa.generator import generate_problems
 
-    import shutil
-
-    made = []
+    made, requests = [], []
     monkeypatch.setattr(sys.modules["vllm"], "SamplingParams", lambda **kw: made.append(kw) or FakeParams(**kw))
+    monkeypatch.setattr(sys.modules["vllm.lora.request"], "LoRARequest",
+                        lambda *a, **kw: requests.append((a, kw)) or FakeLoRARequest(*a, **kw))
     with_defaults = tmp_path / "with_defaults"  # a checkpoint whose generation_config sets top_k and a penalty
     shutil.copytree(tiny_model_dir, with_defaults)
     (with_defaults / "generation_config.json").write_text(json.dumps(
@@ -291,8 +292,9 @@ def test_the_calls_fit_the_installed_vllm(real_vllm, fake_vllm, adapters, tiny_m
     assert any(kw.get("top_k") == 5 and kw["repetition_penalty"] == 1.1 for kw in made)
     for kw in made:
         real_vllm.SamplingParams(**kw)  # vLLM validates its fields here
-    lora = next(e for e in EVENTS if e[0] == "generate" and e[2])
-    real_vllm.LoRARequest("policy-1", lora[2], str(adapters[0]))
+    assert len(requests) == 1
+    for a, kw in requests:
+        real_vllm.LoRARequest(*a, **kw)
     inspect.signature(real_vllm.LLM.generate).bind(None, [], [], lora_request=None, use_tqdm=False)
     inspect.signature(real_vllm.LLM.sleep).bind(None, level=1)
     inspect.signature(real_vllm.LLM.wake_up).bind(None)
