@@ -70,14 +70,6 @@ def iteration_args(base, output_dir: str | Path, iteration: int):
     return args
 
 
-def _lora_config(cfg: Config):
-    from peft import LoraConfig
-
-    m = cfg.model
-    return LoraConfig(r=m.lora_r, lora_alpha=m.lora_alpha, lora_dropout=m.lora_dropout,
-                      target_modules=list(m.lora_target_modules), task_type="CAUSAL_LM")
-
-
 def _pairs_dataset(pairs: list[dict], path: Path):
     """Write the pairs as a datasets folder on rank 0 and load it on every rank."""
     from datasets import Dataset, load_from_disk
@@ -194,7 +186,9 @@ def run_dpo(model, tokenizer, pairs: list[dict], args, cfg: Config, dataset_dir:
 
     peft_config = None
     if adapter_path is None and cfg.model.lora:
-        peft_config = _lora_config(cfg)
+        from .training import lora_config
+
+        peft_config = lora_config(cfg.model)
 
     from .model import freeze_input_embeddings
 
