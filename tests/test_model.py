@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
 
 from oakdpo import cli
-from oakdpo.config import ModelConfig, load_config
+from oakdpo.config import ModelConfig, load_config, save_config
 from oakdpo.tasks.prontoqa.generator import generate_problems
 from oakdpo.trace import Problem
 from oakdpo.tasks.prontoqa.prompt import build_lookup_prompt as build_prompt
@@ -381,3 +381,17 @@ def test_tiny_default_is_the_same_model_on_one_thread_and_on_two(problems):
         torch.set_num_threads(threads)
     assert torch.get_num_threads() == threads
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+
+
+def test_yes_no_on_off_stay_words_and_only_true_false_are_booleans(tmp_path):
+    # YAML 1.1 reads an unquoted no as false, and `mixed_precision: no` failed with "expected str, got False"
+    cfg = load_config(ROOT / "configs" / "training.yaml", ["model.mixed_precision=no", "model.lora=false"])
+    assert (cfg.model.mixed_precision, cfg.model.lora) == ("no", False)
+    path = tmp_path / "c.yaml"
+    path.write_text("model:\n  mixed_precision: no\n  lora: True\n  name_or_path: off\n")
+    cfg = load_config(path)
+    assert (cfg.model.mixed_precision, cfg.model.lora, cfg.model.name_or_path) == ("no", True, "off")
+    with pytest.raises(UserError, match=re.escape("override: model.lora: expected true/false, got 'yes'")):
+        load_config(None, ["model.lora=yes"])
+    save_config(cfg, tmp_path / "saved.yaml")  # the record of a run reads back the same
+    assert load_config(tmp_path / "saved.yaml").to_dict() == cfg.to_dict()

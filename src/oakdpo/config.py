@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import UnionType
@@ -17,6 +18,23 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 import yaml
 
 from .io import UserError, write_text
+
+
+class _YAMLLoader(yaml.SafeLoader):
+    """yaml.SafeLoader with YAML 1.2's booleans, true and false only. YAML 1.1 also reads an unquoted yes, no, on
+    and off as booleans, which would turn `mixed_precision: no` into false."""
+
+
+_BOOL = "tag:yaml.org,2002:bool"
+_YAMLLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != _BOOL]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_YAMLLoader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+
+
+def read_yaml(text: str):
+    """Parse YAML text as the config files and `--set` values are read (YAML 1.2 booleans)."""
+    return yaml.load(text, Loader=_YAMLLoader)
 
 
 CURRICULUM_DISTRACTOR_MODES = ("random", "keep", "first")  # sft.curriculum_distractor (data.cut_to_proof)
@@ -442,7 +460,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         if not path.is_file():
             raise UserError(f"{path}: config file not found")
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            data = read_yaml(path.read_text(encoding="utf-8")) or {}
         except UnicodeDecodeError:
             raise UserError(f"{path}: not UTF-8 text") from None
         except yaml.YAMLError as e:
@@ -456,7 +474,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         key, raw = item.split("=", 1)
         sec, name = key.split(".", 1)
         try:
-            value = yaml.safe_load(raw)
+            value = read_yaml(raw)
         except yaml.YAMLError:
             raise UserError(f"override '{item}': the value is not valid YAML") from None
         _apply(cfg, {sec: {name: value}}, "override")

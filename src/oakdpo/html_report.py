@@ -139,8 +139,10 @@ def load_run(run_dir: str | Path, problems: list[Problem] | None = None) -> dict
     if (run / "config.yaml").is_file():
         import yaml
 
+        from .config import read_yaml
+
         try:
-            config = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))
+            config = read_yaml((run / "config.yaml").read_text(encoding="utf-8"))
         except yaml.YAMLError:
             config = None
     by_id.update({p.id: p for p in _heldout(run, config or {})})
