@@ -66,6 +66,20 @@ def test_torchrun_two_ranks_gather_and_train(tmp_path, tiny_model_dir, small_pro
     assert (out / "iter_0" / "pairs.jsonl").read_text().count("\n") == 5  # gold vs invalid, every problem
 
 
+@pytest.mark.parametrize("find_unused", [False, None])
+def test_torchrun_lora_dpo_with_and_without_unused_parameter_search(tmp_path, tiny_model_dir, small_problems,
+                                                                     find_unused):
+    # training.yaml's false: a LoRA adapter uses every trainable parameter, so DDP need not search for unused ones;
+    # null leaves transformers' choice, which searches, finds none and says so
+    proc, out = _run(tmp_path, tiny_model_dir, small_problems[:4],
+                     {"model": {"lora": True, "ddp_find_unused_parameters": find_unused}})
+    searched = "find_unused_parameters=True was specified in DDP constructor" in proc.stdout + proc.stderr
+    assert searched is (find_unused is None)
+    state = json.loads((out / "dpo" / "iter_0" / "trainer_state.json").read_text())
+    assert state["global_step"] > 0 and state["log_history"][0]["loss"] > 0
+    assert (out / "dpo" / "iter_0" / "adapter_model.safetensors").is_file()
+
+
 def test_torchrun_fewer_problems_than_ranks_and_no_pairs(tmp_path, tiny_model_dir, small_problems):
     proc, out = _run(tmp_path, tiny_model_dir, small_problems[:1],
                      {"pairs": {"use_gold": False, "min_step_validity_gap": 2.0}})

@@ -120,6 +120,19 @@ def test_activation_checkpointing_reaches_both_trainers(on, tmp_path):
     assert getattr(base_dpo_args(cfg, tmp_path), name) is on
 
 
+@pytest.mark.parametrize("config, override, expected", [
+    ("training.yaml", None, False), ("training.yaml", "model.ddp_find_unused_parameters=true", True),
+    ("tiny.yaml", None, None)])
+def test_ddp_find_unused_parameters_reaches_both_trainers(config, override, expected, tmp_path):
+    from oakdpo.dpo import base_dpo_args
+    from oakdpo.training import sft_args
+
+    cfg = load_config(ROOT / "configs" / config, ["sft.report_to=none", "dpo.report_to=none"] + ([override] if override
+                                                                                                 else []))
+    assert sft_args(cfg, tmp_path / "sft").ddp_find_unused_parameters is expected
+    assert base_dpo_args(cfg, tmp_path).ddp_find_unused_parameters is expected
+
+
 def test_small_dpo_run_with_training_yaml_updates_and_warns(qwen2_standin, tmp_path, capsys):
     from safetensors.torch import load_file
 

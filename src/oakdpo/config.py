@@ -119,6 +119,13 @@ class ModelConfig:
     device: str = _f("auto", "Where generation, evaluation and q-hat run the model: 'auto' (this rank's GPU when "
                      "there is one, else the CPU), 'cpu' or 'cuda'. Training places it through accelerate.",
                      choices=("auto", "cpu", "cuda"))
+    ddp_find_unused_parameters: bool | None = _f(
+        None, "Under DDP (torchrun, accelerate's MULTI_GPU), SFT and DPO: whether DDP looks for trainable parameters "
+        "that got no gradient in a step, one more pass over the autograd graph per step. null: transformers' "
+        "choice, which is on for a LoRA adapter and for all weights without activation checkpointing (and warns "
+        "when it finds none). false: every trainable parameter takes part in every step, as in a dense model or "
+        "its LoRA. true: a mixture of experts whose experts (or their adapters) train. DeepSpeed and FSDP do "
+        "not read it.")
 
 
 @dataclass

@@ -26,9 +26,10 @@ LOGGERS = ("none", "tensorboard", "wandb", "trackio", "mlflow", "comet_ml")
 
 
 def device_args(model_cfg) -> dict:
-    """use_cpu / bf16 / fp16 for TRL's SFT and DPO configs: the CPU when there is no GPU. `model.mixed_precision`
-    'auto' autocasts only on a GPU that has model.dtype's half precision, 'bf16' autocasts to bf16 anywhere (a
-    CPU with AVX512-BF16 runs the tiny model's SFT 1.3x faster: docs/tiny-model.md), 'no' never."""
+    """use_cpu / bf16 / fp16 / ddp_find_unused_parameters for TRL's SFT and DPO configs: the CPU when there is no
+    GPU. `model.mixed_precision` 'auto' autocasts only on a GPU that has model.dtype's half precision, 'bf16'
+    autocasts to bf16 anywhere (a CPU with AVX512-BF16 runs the tiny model's SFT 1.3x faster:
+    docs/tiny-model.md), 'no' never."""
     import torch
 
     cuda = torch.cuda.is_available()
@@ -36,7 +37,8 @@ def device_args(model_cfg) -> dict:
     auto = mode == "auto" and cuda
     return {"use_cpu": not cuda,
             "bf16": mode == "bf16" or (auto and model_cfg.dtype == "bfloat16" and torch.cuda.is_bf16_supported()),
-            "fp16": auto and model_cfg.dtype == "float16"}
+            "fp16": auto and model_cfg.dtype == "float16",
+            "ddp_find_unused_parameters": model_cfg.ddp_find_unused_parameters}
 
 
 @contextmanager
