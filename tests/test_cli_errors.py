@@ -412,7 +412,7 @@ def test_main_hides_the_listed_library_warnings_and_no_other(tmp_path):
         warnings.simplefilter("always")
         out = tmp_path / "p.jsonl"
         assert cli.main(["data", "generate", "--dataset", "prontoqa", "--num", "1", "--seed", "0", "-o", str(out)]) == 0
-        assert model.is_gradient_checkpointing is False  # what TRL and PEFT read; deprecated in transformers 5.23
+        assert model.is_gradient_checkpointing is False  # what TRL and PEFT read (deprecated by transformers)
         warnings.warn("`is_gradient_checkpointing` is deprecated and will be removed in v6.", FutureWarning)
         warnings.warn("`is_gradient_checkpointing` is deprecated", DeprecationWarning)  # another category
         warnings.warn("`something_else` is deprecated", FutureWarning)

@@ -20,7 +20,7 @@ import warnings
 from .io import UserError
 
 # (category, message regex) of warnings raised inside the pinned libraries: TRL 1.16 and PEFT read transformers'
-# `is_gradient_checkpointing`, deprecated in 5.23, on every DPO iteration (three times per iteration with LoRA).
+# deprecated `is_gradient_checkpointing` on every DPO iteration (three times per iteration with LoRA).
 QUIET_WARNINGS = ((FutureWarning, r"`is_gradient_checkpointing` is deprecated"),)
 
 
@@ -28,7 +28,6 @@ def quiet_library_warnings() -> None:
     """Hide the warnings in QUIET_WARNINGS; every other warning is shown as before."""
     for category, message in QUIET_WARNINGS:
         warnings.filterwarnings("ignore", message=message, category=category)
-
 
 
 def _lazy(target: str):
