@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import pytest
@@ -402,20 +401,3 @@ def test_pickle_weights_are_refused(tmp_path, capsys, tiny_model_dir, problems_l
     assert line == (f"error: {model.resolve()}: holds only pickle weights (.bin/.pt), which can run code when loaded; "
                     "convert them to safetensors, or set model.allow_pickle=true if you trust the file")
 
-
-def test_main_hides_the_listed_library_warnings_and_no_other(tmp_path):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    model = LlamaForCausalLM(LlamaConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                                         intermediate_size=32, vocab_size=32))
-    with warnings.catch_warnings(record=True) as seen:
-        warnings.simplefilter("always")
-        out = tmp_path / "p.jsonl"
-        assert cli.main(["data", "generate", "--dataset", "prontoqa", "--num", "1", "--seed", "0", "-o", str(out)]) == 0
-        assert model.is_gradient_checkpointing is False  # what TRL and PEFT read (deprecated by transformers)
-        warnings.warn("`is_gradient_checkpointing` is deprecated and will be removed in v6.", FutureWarning)
-        warnings.warn("`is_gradient_checkpointing` is deprecated", DeprecationWarning)  # another category
-        warnings.warn("`something_else` is deprecated", FutureWarning)
-    assert [(w.category, str(w.message)) for w in seen] == [
-        (DeprecationWarning, "`is_gradient_checkpointing` is deprecated"),
-        (FutureWarning, "`something_else` is deprecated")]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import warnings
 
 import pytest
 import torch
@@ -49,6 +50,29 @@ def _first_loss(out_dir) -> float:
 
 @pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
 def test_reference_is_the_generating_policy(tmp_path, tiny_model_dir, small_problems, lora):
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        _reference_is_the_generating_policy(tmp_path, tiny_model_dir, small_problems, lora)
+    # TRL and PEFT read transformers' deprecated is_gradient_checkpointing (trainers.QUIET_WARNINGS)
+    assert not [w for w in seen if "is_gradient_checkpointing" in str(w.message)]
+
+
+def test_quiet_library_warnings_hides_only_its_list_and_only_while_open():
+    from oakdpo.trainers import quiet_library_warnings
+
+    message = "`is_gradient_checkpointing` is deprecated and will be removed in v6."
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with quiet_library_warnings():
+            warnings.warn(message, FutureWarning)
+            warnings.warn(message, DeprecationWarning)  # another category
+            warnings.warn("`something_else` is deprecated", FutureWarning)
+        warnings.warn(message, FutureWarning)
+    assert [(w.category, str(w.message)) for w in seen] == [
+        (DeprecationWarning, message), (FutureWarning, "`something_else` is deprecated"), (FutureWarning, message)]
+
+
+def _reference_is_the_generating_policy(tmp_path, tiny_model_dir, small_problems, lora):
     cfg = _cfg(lora)
     pairs = _pairs(small_problems[:8])
     base = base_dpo_args(cfg, tmp_path)

@@ -6,8 +6,6 @@ or transformers. Modules whose import is cheap (data, export, verify, html_repor
 subcommands.
 
 Errors in user input raise `UserError`; main() prints them as one line `error: ...` and exits with code 2.
-main() also hides the library warnings listed in QUIET_WARNINGS, which the pinned releases raise at each other and
-a user cannot act on.
 """
 
 from __future__ import annotations
@@ -15,19 +13,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-import warnings
 
 from .io import UserError
 
-# (category, message regex) of warnings raised inside the pinned libraries: TRL 1.16 and PEFT read transformers'
-# deprecated `is_gradient_checkpointing` on every DPO iteration (three times per iteration with LoRA).
-QUIET_WARNINGS = ((FutureWarning, r"`is_gradient_checkpointing` is deprecated"),)
-
-
-def quiet_library_warnings() -> None:
-    """Hide the warnings in QUIET_WARNINGS; every other warning is shown as before."""
-    for category, message in QUIET_WARNINGS:
-        warnings.filterwarnings("ignore", message=message, category=category)
 
 
 def _lazy(target: str):
@@ -136,7 +124,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    quiet_library_warnings()
     try:
         rc = args.func(args)
     except UserError as e:

@@ -198,7 +198,8 @@ def run_dpo(model, tokenizer, pairs: list[dict], args, cfg: Config, dataset_dir:
                                              args.gradient_accumulation_steps, args.num_train_epochs,
                                              args.warmup_steps, what="pairs")
     dataset = _pairs_dataset(fits, Path(dataset_dir))
-    with trainers.labelled_positions_only():  # the reference log-probs are computed when the trainer is built
+    # both open while the trainer is built too: it computes the reference log-probs there
+    with trainers.labelled_positions_only(), trainers.quiet_library_warnings():
         trainer = _trainer_class(framing.completion_suffix_ids())(
             model=model, ref_model=None, args=args, train_dataset=dataset, processing_class=tokenizer,
             peft_config=peft_config, callbacks=[trainers.hygiene_callback("dpo")])

@@ -18,6 +18,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from . import dist
 from .config import ModelConfig
 from .io import UserError, atomic_folder
+from .trainers import quiet_library_warnings
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -152,8 +153,9 @@ def load_policy(path: str | os.PathLike, model_cfg: ModelConfig | None = None, *
 
             # ZeRO-3 gathers parameters in the dtype of the first one: PEFT's float32 adapter on a bf16 base fails
             # at the first optimizer step (TRL does the same for a new adapter; trl#6089, DeepSpeed#8072).
-            model = PeftModel.from_pretrained(model, folder, is_trainable=for_training, local_files_only=True,
-                                              autocast_adapter_dtype=not (for_training and dist.zero3()))
+            with quiet_library_warnings():
+                model = PeftModel.from_pretrained(model, folder, is_trainable=for_training, local_files_only=True,
+                                                  autocast_adapter_dtype=not (for_training and dist.zero3()))
             if not for_training:
                 model = model.merge_and_unload()
     except Exception as e:  # OSError, ValueError, SafetensorError (a truncated file), ...: one line naming the folder

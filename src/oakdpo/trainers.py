@@ -16,6 +16,7 @@ import math
 import os
 import re
 import shutil
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -39,6 +40,22 @@ def device_args(model_cfg) -> dict:
             "bf16": mode == "bf16" or (auto and model_cfg.dtype == "bfloat16" and torch.cuda.is_bf16_supported()),
             "fp16": auto and model_cfg.dtype == "float16",
             "ddp_find_unused_parameters": model_cfg.ddp_find_unused_parameters}
+
+
+# (category, message regex) of warnings the pinned libraries raise at each other, which a user cannot act on:
+# TRL 1.16 and PEFT read transformers' deprecated `is_gradient_checkpointing`, once per DPO iteration with all
+# weights and three times with LoRA.
+QUIET_WARNINGS = ((FutureWarning, r"`is_gradient_checkpointing` is deprecated"),)
+
+
+@contextmanager
+def quiet_library_warnings():
+    """While open, hide the warnings in QUIET_WARNINGS; every other warning shows as before, and the filters are
+    restored on exit."""
+    with warnings.catch_warnings():
+        for category, message in QUIET_WARNINGS:
+            warnings.filterwarnings("ignore", message=message, category=category)
+        yield
 
 
 @contextmanager
