@@ -43,8 +43,8 @@ def device_args(model_cfg) -> dict:
 
 
 # (category, message regex) of warnings the pinned libraries raise at each other, which a user cannot act on:
-# TRL 1.16 and PEFT read transformers' deprecated `is_gradient_checkpointing`, once per DPO iteration with all
-# weights and three times with LoRA.
+# TRL 1.16 and PEFT read transformers' deprecated `is_gradient_checkpointing`: SFT with LoRA, and each DPO
+# iteration (three times with LoRA).
 QUIET_WARNINGS = ((FutureWarning, r"`is_gradient_checkpointing` is deprecated"),)
 
 
