@@ -1,5 +1,6 @@
 """What SFT and DPO share around TRL's trainers: device flags, the positions TRL's LM head projects on the CPU,
-where logs go, a schedule that always updates, checkpoints a rerun resumes from, and an atomic final save.
+where logs go, a schedule that always updates, checkpoints a rerun resumes from, an atomic final save, and the one
+library warning they hide (QUIET_WARNINGS).
 
 - Logs (tensorboard, wandb) go to OUT/logs/<stage>, never inside a model folder that a rerun replaces.
 - A schedule whose only optimizer step would fall in warmup (learning rate 0), or fewer examples than one
