@@ -400,4 +400,3 @@ def test_pickle_weights_are_refused(tmp_path, capsys, tiny_model_dir, problems_l
                      capsys)
     assert line == (f"error: {model.resolve()}: holds only pickle weights (.bin/.pt), which can run code when loaded; "
                     "convert them to safetensors, or set model.allow_pickle=true if you trust the file")
-
