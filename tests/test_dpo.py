@@ -10,6 +10,7 @@ import warnings
 import pytest
 import torch
 
+from oakdpo import trainers
 from oakdpo.config import Config
 from oakdpo.dpo import base_dpo_args, iteration_args, run_dpo
 from oakdpo.tasks.prontoqa.prompt import build_lookup_prompt as build_prompt
@@ -146,7 +147,8 @@ def test_dpo_weight_zero_trains_the_sft_term_alone(tmp_path, tiny_model_dir, sma
     assert largest_difference(c, d) > 1e-3
 
 
-def test_trained_model_in_bf16_autocast_is_returned_as_saved(tmp_path, tiny_model_dir, small_problems):
+def test_trained_model_in_bf16_autocast_is_returned_as_saved(tmp_path, tiny_model_dir, small_problems, monkeypatch):
+    monkeypatch.setattr(trainers, "native_bf16", lambda cuda: True)  # autocast on any CPU, emulated where need be
     # model.mixed_precision=bf16 trains under autocast; the model run_dpo returns (the loop evaluates it) must
     # compute what the saved float32 folder computes, not keep accelerate's autocast wrapper on its forward.
     cfg = _cfg(False)

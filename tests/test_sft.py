@@ -19,7 +19,7 @@ from oakdpo.tasks.prontoqa.prompt import build_lookup_prompt as build_prompt
 from oakdpo.tasks.prontoqa.gold import gold_trace
 from oakdpo.generation import generate_traces
 from oakdpo.tiny import build_corpus, init_tiny_model
-from oakdpo import training
+from oakdpo import trainers, training
 from oakdpo.model import load_policy
 from oakdpo.training import distinct_dataset, in_training_order, run_sft, sft_args, sft_dataset, training_rows
 
@@ -136,15 +136,30 @@ def test_run_sft_trains_saves_and_reloads(tiny_dir, problems, tmp_path):
     assert len(traces) == 2 and all(t["num_tokens"] >= 1 for t in traces)
 
 
-@pytest.mark.parametrize("mode,bf16", [("auto", False), ("no", False), ("bf16", True)])
-def test_mixed_precision_sets_trl_flags(mode, bf16, tmp_path):
+@pytest.mark.parametrize("mode,hardware,bf16", [("auto", True, False), ("no", True, False), ("bf16", True, True),
+                                                ("bf16", False, False)])
+def test_mixed_precision_sets_trl_flags(mode, hardware, bf16, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(trainers, "native_bf16", lambda cuda: hardware)
+    trainers._note_emulated_bf16.cache_clear()
     cfg = _cfg()
     cfg.model.mixed_precision = mode  # model.dtype float32: 'auto' never autocasts it
     args = sft_args(cfg, tmp_path)
     assert (args.bf16, args.fp16, args.use_cpu) == (bf16, False, not torch.cuda.is_available())
+    sft_args(cfg, tmp_path / "again")
+    # bf16 where it would be emulated (12x slower on an AVX2 CPU) trains in model.dtype, said once per process
+    notes = [line for line in capsys.readouterr().out.splitlines() if "no bf16 hardware" in line]
+    assert len(notes) == (mode == "bf16" and not hardware)
 
 
-def test_run_sft_in_bf16_autocast_keeps_float32_weights(tiny_dir, problems, tmp_path):
+def test_native_bf16_on_a_cpu_is_avx512_bf16_or_amx(monkeypatch):
+    for avx512_bf16, amx, native in [(False, False, False), (True, False, True), (False, True, True)]:
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+        assert trainers.native_bf16(False) is native
+
+
+def test_run_sft_in_bf16_autocast_keeps_float32_weights(tiny_dir, problems, tmp_path, monkeypatch):
+    monkeypatch.setattr(trainers, "native_bf16", lambda cuda: True)  # autocast on any CPU, emulated where need be
     cfg = _cfg()
     cfg.model.mixed_precision = "bf16"
     out = tmp_path / "sft"
@@ -162,7 +177,7 @@ def _restart_cfg(**sft) -> Config:
 def _learns_nothing(monkeypatch, run: int) -> None:
     """Have SFT's run `run` (0: the first, k: restart k) train at learning rate 0, so its loss at the check is the
     highest."""
-    from oakdpo import training
+    from oakdpo import trainers, training
 
     real = training.restart_config
 

@@ -100,8 +100,9 @@ class ModelConfig:
                     "GPU; for bf16 autocast with float32 weights see mixed_precision).")
     mixed_precision: str = _f("auto", "Autocast of SFT and DPO steps (TRL's bf16/fp16 flags; the weights stay in "
                               "`dtype`). 'auto': half precision on a GPU that has model.dtype's; 'no': none; "
-                              "'bf16': bf16 autocast on any device, the CPU included (fast only on CPUs with "
-                              "AVX512-BF16 or AMX). Generation, evaluation and q-hat run in `dtype`.",
+                              "'bf16': bf16 autocast on any device with bf16 hardware, the CPU "
+                              "included (AVX512-BF16 or AMX); where bf16 would be emulated (12x slower on an "
+                              "AVX2 CPU), none, said on one line. Generation, evaluation and q-hat run in `dtype`.",
                               choices=("auto", "no", "bf16"))
     attn_implementation: str = _f("auto", "transformers' attention kernel wherever the model is loaded: 'auto' "
                                   "(transformers' default, sdpa), 'eager', 'sdpa', 'flash_attention_2', ... For "
