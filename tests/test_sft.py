@@ -177,7 +177,7 @@ def _restart_cfg(**sft) -> Config:
 def _learns_nothing(monkeypatch, run: int) -> None:
     """Have SFT's run `run` (0: the first, k: restart k) train at learning rate 0, so its loss at the check is the
     highest."""
-    from oakdpo import trainers, training
+    from oakdpo import training
 
     real = training.restart_config
 
