@@ -168,8 +168,10 @@ def compare(paths: list[str]) -> None:
               + " ".join(f"{_pct(r['cells'][i]['trace_validity']):>10s}" for r in runs))
     print(f"{'grid mean':>38s} " + " ".join(f"{_pct(r['grid']['mean_trace_validity']):>10s}" for r in runs))
     print(f"{'worst cell':>38s} " + " ".join(f"{_pct(r['grid']['min_trace_validity']):>10s}" for r in runs))
-    for name in runs[0]["shared"]:
-        print(f"{name:>38s} " + " ".join(f"{_pct(r['shared'][name]['trace_validity']):>10s}" for r in runs))
+    shared = list(dict.fromkeys(name for r in runs for name in r["shared"]))  # a run with --shared '' has none
+    for name in shared:
+        cols = [_pct(r["shared"][name]["trace_validity"]) if name in r["shared"] else "-" for r in runs]
+        print(f"{name:>38s} " + " ".join(f"{c:>10s}" for c in cols))
     for name, r in zip(names[1:], runs[1:]):
         pair = paired(runs[0], r)
         if pair is None:

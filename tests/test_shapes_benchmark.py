@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -64,6 +65,12 @@ def test_run_records_the_grids_invalid_ids_and_compare_prints_the_pairing(shapes
     assert "loop against sft, grid problems: 2 mended, 1 broken (sign test p = 1)" in out
     assert "other_grid against sft: not paired" in out
     assert "all_valid against sft, grid problems: 16 mended, 0 broken (sign test p = 3.1e-05)" in out
+
+    # a run with shared files beside one without (--shared ''): the missing column is '-'
+    e = tmp_path / "with_shared.json"
+    e.write_text(json.dumps({**r, "shared": {"5hop.json": {"trace_validity": 0.98}}}))
+    shapes.compare([str(a), str(e)])
+    assert re.search(r"5hop\.json +- +98\.0%", capsys.readouterr().out)
 
 
 @pytest.mark.parametrize("text, message", [(None, "not a readable JSON result file"),
