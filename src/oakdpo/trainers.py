@@ -60,7 +60,7 @@ def device_args(model_cfg) -> dict:
     if mode == "bf16" and not bf16:
         _note_emulated_bf16()
     return {"use_cpu": not cuda,
-            "bf16": bf16 or (auto and model_cfg.dtype == "bfloat16" and torch.cuda.is_bf16_supported()),
+            "bf16": bf16 or (auto and model_cfg.dtype == "bfloat16" and native_bf16(cuda)),
             "fp16": auto and model_cfg.dtype == "float16",
             "ddp_find_unused_parameters": model_cfg.ddp_find_unused_parameters}
 
