@@ -346,12 +346,12 @@ def _train_sft(cfg: Config, problems: list[Problem], model_path, out_dir: Path, 
     with trainers.quiet_library_warnings():
         trainer = SFTTrainer(model=model, args=sft_args(cfg, out_dir, len(order)), train_dataset=distinct,
                              processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks)
-    trainer.train_dataset = in_training_order(trainer.train_dataset, order)
-    resume = trainers.latest_checkpoint(out_dir)
-    if resume is not None:
-        dist.print0(f"sft: resuming from {resume} (step {resume.name.split('-')[-1]})")
-    with trainers.labelled_positions_only(), trainers.quiet_library_warnings():
-        result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+        trainer.train_dataset = in_training_order(trainer.train_dataset, order)
+        resume = trainers.latest_checkpoint(out_dir)
+        if resume is not None:
+            dist.print0(f"sft: resuming from {resume} (step {resume.name.split('-')[-1]})")
+        with trainers.labelled_positions_only():
+            result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     import pyarrow.compute as pc
 
     tokens = pc.sum(pc.list_value_length(trainer.train_dataset.with_format("arrow")["input_ids"])).as_py()
